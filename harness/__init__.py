@@ -1,0 +1,1 @@
+"""Evaluation harness for object-aware self-supervised pretraining."""

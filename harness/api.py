@@ -1,0 +1,128 @@
+"""The contracts between the engine, method plugins and tasks.
+
+Importing this module is cheap (no torch): the CLI's fast paths use it.
+
+A *method* declares recipes and an ordered list of stages. Each stage runs as one
+resumable unit in its own process, writes its artifacts into ``ctx.workdir`` and may
+read earlier stages' artifacts from ``ctx.upstream[stage_name]``. The last stage writes
+``backbone.pth`` (torchvision ResNet state dict without ``fc``) and ``backbone.json``
+into its workdir (see :mod:`harness.checkpoints`).
+
+A *task* reads that backbone, evaluates it and returns a :class:`TaskResult`. Methods
+never import tasks and tasks never import methods.
+"""
+from __future__ import annotations
+
+import abc
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+BACKBONE_FILE = "backbone.pth"
+BACKBONE_META = "backbone.json"
+
+
+@dataclass
+class Progress:
+    """Writes ``progress.json`` in a unit's workdir (rate-limited); the runner polls it."""
+
+    path: Path | None
+    min_interval_s: float = 0.5
+    _last: float = 0.0
+
+    def __call__(self, step: int, total: int, **info: Any) -> None:
+        now = time.monotonic()
+        if self.path is None or (now - self._last < self.min_interval_s and step < total):
+            return
+        self._last = now
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"step": int(step), "total": int(total), "time": time.time(), **info}))
+        os.replace(tmp, self.path)
+
+
+@dataclass
+class UnitContext:
+    """What every unit (stage or task) receives in its process."""
+
+    name: str
+    cfg: dict[str, Any]
+    workdir: Path
+    data_root: Path
+    seed: int
+    device: str
+    preset: str
+    progress: Callable[..., None] = field(default_factory=lambda: Progress(None))
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("harness.unit"))
+    world: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageContext(UnitContext):
+    """A method stage. ``upstream`` maps each earlier stage name to its workdir."""
+
+    method: str = ""
+    recipe: str = ""
+    upstream: dict[str, Path] = field(default_factory=dict)
+    config_hash: str = ""
+
+
+@dataclass
+class TaskContext(UnitContext):
+    """A downstream task. ``backbone`` is the exported backbone file of the method."""
+
+    task: str = ""
+    backbone: Path = Path()
+    backbone_meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskResult:
+    """Named metrics (percentages where the field uses them) and their direction."""
+
+    metrics: dict[str, float]
+    higher_is_better: dict[str, bool]
+    dataset: dict[str, Any] = field(default_factory=dict)  # name, split, fingerprint, size
+    framework: dict[str, Any] = field(default_factory=dict)  # name, versions
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Stage:
+    """One stage of a method. ``run`` executes inside the unit's process; give it as a
+    ``"module:function"`` string so that planning never imports torch."""
+
+    name: str
+    run: str | Callable[[StageContext], dict[str, Any]]
+    version: str = "1"
+    exports_backbone: bool = False
+
+
+class Method(abc.ABC):
+    """Base class of method plugins.
+
+    Recipes are YAML files ``recipes/<name>.yaml`` next to the plugin's module (or a
+    ``recipes`` dict on the class). ``stages(cfg)`` returns the stages for a resolved
+    recipe; the last one must export the backbone.
+    """
+
+    name: str = ""
+    recipes: dict[str, dict[str, Any]] | None = None
+
+    @abc.abstractmethod
+    def stages(self, cfg: dict[str, Any]) -> list[Stage]:
+        """The ordered stages for a resolved recipe."""
+
+
+class Task(abc.ABC):
+    """Base class of downstream tasks; name and version come from the task catalog."""
+
+    name: str = ""
+    version: str = "1"
+
+    @abc.abstractmethod
+    def run(self, ctx: TaskContext) -> TaskResult:
+        """Evaluate ``ctx.backbone`` and return its metrics."""

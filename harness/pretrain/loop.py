@@ -1,0 +1,323 @@
+"""The pretraining loop shared by every method: :func:`train`.
+
+Contract with the model (an ``nn.Module``):
+
+- ``model(batch) -> dict[str, Tensor]`` with a scalar ``"loss"``; every other scalar
+  entry is averaged over the log window and written to ``train_log.jsonl``. ``batch`` is
+  what the batch function returned, plus ``"step"`` (int) and ``"rng"`` (the step's
+  :class:`~harness.pretrain.augment.StepRNG`, for any randomness the model needs).
+- optional ``model.after_step(step, total_steps)``: called after every optimiser step
+  (momentum / EMA target updates).
+- optional ``model.param_groups() -> list[dict]``: custom optimiser groups
+  (``lr_mult``, ``weight_decay`` per group).
+- momentum encoders, queues and EMA targets must be submodules/buffers so that they are
+  part of ``state_dict()`` (and thus checkpointed).
+
+Contract with the batch function: ``batch_fn(raw: RawBatch, rng: StepRNG) -> dict`` turns
+a padded uint8 batch (already on the device) into model inputs, under ``torch.no_grad``;
+:class:`~harness.pretrain.augment.TwoViewBatch` is the default two-view augmentation.
+
+What the loop guarantees:
+
+- per-step lr (:mod:`harness.pretrain.optim`), ``ctx.progress(step, total)``;
+- checkpoint ``checkpoint.pt`` every ``checkpoint_every`` steps and at the end, written
+  atomically (temp file + ``os.replace``), by rank 0, never from a non-finite state;
+- exact resume from that checkpoint: model (incl. queues/targets), optimiser, step (data
+  order and augmentation are functions of ``(seed, step)``), torch/numpy/python RNGs;
+- a non-finite loss raises :class:`NonFiniteLossError` naming the step;
+- on CUDA: bf16 autocast and channels_last (configurable); under torchrun: DDP with
+  SyncBatchNorm (CUDA only; on CPU/gloo each rank keeps its own BN statistics).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+
+from harness.api import StageContext
+from harness.errors import CheckpointError, ConfigError, HarnessError
+from harness.pretrain import dist
+from harness.pretrain.augment import StepRNG
+from harness.pretrain.data import RawBatch, StepSampler, collate
+from harness.pretrain.optim import OptimConfig, build_optimizer, lr_at, set_lr
+
+CHECKPOINT_FILE = "checkpoint.pt"
+LOG_FILE = "train_log.jsonl"
+_FORMAT = 1
+
+BatchFn = Callable[[RawBatch, StepRNG], dict[str, Any]]
+
+
+class NonFiniteLossError(HarnessError):
+    """The loss became NaN or infinite; the state of that step is never checkpointed."""
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Everything the loop needs from a recipe (see :meth:`from_recipe`).
+
+    ``batch_size`` is global (split over DDP ranks). ``checkpoint_every``: steps between
+    checkpoints (0 = only at the end). ``log_every``: steps per log record.
+    """
+
+    epochs: int
+    batch_size: int
+    optim: OptimConfig = OptimConfig()
+    checkpoint_every: int = 0
+    log_every: int = 10
+    num_workers: int = 0
+    amp: bool = True
+    channels_last: bool = True
+    sync_bn: bool = True
+    grad_clip: float | None = None
+    find_unused_parameters: bool = False
+
+    @classmethod
+    def from_recipe(cls, recipe: dict[str, Any]) -> "LoopConfig":
+        """Read top-level ``epochs``/``batch_size``, sections ``optimizer``, ``schedule``,
+        ``loop`` (the other fields of this class) and ``data.num_workers``."""
+        for key in ("epochs", "batch_size"):
+            if key not in recipe:
+                raise ConfigError(f"recipe has no top-level {key!r}")
+        loop = dict(recipe.get("loop") or {})
+        known = {"checkpoint_every", "log_every", "amp", "channels_last", "sync_bn", "grad_clip",
+                 "find_unused_parameters"}
+        if set(loop) - known:
+            raise ConfigError(f"unknown key(s) in recipe section 'loop': {sorted(set(loop) - known)}; "
+                              f"known: {sorted(known)}")
+        cfg = cls(epochs=int(recipe["epochs"]), batch_size=int(recipe["batch_size"]),
+                  optim=OptimConfig.from_recipe(recipe),
+                  num_workers=int((recipe.get("data") or {}).get("num_workers", 0)), **loop)
+        if cfg.epochs < 1 or cfg.batch_size < 1:
+            raise ConfigError(f"epochs and batch_size must be >= 1, got {cfg.epochs} and {cfg.batch_size}")
+        return cfg
+
+
+# ---------------------------------------------------------------- checkpoint I/O
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, fsync, then ``os.replace`` onto ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a loop checkpoint (``weights_only=True``) or raise :class:`CheckpointError`."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user-facing error
+        raise CheckpointError(f"{path}: cannot read the training checkpoint ({exc}); delete it to restart "
+                              f"the stage from scratch") from exc
+    if not isinstance(state, dict) or state.get("format") != _FORMAT:
+        raise CheckpointError(f"{path}: not a training checkpoint of format {_FORMAT}")
+    return state
+
+
+def _rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    out = {"torch": torch.get_rng_state(), "python": random.getstate(),
+           "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
+                     float(cached)]}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = torch.cuda.get_rng_state()
+    return out
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+# ---------------------------------------------------------------- log
+class _LossLog:
+    """Averages scalars over a window and appends records to ``train_log.jsonl`` (rank 0)."""
+
+    def __init__(self, path: Path | None, resume_step: int) -> None:
+        self.path = path
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        if path is not None and path.exists():  # drop records written after the checkpoint
+            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= resume_step]
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text("".join(ln + "\n" for ln in keep))
+            os.replace(tmp, path)
+
+    def add(self, out: dict[str, Any]) -> None:
+        for k, v in out.items():
+            if isinstance(v, torch.Tensor) and v.numel() == 1:
+                v = v.detach().float().reshape(())
+                self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+        self.count += 1
+
+    def flush(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Average (over the window and the ranks), write, reset; returns the record."""
+        if self.count == 0:
+            return record
+        keys = sorted(self.sums)
+        vals = dist.all_reduce_mean(torch.stack([self.sums[k] for k in keys]) / self.count).tolist()
+        record = {**record, **dict(zip(keys, vals))}
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        self.sums, self.count = {}, 0
+        return record
+
+
+# ---------------------------------------------------------------- the loop
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _check_finite(loss: torch.Tensor, step: int, workdir: Path) -> None:
+    bad = (~torch.isfinite(loss.detach().float())).float().reshape(1)
+    if dist.is_distributed():
+        torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+    if bad.item() > 0:
+        raise NonFiniteLossError(
+            f"non-finite loss ({loss.detach().float().item()}) at or before step {step + 1}; the state was not "
+            f"saved (last good checkpoint, if any, stays in {workdir}). Lower the learning rate or check the data.")
+
+
+def _to_channels_last(batch: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.contiguous(memory_format=torch.channels_last)
+            if isinstance(v, torch.Tensor) and v.ndim == 4 and v.is_floating_point() else v
+            for k, v in batch.items()}
+
+
+def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, batch_fn: BatchFn,
+          checkpoint_name: str = CHECKPOINT_FILE) -> dict[str, Any]:
+    """Train ``model`` on ``data`` per ``cfg``; resume from ``ctx.workdir/checkpoint_name``.
+
+    ``data`` items are ``{"image", "index", "meta"}`` dicts (see
+    :class:`~harness.pretrain.data.SceneImages`). Returns a summary: the last log record's
+    scalars (``loss``, ...), ``loss_start`` (first log record), ``steps``, ``epochs``,
+    ``images_per_s`` (this process's run) and ``resumed_from`` (step). The trained model
+    is left in place (on the training device) for the caller to export.
+    """
+    info = dist.init_from_env(ctx.device)
+    device = dist.device_for(info, ctx.device)
+    cuda = device.type == "cuda"
+    workdir = Path(ctx.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = workdir / checkpoint_name
+    sampler_args = dict(n=len(data), global_batch=cfg.batch_size, seed=ctx.seed, epochs=cfg.epochs,
+                        rank=info.rank, world_size=info.world_size)
+    total = StepSampler(**sampler_args).total_steps
+    spe = StepSampler(**sampler_args).steps_per_epoch
+    fingerprint = {"loop": json.loads(json.dumps(asdict(cfg))), "seed": int(ctx.seed), "n_images": len(data)}
+
+    if cfg.sync_bn and info.distributed and cuda:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device)
+    if cuda and cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, cfg.optim)
+
+    start, summary = 0, {}
+    if ckpt_path.exists():
+        state = read_checkpoint(ckpt_path)
+        if state["fingerprint"] != fingerprint:
+            raise CheckpointError(f"{ckpt_path} was written by a different configuration "
+                                  f"({state['fingerprint']} != {fingerprint}); delete it to restart the stage")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rngs = state["rng"]
+        if len(rngs) == info.world_size:
+            _set_rng_state(rngs[info.rank])
+        start, summary = int(state["step"]), dict(state["summary"])
+        ctx.log.info("resuming %s from step %d/%d", workdir, start, total)
+    if start >= total:
+        ctx.progress(total, total)
+        return {**summary, "resumed_from": start, "images_per_s": 0.0}
+
+    net: nn.Module = model
+    if info.distributed:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if cuda else None, broadcast_buffers=False,
+            find_unused_parameters=cfg.find_unused_parameters)
+    loader = DataLoader(data, batch_sampler=StepSampler(**sampler_args, start_step=start), collate_fn=collate,
+                        num_workers=cfg.num_workers, pin_memory=cuda,
+                        persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None)
+    log = _LossLog(workdir / LOG_FILE if info.is_main else None, start)
+    first = summary.get("loss_start")
+    after_step = getattr(model, "after_step", None)
+    net.train()
+    t0, images = time.perf_counter(), 0
+    step = start
+    for step, raw in enumerate(loader, start=start):
+        lr = lr_at(cfg.optim, step, spe, cfg.epochs, cfg.batch_size)
+        set_lr(optimizer, lr)
+        raw = raw.to(device)
+        rng = StepRNG(ctx.seed, step, info.rank, info.world_size)
+        with torch.no_grad():
+            batch = batch_fn(raw, rng)
+        if cuda and cfg.channels_last:
+            batch = _to_channels_last(batch)
+        batch["step"], batch["rng"] = step, rng
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda and cfg.amp):
+            out = net(batch)
+        loss = out["loss"]
+        if not cuda:
+            _check_finite(loss, step, workdir)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        if callable(after_step):
+            after_step(step, total)
+        log.add(out)
+        images += len(raw) * info.world_size
+        done = step + 1
+        if done % cfg.log_every == 0 or done == total:
+            if cuda:
+                _check_finite(loss, step, workdir)
+            rec = log.flush({"step": done, "epoch": done / spe, "lr": lr})
+            summary = {k: v for k, v in rec.items() if k not in ("step", "epoch")}
+            if first is None:
+                first = summary.get("loss")
+            summary["loss_start"] = first
+        ctx.progress(done, total)
+        if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == total:
+            if cuda:
+                _check_finite(loss, step, workdir)
+            _save(ckpt_path, model, optimizer, done, total, fingerprint, summary, info)
+    elapsed = time.perf_counter() - t0
+    return {**summary, "steps": total, "epochs": cfg.epochs, "resumed_from": start,
+            "images_per_s": images / elapsed if elapsed > 0 else 0.0}
+
+
+def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, total: int,
+          fingerprint: dict[str, Any], summary: dict[str, Any], info: dist.DistInfo) -> None:
+    rng = _rng_state()
+    if info.distributed:
+        rngs: list[Any] = [None] * info.world_size
+        torch.distributed.all_gather_object(rngs, rng)
+    else:
+        rngs = [rng]
+    if info.is_main:
+        atomic_torch_save({"format": _FORMAT, "step": step, "total_steps": total, "model": _unwrap(model).state_dict(),
+                           "optimizer": optimizer.state_dict(), "rng": rngs, "fingerprint": fingerprint,
+                           "summary": summary}, path)
+    dist.barrier()

@@ -1,0 +1,305 @@
+"""Plan units (method stages, then tasks), skip finished ones, run the rest.
+
+Each unit has a key: the hash of everything that determines its output (method and
+resolved recipe, seed, data identity, stage or task name and version, task config, the
+keys of the units it consumes). Its workdir ``<out>/units/<name>-<key>`` holds its
+artifacts, checkpoints, log, ``result.json`` (written by the unit's process) and
+``done.json`` (written here after the record). A unit is done when ``done.json`` exists;
+a crashed or killed unit is simply run again and resumes from its own checkpoints.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from harness import config as config_mod
+from harness import paths, registry, store
+from harness.api import BACKBONE_FILE
+from harness.errors import ConfigError, HarnessError
+from harness.launch import local
+
+KEY_LEN = 16
+
+
+@dataclass
+class Unit:
+    kind: str  # "stage" or "task"
+    name: str  # stage name or task instance name
+    key: str
+    entry: str
+    version: str
+    cfg: dict[str, Any]
+    upstream: list["Unit"] = field(default_factory=list)
+    task: str = ""  # task type, for task units
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name}"
+
+    @property
+    def record_task(self) -> str:
+        return f"stage.{self.name}" if self.kind == "stage" else self.name
+
+
+@dataclass
+class Outcome:
+    unit: Unit
+    status: str  # ok | failed | skipped (done before) | blocked (an upstream failed)
+    record: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+
+def unit_key(payload: dict[str, Any]) -> str:
+    return config_mod.config_hash(payload)[:KEY_LEN]
+
+
+def data_identity(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What identifies the data a unit reads (part of every key)."""
+    data = cfg["data"]
+    if data.get("root"):
+        return {"root": str(data["root"])}
+    from harness.data import synthetic
+
+    return {"synthetic": data["synthetic"], "generator": getattr(synthetic, "VERSION", "0")}
+
+
+def plan(cfg: dict[str, Any]) -> list[Unit]:
+    """The units of one run, in execution order: every stage, then every task."""
+    method_cfg = cfg["method"]
+    method = registry.load_method(method_cfg["name"])
+    entry = registry.method_entry(method_cfg["name"]).entry
+    stages = method.stages(method_cfg)
+    if not stages or not stages[-1].exports_backbone:
+        raise ConfigError(f"method {method_cfg['name']!r}: its last stage must export the backbone")
+    common = {"method": method_cfg, "seed": cfg["seed"], "data": data_identity(cfg)}
+    units: list[Unit] = []
+    for stage in stages:
+        upstream = list(units)
+        key = unit_key({**common, "kind": "stage", "stage": stage.name, "version": stage.version,
+                        "upstream": [u.key for u in upstream]})
+        units.append(Unit("stage", stage.name, key, entry, stage.version, method_cfg, upstream))
+    backbone_unit = units[-1]
+    for instance, task_cfg in cfg["tasks"].items():
+        entry_t = registry.task_entry(task_cfg["task"])
+        key = unit_key({"kind": "task", "task": instance, "cfg": task_cfg, "seed": cfg["seed"],
+                        "data": common["data"], "backbone": backbone_unit.key})
+        units.append(Unit("task", instance, key, entry_t.entry, entry_t.version, task_cfg,
+                          [backbone_unit], task=task_cfg["task"]))
+    return units
+
+
+def recipe_label(cfg: dict[str, Any]) -> str:
+    """The recipe name, plus a short hash when ``--set`` changed the recipe."""
+    changed = config_mod.method_overrides(cfg)
+    label = cfg["method"]["recipe"]
+    return f"{label}+{config_mod.config_hash(changed)[:8]}" if changed else label
+
+
+def git_sha() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
+
+
+def check_writable(out: Path) -> None:
+    """Fail early (nothing written) when the output folder cannot be created or written."""
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    try:
+        if not probe.is_dir():
+            raise NotADirectoryError(f"{probe} is not a folder")
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".harness-write-probe-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise ConfigError(f"output folder {out} is not writable ({exc})") from exc
+
+
+class Runner:
+    """Runs the planned units of one configuration into an output folder."""
+
+    def __init__(self, cfg: dict[str, Any], out: Path, launcher: str = "local", nproc_per_node: int = 1,
+                 report: Callable[[str], None] | None = None, poll_s: float = 0.5):
+        self.cfg, self.out = cfg, Path(out)
+        self.launcher, self.nproc = launcher, nproc_per_node
+        self.report = report or (lambda line: print(line, flush=True))
+        self.poll_s = poll_s
+        self.records_dir = self.out / "records"
+        self.recipe_label = recipe_label(cfg)
+
+    # -- paths -----------------------------------------------------------------
+    def workdir(self, unit: Unit) -> Path:
+        return self.out / "units" / f"{unit.name.replace('/', '_')}-{unit.key}"
+
+    def record_file(self, unit: Unit) -> Path:
+        return store.record_path(self.records_dir, self.cfg["method"]["name"], self.recipe_label,
+                                 self.cfg["seed"], unit.record_task)
+
+    # -- running ---------------------------------------------------------------
+    def run(self, units: list[Unit], data_root: Path) -> list[Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        t0 = time.monotonic()
+        for i, unit in enumerate(units, 1):
+            prefix = f"[{i}/{len(units)}] {unit.label}"
+            if any(outcomes[u.key].status in ("failed", "blocked") for u in unit.upstream):
+                outcomes[unit.key] = Outcome(unit, "blocked")
+                self.report(f"{prefix}: not run (an upstream unit failed)")
+                continue
+            outcomes[unit.key] = self._run_one(unit, data_root, prefix)
+            self.report(f"{prefix}: {outcomes[unit.key].status} ({_fmt_s(outcomes[unit.key].seconds)}; "
+                        f"run elapsed {_fmt_s(time.monotonic() - t0)})")
+        return [outcomes[u.key] for u in units]
+
+    def _run_one(self, unit: Unit, data_root: Path, prefix: str) -> Outcome:
+        wd = self.workdir(unit)
+        wd.mkdir(parents=True, exist_ok=True)
+        lock = open(wd / ".lock", "a+")
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.report(f"{prefix}: another process is running this unit; waiting for it")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            done = wd / "done.json"
+            if done.is_file():
+                record = json.loads(done.read_text())
+                if not self.record_file(unit).is_file():
+                    store.write_record(self.record_file(unit), record)
+                return Outcome(unit, "skipped", record)
+            start = time.monotonic()
+            if not (wd / "result.json").is_file():
+                self._execute(unit, wd, data_root, lock.fileno(), prefix)
+            record = self._record(unit, wd)
+            store.write_record(self.record_file(unit), record)
+            if record["status"] == "ok":
+                store.atomic_write_text(done, json.dumps(record, indent=1, sort_keys=True, default=str))
+            return Outcome(unit, record["status"], record, time.monotonic() - start)
+        finally:
+            lock.close()
+
+    def spec(self, unit: Unit, wd: Path, data_root: Path) -> dict[str, Any]:
+        spec = {"kind": unit.kind, "name": unit.name, "entry": unit.entry, "version": unit.version,
+                "cfg": unit.cfg, "workdir": str(wd), "data_root": str(data_root), "seed": self.cfg["seed"],
+                "device": self.cfg["device"], "preset": self.cfg["preset"], "sys_path": sys.path,
+                "method": self.cfg["method"]["name"], "recipe": self.cfg["method"]["recipe"],
+                "config_hash": config_mod.config_hash(self.cfg["method"])}
+        if unit.kind == "stage":
+            spec["upstream"] = {u.name: str(self.workdir(u)) for u in unit.upstream}
+        else:
+            spec["task"] = unit.name
+            spec["backbone"] = str(self.workdir(unit.upstream[0]) / BACKBONE_FILE)
+        return spec
+
+    def _execute(self, unit: Unit, wd: Path, data_root: Path, lock_fd: int, prefix: str) -> None:
+        (wd / "error.json").unlink(missing_ok=True)
+        spec_path = wd / "unit.json"
+        store.atomic_write_text(spec_path, json.dumps(self.spec(unit, wd, data_root), indent=1, default=str))
+        cmd = local.unit_command(spec_path, self.nproc, self.launcher)
+        proc = local.start(cmd, wd / "log.txt", keep_fds=(lock_fd,))
+        start, last_line, last_print = time.monotonic(), "", 0.0
+        tty = sys.stdout.isatty()
+        while proc.poll() is None:
+            time.sleep(self.poll_s)
+            line = _progress_line(wd / "progress.json", time.monotonic() - start)
+            now = time.monotonic()
+            if line and line != last_line and (tty or now - last_print > 10):
+                print(f"\r{prefix}: {line}" + ("" if tty else "\n"), end="", flush=True)
+                last_line, last_print = line, now
+        if tty and last_line:
+            print("\r" + " " * (len(prefix) + len(last_line) + 2) + "\r", end="", flush=True)
+
+    def _record(self, unit: Unit, wd: Path) -> dict[str, Any]:
+        method = self.cfg["method"]
+        base = {"kind": unit.kind, "method": method["name"], "recipe": self.recipe_label,
+                "recipe_name": method["recipe"], "seed": self.cfg["seed"], "task": unit.record_task,
+                "task_type": unit.task or f"stage.{unit.name}", "task_version": unit.version,
+                "unit_key": unit.key, "upstream_keys": [u.key for u in unit.upstream],
+                "config": {"method": method, "unit": unit.cfg, "data": self.cfg["data"],
+                           "preset": self.cfg["preset"], "suite": self.cfg.get("suite")},
+                "config_hash": config_mod.config_hash({"method": method, "unit": unit.cfg}),
+                "pretrain_data": method.get("pretrain_data", "unknown"), "epochs": method.get("epochs"),
+                "preset": self.cfg["preset"], "harness_git_sha": git_sha(), "workdir": str(wd),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        result_path = wd / "result.json"
+        if result_path.is_file():
+            res = json.loads(result_path.read_text())
+            return {**base, "status": "ok", "error": None, "metrics": res.get("metrics", {}),
+                    "higher_is_better": res.get("higher_is_better", {}), "dataset": res.get("dataset", {}),
+                    "framework": res.get("framework", {}), "extra": res.get("extra", {}),
+                    "backbone_sha256": res.get("backbone_sha256"), "versions": res.get("versions", {}),
+                    "device": res.get("device"), "world_size": res.get("world_size", 1),
+                    "wall_time_s": res.get("wall_time_s")}
+        err_path = wd / "error.json"
+        if err_path.is_file():
+            err = json.loads(err_path.read_text())
+            error = f"{err['type']}: {err['message']}"
+        else:
+            error = "unit process ended without a result; last log lines:\n" + _tail(wd / "log.txt", 15)
+        return {**base, "status": "failed", "error": error, "metrics": {}, "higher_is_better": {},
+                "log": str(wd / "log.txt")}
+
+
+def _tail(path: Path, n: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+def _fmt_s(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _progress_line(path: Path, elapsed: float) -> str:
+    try:
+        p = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return f"elapsed {_fmt_s(elapsed)}"
+    step, total = p.get("step", 0), p.get("total", 0)
+    eta = f", remaining ~{_fmt_s(elapsed / step * (total - step))}" if step and total else ""
+    pct = f" ({100 * step / total:.0f}%)" if total else ""
+    return f"step {step}/{total}{pct}, elapsed {_fmt_s(elapsed)}{eta}"
+
+
+def prepare_data(cfg: dict[str, Any], report: Callable[[str], None]) -> Path:
+    """The data root: the given one, or the synthetic benchmark (generated once, cached)."""
+    data = cfg["data"]
+    if data.get("root"):
+        root = Path(data["root"])
+        if not root.is_dir():
+            raise HarnessError(f"data root {root} does not exist")
+        return root
+    from harness.data import synthetic
+
+    syn = data["synthetic"]
+    report(f"data: synthetic benchmark (seed {syn.get('seed', 0)}, size {syn.get('size', 'default')})")
+    return synthetic.ensure(paths.cache_dir() / "synthetic", seed=int(syn.get("seed", 0)),
+                            size=str(syn.get("size", "default")))
+
+
+def summary_table(outcomes: list[Outcome], max_metrics: int = 6) -> str:
+    """A short text table of each task's status and main metrics."""
+    lines = [f"{'unit':<34} {'status':<8} metrics"]
+    for o in outcomes:
+        metrics = (o.record or {}).get("metrics", {}) if o.record else {}
+        shown = ", ".join(f"{k}={v:.2f}" for k, v in list(metrics.items())[:max_metrics])
+        if o.record and o.record.get("status") == "failed":
+            shown = (o.record.get("error") or "").splitlines()[0][:100] if o.record.get("error") else ""
+        lines.append(f"{o.unit.label:<34} {o.status:<8} {shown}")
+    return "\n".join(lines)

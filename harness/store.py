@@ -1,0 +1,123 @@
+"""Result records: one JSON file per (method, recipe, seed, task or stage).
+
+Records are written atomically (temp file in the same folder, fsync, rename) under a
+lock on the records folder, so a kill at any moment leaves either the old record or the
+new one, never a partial file, and concurrent writers lose nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from harness.errors import HarnessError
+
+SCHEMA_VERSION = 1
+REQUIRED_KEYS = ("schema", "kind", "method", "recipe", "seed", "task", "status", "metrics",
+                 "higher_is_better", "unit_key", "config_hash")
+
+
+def record_path(records_dir: Path, method: str, recipe_label: str, seed: int, task: str) -> Path:
+    """Where the record of one (method, recipe, seed, task) lives."""
+    safe = task.replace("/", "_")
+    return Path(records_dir) / method / recipe_label / f"seed{seed}" / f"{safe}.json"
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``folder/.lock`` (blocking)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def validate(record: dict[str, Any], source: str = "record") -> None:
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise HarnessError(f"{source}: not a result record (missing {', '.join(missing)})")
+    if record["status"] not in ("ok", "failed"):
+        raise HarnessError(f"{source}: status must be 'ok' or 'failed', got {record['status']!r}")
+
+
+def write_record(path: Path, record: dict[str, Any]) -> Path:
+    """Validate and atomically write one record (under the records folder's lock)."""
+    record = {"schema": SCHEMA_VERSION, **record}
+    validate(record, str(path))
+    text = json.dumps(record, indent=1, sort_keys=True, default=str) + "\n"
+    with locked(path.parent):
+        atomic_write_text(path, text)
+    return path
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise HarnessError(f"{path}: unreadable result record ({exc})") from exc
+    validate(record, str(path))
+    return record
+
+
+def iter_record_files(dirs: list[Path]) -> Iterator[Path]:
+    for d in dirs:
+        d = Path(d)
+        if d.is_file():
+            yield d
+        elif d.is_dir():
+            yield from sorted(p for p in d.rglob("*.json") if not p.name.startswith("."))
+        else:
+            raise HarnessError(f"{d}: no such records file or folder")
+
+
+def load_records(dirs: list[Path] | Path, kind: str | None = "task") -> "pandas.DataFrame":  # noqa: F821
+    """All records under ``dirs`` as a DataFrame, one row per record.
+
+    Columns: the record's top-level keys (``metrics`` and ``higher_is_better`` stay
+    dicts) plus ``path``. ``kind`` filters task or stage records (None keeps both).
+    """
+    import pandas as pd
+
+    rows = []
+    for path in iter_record_files([dirs] if isinstance(dirs, (str, Path)) else list(dirs)):
+        rec = read_record(path)
+        if kind is None or rec["kind"] == kind:
+            rows.append({**rec, "path": str(path)})
+    columns = list(REQUIRED_KEYS) + ["path"]
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
+
+
+def metrics_long(df: "pandas.DataFrame") -> "pandas.DataFrame":  # noqa: F821
+    """One row per (record, metric): the record's identifying columns + metric, value, higher_is_better."""
+    import pandas as pd
+
+    keep = [c for c in df.columns if c not in ("metrics", "higher_is_better", "config")]
+    rows = []
+    for _, rec in df.iterrows():
+        for name, value in (rec["metrics"] or {}).items():
+            rows.append({**{c: rec[c] for c in keep}, "metric": name, "value": value,
+                         "higher_is_better": (rec["higher_is_better"] or {}).get(name, True)})
+    return pd.DataFrame(rows, columns=keep + ["metric", "value", "higher_is_better"])

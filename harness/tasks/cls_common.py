@@ -1,0 +1,41 @@
+"""Pieces shared by the frozen-feature classification tasks."""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import torch
+
+from harness.api import TaskContext
+from harness.tasks.features import FeatureExtractor, ImageSet, TransformSpec, set_size
+
+
+def framework() -> dict[str, Any]:
+    import torchvision
+
+    return {"name": "torch", "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__}}
+
+
+def extractor(ctx: TaskContext) -> FeatureExtractor:
+    """The feature extractor of the task's backbone, with the preset's transform and cache."""
+    return FeatureExtractor.for_backbone(ctx.backbone, TransformSpec.from_cfg(ctx.cfg), ctx.cfg, ctx.device)
+
+
+def fingerprints(sets: dict[str, ImageSet]) -> dict[str, str]:
+    return {name: ds.fingerprint() for name, ds in sets.items()}
+
+
+def combined_fingerprint(parts: dict[str, str]) -> str:
+    """One sha256 over named fingerprints (sorted by name)."""
+    h = hashlib.sha256()
+    for name in sorted(parts):
+        h.update(f"{name}\t{parts[name]}\n".encode())
+    return h.hexdigest()
+
+
+def dataset_record(name: str, sets: dict[str, ImageSet], prints: dict[str, str] | None = None
+                   ) -> dict[str, Any]:
+    """The ``TaskResult.dataset`` entry: name, one fingerprint, per-split sizes and fingerprints."""
+    prints = prints or fingerprints(sets)
+    return {"name": name, "fingerprint": combined_fingerprint(prints),
+            "sizes": {k: set_size(ds) for k, ds in sets.items()}, "fingerprints": prints}

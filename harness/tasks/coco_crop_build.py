@@ -1,0 +1,143 @@
+"""Build the COCO-Crop dataset (ContraCAM's object crops) from COCO instances.
+
+Every non-crowd instance whose annotated area is at least ``min_area`` of its image is
+cropped with its box grown by ``margin`` of the box size on each side (clipped to the
+image), resized so that its shorter side is ``size`` (bilinear) and saved as
+``<out>/coco_crop/<split>/<category name>/<annotation id>.jpg``. The build is
+deterministic, runs in a process pool, and resumes: crops already on disk are skipped and
+each file is written atomically; a ``.complete.json`` marker makes a finished split free.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.data import layout
+from harness.data.coco import read_coco
+from harness.data.records import DetectionSet
+from harness.errors import DataError
+from harness.tasks.features import file_sha256
+
+MARKER = ".complete.json"
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    min_area: float = 0.01  # fraction of the image area
+    margin: float = 0.2  # fraction of the box width/height added on each side
+    size: int = 256  # shorter side of the saved crop
+    quality: int = 75  # JPEG quality (PIL's default, as the published crops)
+
+    @classmethod
+    def from_cfg(cls, cfg: dict[str, Any]) -> "CropSpec":
+        return cls(min_area=float(cfg.get("min_area", 0.01)), margin=float(cfg.get("margin", 0.2)),
+                   size=int(cfg.get("size", 256)), quality=int(cfg.get("quality", 75)))
+
+
+def expand_box(box: tuple[float, float, float, float], width: int, height: int, margin: float
+               ) -> tuple[float, float, float, float]:
+    """(x, y, w, h) grown by ``margin * w`` / ``margin * h`` per side, clipped: (x0, y0, x1, y1)."""
+    x, y, w, h = box
+    return (max(0.0, x - w * margin), max(0.0, y - h * margin),
+            min(float(width), x + w + w * margin), min(float(height), y + h + h * margin))
+
+
+def crop_jobs(ds: DetectionSet, spec: CropSpec) -> list[tuple[str, list[tuple[str, tuple[float, ...]]]]]:
+    """Per image with eligible objects: (image path, [(relative crop path, expanded box)])."""
+    names = {c["id"]: c["name"] for c in ds.categories}
+    jobs = []
+    for img in ds.images:
+        min_area = spec.min_area * img.width * img.height
+        crops = []
+        for obj in img.objects:
+            area = obj.area if obj.area is not None else obj.bbox[2] * obj.bbox[3]
+            if obj.iscrowd or area < min_area:
+                continue
+            x0, y0, x1, y1 = expand_box(obj.bbox, img.width, img.height, spec.margin)
+            if round(x1) - round(x0) < 1 or round(y1) - round(y0) < 1:
+                continue
+            crops.append((f"{names[obj.category_id]}/{obj.extra['id']}.jpg", (x0, y0, x1, y1)))
+        if crops:
+            jobs.append((str(img.path), crops))
+    return jobs
+
+
+def _resize_shorter(im, size: int):
+    from PIL import Image
+
+    w, h = im.size
+    if w <= h:
+        new = (size, max(1, int(size * h / w)))
+    else:
+        new = (max(1, int(size * w / h)), size)
+    return im.resize(new, Image.BILINEAR)
+
+
+def _write_crops(args: tuple[str, list[tuple[str, tuple[float, ...]]], str, int, int]) -> int:
+    from PIL import Image
+
+    image_path, crops, out_dir, size, quality = args
+    todo = [(rel, box) for rel, box in crops if not os.path.exists(os.path.join(out_dir, rel))]
+    if not todo:
+        return 0
+    try:
+        with Image.open(image_path) as im:
+            img = im.convert("RGB")
+    except OSError as exc:
+        raise DataError(f"{image_path}: cannot read image ({exc})") from exc
+    for rel, box in todo:
+        target = os.path.join(out_dir, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        crop = _resize_shorter(img.crop(tuple(round(v) for v in box)), size)
+        tmp = f"{target}.{os.getpid()}.tmp"
+        crop.save(tmp, format="JPEG", quality=quality)
+        os.replace(tmp, target)
+    return len(todo)
+
+
+def build_split(data_root: Path, out_root: Path, split: str, spec: CropSpec, workers: int = 1,
+                progress: Callable[[int, int], None] | None = None) -> Path:
+    """Write the crops of one COCO split under ``out_root/coco_crop/<split>``; returns that folder."""
+    out_dir = Path(out_root) / layout.COCO_CROP / split
+    ds = read_coco(data_root, split)
+    stamp = {"spec": asdict(spec), "annotations": file_sha256(ds.ann_file)}
+    marker = out_dir / MARKER
+    if marker.is_file() and json.loads(marker.read_text()).get("stamp") == stamp:
+        return out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = crop_jobs(ds, spec)
+    args = [(path, crops, str(out_dir), spec.size, spec.quality) for path, crops in jobs]
+    done = 0
+    if workers > 1:
+        with mp.get_context("fork").Pool(workers) as pool:
+            for i, _ in enumerate(pool.imap_unordered(_write_crops, args, chunksize=16)):
+                done = i + 1
+                if progress:
+                    progress(done, len(args))
+    else:
+        for a in args:
+            _write_crops(a)
+            done += 1
+            if progress:
+                progress(done, len(args))
+    n = sum(len(c) for _, c in jobs)
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"stamp": stamp, "crops": n}, indent=1))
+    os.replace(tmp, marker)
+    return out_dir
+
+
+def default_out_root(data_root: Path, spec: CropSpec, cache_root: Path) -> Path:
+    """A cache folder keyed by the annotation files and the crop spec."""
+    h = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode())
+    for split in ("train2017", "val2017"):
+        ann = Path(data_root) / layout.COCO / "annotations" / f"instances_{split}.json"
+        if not ann.is_file():
+            raise DataError(f"{ann}: missing; COCO-Crop is built from the COCO {split} instances")
+        h.update(file_sha256(ann).encode())
+    return Path(cache_root) / h.hexdigest()[:16]

@@ -1,0 +1,157 @@
+"""Distribution shift: a linear head trained on a clean set, tested on shifted sets whose
+classes are projected onto the head's labels (``benchmarks/class_maps/*.json``).
+
+* COCO head (9-way, the SI-Score-9 label space): trained on the COCO-Crop train crops of
+  those 9 categories (``data_root/coco_crop``, else built from COCO), clean test = their
+  val2017 crops; shifted: SI-Score-9 per factor present (``siscore_9_<factor>``, and
+  ``siscore_9`` = the mean over factors) and ObjectNet-9 (``objectnet_9``).
+* ImageNet-9 head: trained on ``bg_challenge/original/train``, clean test = original/val;
+  shifted: ImageNet-R-9 (``imagenet_r_9``), only when ``<data_root>/<imagenet_r_dir>``
+  exists.
+
+Every shifted accuracy also comes as ``<set>_minus_clean`` (shifted - clean; closer to
+zero, i.e. higher, is better). Shifted sets that are absent are skipped; a mapping that
+names a class the data lacks is an error naming the mapping file and the class.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.api import Task, TaskContext, TaskResult
+from harness.data import layout
+from harness.data.bg_challenge import read_bg_challenge
+from harness.data.fileio import sub_dirs
+from harness.data.folders import read_coco_crop, read_image_folder
+from harness.data.objectnet import FRAME_PX, read_objectnet
+from harness.data.records import ClassificationSet
+from harness.data.siscore import FACTORS, read_siscore
+from harness.errors import ConfigError, DataError
+from harness.tasks import class_maps, cls_common
+from harness.tasks.bg_shift import fit_head
+from harness.tasks.coco_crop import coco_crop_root
+from harness.tasks.features import FeatureExtractor, Features, TransformSpec
+
+SISCORE_FACTORS = ("area", "rotation", "location")
+
+
+def check_targets(mapping: dict[str, Any], available: list[str], root: Path) -> None:
+    """Every class a mapping names must exist in the data (``DataError`` otherwise)."""
+    have = set(available)
+    for label, targets in mapping["targets"].items():
+        for t in targets:
+            if t not in have:
+                raise DataError(f"{mapping['path']}: label {label!r} maps to class {t!r}, which {root} does not "
+                                f"have (it has {len(have)} classes, e.g. {sorted(have)[:5]})")
+
+
+def project(ds: ClassificationSet, mapping: dict[str, Any], name: str) -> ClassificationSet:
+    """The images of ``ds`` whose class some label of ``mapping`` takes, relabelled to the
+    index of that label in ``mapping['classes']``."""
+    check_targets(mapping, ds.classes, ds.root)
+    label_of = {t: mapping["classes"].index(label) for label, targets in mapping["targets"].items() for t in targets}
+    samples = [(p, label_of[ds.classes[y]]) for p, y in ds.samples if ds.classes[y] in label_of]
+    if not samples:
+        raise DataError(f"{ds.root}: no image of the classes {mapping['path']} maps")
+    return ClassificationSet(name=name, root=ds.root, classes=list(mapping["classes"]), samples=samples)
+
+
+def restrict(ds: ClassificationSet, classes: list[str], mapping_path: str, name: str) -> ClassificationSet:
+    """The images of ``ds`` whose class is in ``classes``, relabelled by position in ``classes``."""
+    missing = [c for c in classes if c not in ds.classes]
+    if missing:
+        raise DataError(f"{mapping_path}: label {missing[0]!r} is not a class of {ds.root} "
+                        f"(missing: {', '.join(missing)})")
+    index = {c: i for i, c in enumerate(classes)}
+    samples = [(p, index[ds.classes[y]]) for p, y in ds.samples if ds.classes[y] in index]
+    return ClassificationSet(name=name, root=ds.root, classes=list(classes), samples=samples)
+
+
+def coco_sets(data_root: Path, cfg: dict[str, Any], progress: Any) -> dict[str, ClassificationSet]:
+    """The shifted sets of the COCO head that are present (SI-Score-9 factors, ObjectNet-9)."""
+    out: dict[str, ClassificationSet] = {}
+    siscore = class_maps.load_class_map(class_maps.SISCORE_9)
+    for factor in cfg.get("siscore_factors", SISCORE_FACTORS):
+        if factor not in FACTORS:
+            raise ConfigError(f"dist_shift: unknown SI-Score factor {factor!r} (known: {', '.join(FACTORS)})")
+        if (Path(data_root) / layout.SISCORE / FACTORS[factor]).is_dir():
+            out[f"siscore_9_{factor}"] = project(read_siscore(data_root, factor), siscore, f"siscore_9_{factor}")
+    image_root = Path(data_root) / layout.OBJECTNET / "images"
+    if image_root.is_dir():
+        objectnet = class_maps.load_class_map(class_maps.OBJECTNET_9)
+        if objectnet["classes"] != siscore["classes"]:
+            raise ConfigError(f"{objectnet['path']}: label space differs from {siscore['path']}")
+        check_targets(objectnet, sub_dirs(image_root), image_root)
+        folders = [t for targets in objectnet["targets"].values() for t in targets]
+        out["objectnet_9"] = project(read_objectnet(data_root, folders), objectnet, "objectnet_9")
+    return out
+
+
+def imagenet_r_set(data_root: Path, cfg: dict[str, Any]) -> ClassificationSet | None:
+    folder = Path(data_root) / cfg.get("imagenet_r_dir", "imagenet-r")
+    if not folder.is_dir():
+        return None
+    mapping = class_maps.load_class_map(class_maps.IMAGENET_R_9)
+    return project(read_image_folder(folder, "imagenet_r"), mapping, "imagenet_r_9")
+
+
+def _shift_metrics(head_name: str, clean: float, shifted: dict[str, float]) -> dict[str, float]:
+    out = {f"clean_{head_name}": clean}
+    for name, acc in shifted.items():
+        out[name] = acc
+        out[f"{name}_minus_clean"] = acc - clean
+    return out
+
+
+def evaluate_dist_shift(ex: FeatureExtractor, data_root: Path, cfg: dict[str, Any], device: str,
+                        progress: Any = None) -> TaskResult:
+    spec = TransformSpec.from_cfg(cfg)
+    metrics: dict[str, float] = {}
+    all_sets: dict[str, ClassificationSet] = {}
+    prints: dict[str, str] = {}
+    summaries: dict[str, Any] = {}
+
+    def features(name: str, ds: ClassificationSet, border: int = 0) -> Features:
+        all_sets[name], prints[name] = ds, ds.fingerprint()
+        return ex(ds, prints[name], TransformSpec.from_cfg(cfg, border=border) if border else spec)
+
+    shifted = coco_sets(data_root, cfg, progress)
+    if shifted:
+        label_space = class_maps.load_class_map(class_maps.SISCORE_9)
+        root = coco_crop_root(data_root, cfg, progress)
+        train = restrict(read_coco_crop(root, "train"), label_space["classes"], label_space["path"], "coco_crop_9_train")
+        clean = restrict(read_coco_crop(root, "val"), label_space["classes"], label_space["path"], "coco_crop_9_val")
+        probe = fit_head(features("coco_crop_9_train", train), cfg, len(train.classes), device)
+        accs = {name: probe.score(features(name, ds, FRAME_PX if name == "objectnet_9" else 0), "top1")
+                for name, ds in shifted.items()}
+        factors = [a for n, a in accs.items() if n.startswith("siscore_9_")]
+        if factors:
+            accs["siscore_9"] = sum(factors) / len(factors)
+        metrics.update(_shift_metrics("coco_crop_9", probe.score(features("coco_crop_9_val", clean), "top1"), accs))
+        summaries["coco_crop_9"] = probe.summary()
+
+    imagenet_r = imagenet_r_set(data_root, cfg)
+    if imagenet_r is not None:
+        train = read_bg_challenge(data_root, "original", "train")
+        clean = read_bg_challenge(data_root, "original", "val")
+        if train.classes != imagenet_r.classes:
+            raise DataError(f"{class_maps.class_maps_dir() / 'imagenet_r_9.json'}: classes {imagenet_r.classes} "
+                            f"differ from the ImageNet-9 classes of {train.root} ({train.classes})")
+        probe = fit_head(features("in9_train", train), cfg, len(train.classes), device)
+        acc = probe.score(features("imagenet_r_9", imagenet_r), "top1")
+        metrics.update(_shift_metrics("in9", probe.score(features("in9_val", clean), "top1"), {"imagenet_r_9": acc}))
+        summaries["in9"] = probe.summary()
+
+    if not metrics:
+        raise DataError(f"{data_root}: no shifted set found (expected {layout.SISCORE}/, {layout.OBJECTNET}/images "
+                        f"or {cfg.get('imagenet_r_dir', 'imagenet-r')}/)")
+    return TaskResult(metrics=metrics, higher_is_better={k: True for k in metrics},
+                      dataset=cls_common.dataset_record("dist_shift", all_sets, prints), framework=cls_common.framework(),
+                      extra={"heads": summaries})
+
+
+class DistShift(Task):
+    """Accuracy of clean-trained linear heads on class-projected shifted sets."""
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        return evaluate_dist_shift(cls_common.extractor(ctx), ctx.data_root, ctx.cfg, ctx.device, ctx.progress)

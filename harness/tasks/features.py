@@ -1,0 +1,242 @@
+"""Frozen-backbone features of a :class:`ClassificationSet`, cached on disk.
+
+A cache entry is keyed by sha256(model key, dataset fingerprint, transform spec); the
+model key of an exported backbone is the sha256 of its ``backbone.pth``. Entries are
+written atomically, so a killed run never leaves a half-written file behind, and a
+second run with the same key does no forward pass at all.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from harness import paths
+from harness.data.records import ArrayClassificationSet, ClassificationSet
+from harness.errors import DataError
+
+log = logging.getLogger("harness.tasks.features")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """Resize(shorter side) + CenterCrop + ImageNet normalisation; ``border`` px are cut
+    from every side first (ObjectNet's 2-px frame)."""
+
+    resize: int = 256
+    crop: int = 224
+    border: int = 0
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+    def key(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    def build(self) -> Callable:
+        from torchvision import transforms as T
+
+        steps: list = [_CutBorder(self.border)] if self.border else []
+        steps += [T.Resize(self.resize), T.CenterCrop(self.crop), T.ToTensor(), T.Normalize(self.mean, self.std)]
+        return T.Compose(steps)
+
+    @classmethod
+    def from_cfg(cls, cfg: dict, border: int = 0) -> "TransformSpec":
+        return cls(resize=int(cfg.get("resize", 256)), crop=int(cfg.get("crop", 224)), border=border)
+
+
+@dataclass(frozen=True)
+class _CutBorder:
+    px: int
+
+    def __call__(self, im):
+        return im.crop((self.px, self.px, im.width - self.px, im.height - self.px))
+
+
+@dataclass
+class Features:
+    """Row-aligned features ``(N, D)`` float32 and labels ``(N,)`` int64."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, idx: torch.Tensor) -> "Features":
+        return Features(self.x[idx], self.y[idx])
+
+    def to(self, device: str | torch.device) -> "Features":
+        return Features(self.x.to(device), self.y.to(device))
+
+    @staticmethod
+    def cat(parts: list["Features"]) -> "Features":
+        return Features(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]))
+
+
+ImageSet = ClassificationSet | ArrayClassificationSet
+
+
+def set_size(dataset: ImageSet) -> int:
+    return len(dataset.labels) if isinstance(dataset, ArrayClassificationSet) else len(dataset.samples)
+
+
+class _FileImages(torch.utils.data.Dataset):
+    def __init__(self, samples: list[tuple[Path, int]], transform: Callable):
+        self.samples = samples
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        path, label = self.samples[i]
+        try:
+            with Image.open(path) as im:
+                img = im.convert("RGB")
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read image ({exc})") from exc
+        return self.transform(img), label
+
+
+class _ArrayImages(torch.utils.data.Dataset):
+    def __init__(self, images, labels, transform: Callable):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_backbone_model(path: Path) -> nn.Module:
+    """The exported torchvision ResNet with ``fc = Identity`` (strict key check)."""
+    try:
+        from harness.checkpoints import load_backbone
+    except ImportError:
+        return _load_resnet_state_dict(Path(path))
+    return load_backbone(Path(path))
+
+
+def _load_resnet_state_dict(path: Path) -> nn.Module:
+    import torchvision
+
+    from harness.errors import CheckpointError
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    meta = path.with_name("backbone.json")
+    arch = json.loads(meta.read_text()).get("arch") if meta.is_file() else None
+    arch = arch or ("resnet50" if "layer1.0.conv3.weight" in state else "resnet18")
+    model = getattr(torchvision.models, arch)()
+    model.fc = nn.Identity()
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: not a {arch} backbone state dict ({exc})") from exc
+    return model
+
+
+def default_cache_dir() -> Path:
+    return paths.cache_dir() / "features"
+
+
+class FeatureExtractor:
+    """Pooled features of a frozen model, extracted once per (model, dataset, transform).
+
+    ``model`` is any module mapping a normalised image batch to ``(B, D)`` features;
+    ``model_key`` identifies its weights in the cache. ``forward_batches`` counts the
+    batches this instance pushed through the model (0 when everything was cached).
+    """
+
+    def __init__(self, model: nn.Module | Callable[[], nn.Module], model_key: str, spec: TransformSpec,
+                 cache_dir: Path | None = None, device: str = "cpu", batch_size: int = 64, workers: int = 0):
+        self._model = model
+        self.model_key = model_key
+        self.spec = spec
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        self.device = device
+        self.batch_size = int(batch_size)
+        self.workers = int(workers)
+        self.forward_batches = 0
+
+    @classmethod
+    def for_backbone(cls, backbone: Path, spec: TransformSpec, cfg: dict, device: str) -> "FeatureExtractor":
+        """An extractor of an exported backbone file, configured by a task's ``cfg``."""
+        backbone = Path(backbone)
+        if not backbone.is_file():
+            raise DataError(f"{backbone}: backbone file not found")
+        cache = cfg.get("cache_dir")
+        return cls(lambda: load_backbone_model(backbone), file_sha256(backbone), spec,
+                   cache_dir=Path(cache) if cache else None, device=device,
+                   batch_size=int(cfg.get("batch_size", 64)), workers=int(cfg.get("workers", 0)))
+
+    def model(self) -> nn.Module:
+        if not isinstance(self._model, nn.Module):
+            self._model = self._model()
+        return self._model.to(self.device).eval()
+
+    def cache_path(self, dataset: ImageSet, fingerprint: str | None = None, spec: TransformSpec | None = None
+                   ) -> Path:
+        key = hashlib.sha256("\n".join([self.model_key, fingerprint or dataset.fingerprint(),
+                                        (spec or self.spec).key()]).encode()).hexdigest()
+        return self.cache_dir / f"{key}.pt"
+
+    def __call__(self, dataset: ImageSet, fingerprint: str | None = None, spec: TransformSpec | None = None
+                 ) -> Features:
+        """Features of every sample of ``dataset`` in order (from the cache when present).
+
+        ``fingerprint`` saves recomputing ``dataset.fingerprint()``; ``spec`` overrides the
+        extractor's transform for this dataset."""
+        spec = spec or self.spec
+        if set_size(dataset) == 0:
+            raise DataError(f"{dataset.root}: dataset {dataset.name!r} has no images")
+        path = self.cache_path(dataset, fingerprint, spec)
+        if path.is_file():
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            return Features(blob["x"], blob["y"])
+        feats = self._extract(dataset, spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save({"x": feats.x, "y": feats.y, "dataset": dataset.name, "spec": spec.key()}, tmp)
+        os.replace(tmp, path)
+        return feats
+
+    @torch.no_grad()
+    def _extract(self, dataset: ImageSet, spec: TransformSpec) -> Features:
+        log.info("extracting features of %s (%d images)", dataset.name, set_size(dataset))
+        model = self.model()
+        if isinstance(dataset, ArrayClassificationSet):
+            images = _ArrayImages(dataset.images, dataset.labels, spec.build())
+        else:
+            images = _FileImages(dataset.samples, spec.build())
+        loader = torch.utils.data.DataLoader(images, batch_size=self.batch_size, shuffle=False,
+                                             num_workers=self.workers, pin_memory=self.device.startswith("cuda"))
+        xs, ys = [], []
+        for images, labels in loader:
+            out = model(images.to(self.device, non_blocking=True))
+            self.forward_batches += 1
+            xs.append(out.flatten(1).float().cpu())
+            ys.append(labels.long())
+        return Features(torch.cat(xs), torch.cat(ys))

@@ -1,0 +1,60 @@
+"""Linear probe: L-BFGS logistic regression on frozen, cached backbone features.
+
+Config keys (``benchmarks/tasks/linear_probe.yaml``): ``dataset`` (see
+:mod:`harness.tasks.cls_data`), ``resize``/``crop`` (Resize + CenterCrop), ``l2_grid``
+``{start, stop, num}``, ``max_iter``, ``tol``, ``refit``, ``val_size``, ``split_seed``,
+``metric`` (default: the dataset's), ``batch_size``, ``workers``, ``cache_dir``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.api import Task, TaskContext, TaskResult
+from harness.tasks import cls_common, cls_data
+from harness.tasks.features import FeatureExtractor, Features, TransformSpec
+from harness.tasks.probe import ProbeConfig, split_indices, train_probe
+
+
+def n_classes_of(splits: cls_data.ProbeSplits) -> int:
+    return len(splits.train.classes)
+
+
+def probe_splits(ex: FeatureExtractor, splits: cls_data.ProbeSplits, cfg: dict[str, Any], device: str,
+                 progress: Any = None) -> TaskResult:
+    """Extract (or load) the features of every split, sweep, refit and score the test split."""
+    sets = {"train": splits.train, "test": splits.test}
+    if splits.val is not None:
+        sets["val"] = splits.val
+    prints = cls_common.fingerprints(sets)
+    spec = TransformSpec.from_cfg(cfg, border=splits.border)
+    feats: dict[str, Features] = {}
+    for i, (name, ds) in enumerate(sets.items()):
+        feats[name] = ex(ds, prints[name], spec)
+        if progress:
+            progress(i + 1, len(sets) + 1, phase=f"features {name}")
+    if splits.val is None:
+        tr_idx, va_idx = split_indices(len(feats["train"]), cfg.get("val_size", 0.2),
+                                       int(cfg.get("split_seed", 0)))
+        train, val = feats["train"].subset(tr_idx), feats["train"].subset(va_idx)
+    else:
+        train, val = feats["train"], feats["val"]
+    pcfg = ProbeConfig.from_cfg(cfg, metric=cfg.get("metric") or splits.metric)
+    probe = train_probe(train, val, n_classes_of(splits), pcfg, device)
+    test = probe.score(feats["test"], pcfg.metric)
+    if progress:
+        progress(len(sets) + 1, len(sets) + 1, phase="probe")
+    record = cls_common.dataset_record(splits.name, sets, prints)
+    record["sizes"].update(probe_train=len(train), probe_val=len(val))
+    return TaskResult(metrics={pcfg.metric: test}, higher_is_better={pcfg.metric: True}, dataset=record,
+                      framework=cls_common.framework(),
+                      extra={**probe.summary(), "val_score": probe.sweep.val_scores[probe.sweep.best_index],
+                             "refit": pcfg.refit, "metric": pcfg.metric})
+
+
+class LinearProbe(Task):
+    """Linear probe on frozen features of a classification dataset."""
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        name = ctx.cfg.get("dataset", "coco_crop")
+        splits = cls_data.load_splits(name, ctx.data_root)
+        return probe_splits(cls_common.extractor(ctx), splits, ctx.cfg, ctx.device, ctx.progress)

@@ -1,0 +1,180 @@
+"""Build the mmengine config of a dense task: the benchmark config file plus the preset.
+
+The preset (``benchmarks/tasks/<task>.yaml``) names the config file and the schedule;
+this module applies what every dense task shares (schedule, batch split over processes,
+workers, checkpoints, resume, launcher, norm layers, backbone init, no validation during
+training) and offers the helpers the task modules use for their dataset and widths.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from harness.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mmengine.config import Config
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+REMOTE = re.compile(r"^(torchvision|open-mmlab|openmmlab|mmcls|mmpretrain|modelzoo|https?|s3)://", re.I)
+
+
+def require(preset: Mapping[str, Any], key: str, task: str) -> Any:
+    """The preset value ``key``; ConfigError naming the task if it is absent."""
+    if key not in preset:
+        raise ConfigError(f"task {task}: preset lacks {key!r} (see benchmarks/tasks/{task}.yaml)")
+    return preset[key]
+
+
+def load(preset: Mapping[str, Any], task: str) -> Config:
+    """The benchmark config file named by the preset's ``config`` (relative to the repo)."""
+    from mmengine.config import Config
+
+    path = REPO_ROOT / str(require(preset, "config", task))
+    if not path.is_file():
+        raise ConfigError(f"task {task}: config file {path} not found")
+    return Config.fromfile(str(path))
+
+
+def world_size() -> int:
+    """Number of processes of this run (torchrun's WORLD_SIZE; 1 without it)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def apply_common(cfg: Config, preset: Mapping[str, Any], *, task: str, workdir: Path, seed: int,
+                 device: str, backbone: Path, init_paths: list[str]) -> None:
+    """Apply the preset's schedule and the run's environment to ``cfg`` in place."""
+    iters = int(require(preset, "iters", task))
+    world = world_size()
+    batch = int(require(preset, "batch_size", task))
+    if batch % world:
+        raise ConfigError(f"task {task}: batch_size {batch} is not divisible by {world} processes")
+    workers = int(preset.get("num_workers", 2)) if device == "cuda" else 0
+
+    cfg.work_dir = str(workdir)
+    cfg.resume = True
+    cfg.load_from = None
+    cfg.launcher = "pytorch" if world > 1 else "none"
+    cfg.randomness = dict(seed=int(seed), diff_rank_seed=False, deterministic=False)
+    cfg.env_cfg.dist_cfg = dict(backend="nccl" if device == "cuda" else "gloo")
+    if world > 1 and device != "cuda":
+        # DDP of a CPU module takes no device ids (mmengine passes LOCAL_RANK otherwise).
+        cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False)
+    if world == 1 or device != "cuda":
+        replace_norm(cfg.model, "SyncBN", "BN")
+
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=iters + 1)
+    cfg.val_dataloader = None
+    cfg.val_cfg = None
+    cfg.val_evaluator = None
+    cfg.param_scheduler = _schedule(cfg.param_scheduler, preset, iters, task)
+    cfg.optim_wrapper.optimizer.lr = float(require(preset, "lr", task))
+    cfg.auto_scale_lr = dict(enable=False, base_batch_size=batch)
+
+    cfg.train_dataloader.batch_size = batch // world
+    for loader in (cfg.train_dataloader, cfg.test_dataloader):
+        loader.num_workers = workers
+        loader.persistent_workers = workers > 0
+    cfg.test_dataloader.batch_size = 1
+
+    cfg.default_hooks.checkpoint = dict(
+        type="CheckpointHook", by_epoch=False, interval=int(require(preset, "checkpoint_interval", task)),
+        max_keep_ckpts=2, save_last=True)
+    cfg.default_hooks.logger = dict(type="LoggerHook", interval=int(preset.get("log_interval", 50)),
+                                    log_metric_by_epoch=False)
+    cfg.log_processor = dict(type="LogProcessor", window_size=int(preset.get("log_interval", 50)), by_epoch=False)
+
+    for path in init_paths:
+        node = get_path(cfg.model, path)
+        node.pop("pretrained", None)
+        node.init_cfg = dict(type="Pretrained", checkpoint=str(backbone))
+    if "pretrained" in cfg.model:
+        cfg.model.pretrained = None
+
+
+def _schedule(schedulers: list, preset: Mapping[str, Any], iters: int, task: str) -> list[dict]:
+    """The base schedulers stretched to ``iters``: warm-up length and step milestones come
+    from the preset, every other scheduler ends at the last iteration."""
+    out = []
+    for sched in schedulers:
+        sched = dict(sched, by_epoch=False, begin=0)
+        if sched["type"] == "LinearLR":
+            sched["end"] = min(int(require(preset, "warmup_iters", task)), iters)
+        else:
+            sched["end"] = iters
+        if sched["type"] == "MultiStepLR":
+            milestones = [int(m) for m in require(preset, "milestones", task)]
+            if any(m <= 0 or m >= iters for m in milestones) or milestones != sorted(milestones):
+                raise ConfigError(f"task {task}: milestones {milestones} must increase inside (0, {iters})")
+            sched["milestones"] = milestones
+        out.append(sched)
+    return out
+
+
+def replace_norm(node: Any, old: str, new: str) -> None:
+    """Replace every ``type=old`` norm config under ``node`` by ``type=new``."""
+    if isinstance(node, dict):
+        if node.get("type") == old:
+            node["type"] = new
+        for value in node.values():
+            replace_norm(value, old, new)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            replace_norm(value, old, new)
+
+
+def get_path(node: Any, dotted: str) -> Any:
+    """``node.a.b`` for ``"a.b"``; ConfigError when a part is absent."""
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(f"config has no {dotted!r}")
+        node = node[part]
+    return node
+
+
+def leaf_datasets(dataset: Mapping[str, Any]) -> Iterator[Any]:
+    """The dataset configs under wrappers (ConcatDataset, RepeatDataset, ...)."""
+    if "datasets" in dataset:
+        for child in dataset["datasets"]:
+            yield from leaf_datasets(child)
+    elif "dataset" in dataset:
+        yield from leaf_datasets(dataset["dataset"])
+    else:
+        yield dataset
+
+
+def set_transform(pipeline: list, transform: str, key: str, value: Any) -> None:
+    """Set ``key`` of every ``transform`` step of ``pipeline``; ConfigError if none."""
+    steps = [step for step in pipeline if step["type"] == transform]
+    if not steps:
+        raise ConfigError(f"pipeline has no {transform} step: {[s['type'] for s in pipeline]}")
+    for step in steps:
+        step[key] = value
+
+
+def as_tuples(value: Any) -> Any:
+    """YAML lists -> tuples (mmcv transforms want tuples for sizes)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(as_tuples(v) for v in value)
+    return value
+
+
+def check_local(cfg: Config) -> None:
+    """Refuse any remote checkpoint or data address: nothing may be downloaded."""
+    found: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{where}.{key}" if where else str(key))
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                walk(value, f"{where}[{i}]")
+        elif isinstance(node, str) and REMOTE.match(node):
+            found.append(f"{where} = {node}")
+
+    walk(cfg.to_dict(), "")
+    if found:
+        raise ConfigError("config refers to remote files (nothing may be downloaded): " + "; ".join(found))

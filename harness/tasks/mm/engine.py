@@ -1,0 +1,124 @@
+"""Run one dense task through mmengine's Runner: check, configure, train, test, report."""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from harness.api import TaskContext, TaskResult
+from harness.errors import CheckpointError
+from harness.tasks.mm import config as mmconfig
+from harness.tasks.mm.datasets import DenseDataset
+
+WORK_SUBDIR = "mmengine"
+VERSION_PACKAGES = ("mmdet", "mmsegmentation", "mmcv", "mmengine", "torch", "torchvision", "pycocotools")
+
+
+@dataclass(frozen=True)
+class DenseTask:
+    """How one dense task plugs into :func:`run_dense`.
+
+    ``configure(cfg, preset, dataset, depth)`` points the config at the dataset, sets the
+    evaluator, the classes, the image sizes and the widths for the backbone depth.
+    ``init_paths`` are the model-config paths that get the backbone file as init;
+    ``parts`` maps a backbone-file key prefix to the model module that must hold it.
+    ``read_metrics(raw)`` turns the evaluator output into (metrics, undefined names).
+    """
+
+    task: str
+    framework: str
+    check_data: Callable[[Path], DenseDataset]
+    configure: Callable[[Any, Mapping[str, Any], DenseDataset, int], None]
+    init_paths: tuple[str, ...]
+    parts: Mapping[str, str]
+    read_metrics: Callable[[Mapping[str, float]], tuple[dict[str, float], list[str]]]
+
+
+def build_config(ctx: TaskContext, spec: DenseTask, dataset: DenseDataset):
+    """The complete mmengine Config of ``spec`` for this unit."""
+    from harness.tasks.mm.backbone import DEPTHS
+
+    preset = ctx.cfg
+    arch = str(mmconfig.require(preset, "arch", spec.task))
+    cfg = mmconfig.load(preset, spec.task)
+    mmconfig.apply_common(
+        cfg, preset, task=spec.task, workdir=Path(ctx.workdir) / WORK_SUBDIR, seed=ctx.seed,
+        device=ctx.device, backbone=Path(ctx.backbone), init_paths=list(spec.init_paths))
+    spec.configure(cfg, preset, dataset, DEPTHS[arch])
+    mmconfig.check_local(cfg)
+    return cfg
+
+
+def run_dense(ctx: TaskContext, spec: DenseTask) -> TaskResult:
+    """Check the backbone file and the dataset, then train and test with mmengine."""
+    from harness.tasks.mm.backbone import read_backbone
+
+    preset = ctx.cfg
+    arch = str(mmconfig.require(preset, "arch", spec.task))
+    meta_arch = (ctx.backbone_meta or {}).get("arch")
+    if meta_arch and meta_arch != arch:
+        raise CheckpointError(f"{ctx.backbone}: backbone is {meta_arch}, task {spec.task} preset expects {arch}")
+    state = read_backbone(Path(ctx.backbone), arch)
+    dataset = spec.check_data(Path(ctx.data_root))
+    cfg = build_config(ctx, spec, dataset)
+    _init_cpu_process_group(ctx.device)
+
+    from mmengine.runner import Runner
+
+    from harness.tasks.mm.hooks import BackboneCheckHook, ProgressHook
+
+    runner = Runner.from_cfg(cfg)
+    check = BackboneCheckHook(spec.parts, state, str(ctx.backbone))
+    runner.register_hook(check)
+    runner.register_hook(ProgressHook(ctx.progress))
+    started = time.monotonic()
+    runner.train()
+    trained = time.monotonic()
+    raw = runner.test()
+    tested = time.monotonic()
+    metrics, undefined = spec.read_metrics(raw)
+    return TaskResult(
+        metrics=metrics,
+        higher_is_better={name: True for name in metrics},
+        dataset=dataset.record(),
+        framework={
+            "name": spec.framework,
+            "versions": versions(),
+            "config": str(preset["config"]),
+            "config_sha256": hashlib.sha256((mmconfig.REPO_ROOT / str(preset["config"])).read_bytes()).hexdigest(),
+        },
+        extra={
+            "arch": arch,
+            "iters": int(preset["iters"]),
+            "start_iter": check.start_iter,
+            "backbone_verified": check.checked,
+            "undefined_metrics": undefined,
+            "train_s": round(trained - started, 1),
+            "test_s": round(tested - trained, 1),
+            "work_dir": str(Path(ctx.workdir) / WORK_SUBDIR),
+        },
+    )
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the OpenMMLab stack and torch."""
+    out = {}
+    for name in VERSION_PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _init_cpu_process_group(device: str) -> None:
+    """Under torchrun on CPU, start the gloo group before mmengine would try CUDA."""
+    if mmconfig.world_size() == 1 or device == "cuda":
+        return
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")

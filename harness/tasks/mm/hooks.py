@@ -1,0 +1,58 @@
+"""mmengine hooks the dense tasks add to the Runner."""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from torch import nn
+
+from harness.tasks.mm.backbone import verify_loaded
+
+
+class BackboneCheckHook(Hook):
+    """Before the first iteration, check that the backbone parts hold the file's tensors.
+
+    ``parts`` maps a file-key prefix to a dotted module path in the model (``"backbone"``,
+    ``"roi_head.shared_head"``). A resumed run (iteration > 0) restores its own trained
+    weights; the check ran before that run's first iteration, so it is not repeated.
+    """
+
+    priority = "VERY_HIGH"
+
+    def __init__(self, parts: Mapping[str, str], state: Mapping[str, torch.Tensor], source: str) -> None:
+        self.parts = dict(parts)
+        self.state = state
+        self.source = source
+        self.checked = False
+        self.start_iter = 0
+
+    def before_train(self, runner) -> None:
+        self.start_iter = runner.iter
+        if runner.iter > 0:
+            return
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        modules: dict[str, nn.Module] = {prefix: model.get_submodule(path) for prefix, path in self.parts.items()}
+        verify_loaded(modules, self.state, self.source)
+        self.checked = True
+        runner.logger.info(f"backbone check passed: {len(self.state)} tensors of {self.source} loaded")
+
+
+class ProgressHook(Hook):
+    """Reports training iterations to the unit's progress callback."""
+
+    priority = "LOW"
+
+    def __init__(self, progress: Callable[..., None]) -> None:
+        self.progress = progress
+        self.total = 1
+
+    def before_train(self, runner) -> None:
+        self.total = runner.max_iters
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self.progress(runner.iter + 1, self.total, phase="train")
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self.progress(self.total, self.total, phase="tested")

@@ -1,0 +1,45 @@
+"""Semantic segmentation with FCN R50-D8 (mmseg): the shared configuration of ADE20K and VOC."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from harness.tasks.mm import config as mmconfig
+from harness.tasks.mm.datasets import DenseDataset
+from harness.tasks.mm.metrics import seg_evaluator, seg_metrics
+
+
+def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth: int) -> None:
+    """Data root, classes, crop / resize sizes and the FCN head widths for the depth."""
+    data_root = str(dataset.root)
+    for loader in (cfg.train_dataloader, cfg.test_dataloader):
+        for ds in mmconfig.leaf_datasets(loader.dataset):
+            ds.data_root = data_root
+    cfg.test_evaluator = seg_evaluator()
+
+    model = cfg.model
+    wide = depth >= 50
+    expansion = 4 if wide else 1
+    model.backbone.depth = depth
+    model.decode_head.in_channels = 512 * expansion
+    model.decode_head.channels = 512 if wide else 128
+    model.auxiliary_head.in_channels = 256 * expansion
+    model.auxiliary_head.channels = 256 if wide else 64
+    for head in (model.decode_head, model.auxiliary_head):
+        head.num_classes = len(dataset.classes)
+
+    if "crop_size" in preset:
+        crop = mmconfig.as_tuples(preset["crop_size"])
+        model.data_preprocessor.size = crop
+        for ds in mmconfig.leaf_datasets(cfg.train_dataloader.dataset):
+            mmconfig.set_transform(ds.pipeline, "RandomCrop", "crop_size", crop)
+            if any(step["type"] == "Pad" for step in ds.pipeline):
+                mmconfig.set_transform(ds.pipeline, "Pad", "size", crop)
+    if "scale" in preset:
+        scale = mmconfig.as_tuples(preset["scale"])
+        for ds in mmconfig.leaf_datasets(cfg.train_dataloader.dataset):
+            mmconfig.set_transform(ds.pipeline, "RandomResize", "scale", scale)
+        mmconfig.set_transform(cfg.test_dataloader.dataset.pipeline, "Resize", "scale", scale)
+
+
+def read_metrics(raw: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:
+    return seg_metrics(raw), []

@@ -1,0 +1,19 @@
+"""BYOL (Grill et al. 2020), in the SGD variant ContraCAM pretrains: one stage.
+
+Light module (no torch): planning imports it. The model lives in
+:mod:`methods.byol.model` (reused by ORL), the stage in :mod:`methods.byol.train`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.api import Method, Stage
+
+
+class BYOL(Method):
+    """Online network predicts an EMA target network's projection; exports the online backbone."""
+
+    name = "byol"
+
+    def stages(self, cfg: dict[str, Any]) -> list[Stage]:
+        return [Stage("pretrain", run="methods.byol.train:run", version="1", exports_backbone=True)]

@@ -1,0 +1,37 @@
+"""ContraCAM (Mo et al., NeurIPS 2021): object-aware contrastive learning.
+
+Stages per ``variant`` (recipe key; see :mod:`methods.contracam.config`):
+
+- ``crop`` / ``bgmix`` / ``crop+bgmix``: ``pretrain`` (vanilla MoCo v2 or BYOL) ->
+  ``cam_boxes`` (ContraCAM boxes and masks of every pretraining image) ->
+  ``objaware_pretrain`` (from scratch with object-aware crop and/or background mixup;
+  exports the backbone);
+- ``oracle``: ``gt_boxes`` (COCO ground-truth boxes) -> ``objaware_pretrain``;
+- ``mixup`` / ``cutmix`` (baselines): ``objaware_pretrain`` only.
+
+Light module (no torch): planning imports it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.api import Method, Stage
+from methods.contracam.config import ContraCamRecipe
+
+
+class ContraCAM(Method):
+    """Vanilla pretraining, ContraCAM boxes/masks, object-aware pretraining."""
+
+    name = "contracam"
+
+    def stages(self, cfg: dict[str, Any]) -> list[Stage]:
+        recipe = ContraCamRecipe.from_recipe(cfg)
+        stages = []
+        if recipe.uses_cam:
+            stages += [Stage("pretrain", run="methods.contracam.stage_pretrain:run", version="1"),
+                       Stage("cam_boxes", run="methods.contracam.stage_cam:run", version="1")]
+        elif recipe.variant == "oracle":
+            stages.append(Stage("gt_boxes", run="methods.contracam.stage_oracle:run", version="1"))
+        stages.append(Stage("objaware_pretrain", run="methods.contracam.stage_objaware:run", version="1",
+                            exports_backbone=True))
+        return stages

@@ -1,0 +1,19 @@
+"""MoCo v2 (Chen et al. 2020), in the variant ContraCAM builds on: one pretraining stage.
+
+Light module (no torch): planning imports it. The model lives in
+:mod:`methods.mocov2.model`, the stage function in :mod:`methods.mocov2.train`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.api import Method, Stage
+
+
+class MoCoV2(Method):
+    """Momentum contrast with a queue of negatives; exports the query backbone."""
+
+    name = "mocov2"
+
+    def stages(self, cfg: dict[str, Any]) -> list[Stage]:
+        return [Stage("pretrain", run="methods.mocov2.train:run", version="1", exports_backbone=True)]

@@ -1,0 +1,73 @@
+"""ORL stage 2 (``correspondence``): the stage entry around :mod:`methods.orl.correspondence`.
+
+Loads the stage-1 model from ``ctx.upstream["byol"]`` (``backbone.pth`` + the
+``projector`` of ``heads.pth``), lists the training images (recipe ``data.dirs``) and
+builds the correspondence files (schema: :mod:`methods.orl.artifacts`, ``SCHEMA.md``).
+Under torchrun only rank 0 works (selective search uses a process pool of its own);
+other ranks return at once.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.api import BACKBONE_FILE, BACKBONE_META, StageContext
+from harness.checkpoints import load_backbone, load_heads
+from harness.errors import CheckpointError, ConfigError
+from harness.pretrain.data import DataConfig, list_scene_images
+from methods.orl.artifacts import META_FILE
+from methods.orl.correspondence import CorrespondenceConfig, build_correspondence
+
+
+def load_stage1(workdir: Path, device: str) -> tuple[Any, Any, str]:
+    """``(backbone, projector, backbone sha256)`` exported by stage 1 into ``workdir``."""
+    backbone = load_backbone(Path(workdir) / BACKBONE_FILE)
+    heads = load_heads(Path(workdir))
+    if "projector" not in heads:
+        raise CheckpointError(f"{workdir}/heads.pth: no 'projector' head (found {sorted(heads)})")
+    sha = json.loads((Path(workdir) / BACKBONE_META).read_text()).get("sha256", "")
+    return backbone.to(device), heads["projector"].to(device), sha
+
+
+def image_names(paths: list[Path], data_root: Path) -> list[str]:
+    """Image paths relative to the data root (how the correspondence names images)."""
+    return [Path(p).relative_to(data_root).as_posix() for p in paths]
+
+
+def finished_summary(workdir: Path, names: list[str], cfg: CorrespondenceConfig, model_id: str) -> dict | None:
+    """The summary of a finished run with the same images, settings and model, else None."""
+    path = Path(workdir) / META_FILE
+    if not path.is_file():
+        return None
+    meta = json.loads(path.read_text())
+    if meta.get("names") != names or meta.get("params") != {**asdict(cfg), "model": model_id}:
+        return None
+    return dict(meta.get("summary", {}))
+
+
+def run(ctx: StageContext) -> dict[str, Any]:
+    if ctx.world.get("rank", 0) != 0:
+        return {}
+    if "byol" not in ctx.upstream:
+        raise ConfigError("ORL stage 'correspondence' needs the workdir of stage 'byol' in ctx.upstream")
+    cfg = CorrespondenceConfig.from_cfg(ctx.cfg.get("correspondence"))
+    data_cfg = DataConfig.from_cfg(ctx.cfg.get("data"))
+    paths = list_scene_images(ctx.data_root, data_cfg.dirs)
+    names = image_names(paths, ctx.data_root)
+    sha = json.loads((Path(ctx.upstream["byol"]) / BACKBONE_META).read_text()).get("sha256", "") \
+        if (Path(ctx.upstream["byol"]) / BACKBONE_META).is_file() else ""
+    done = finished_summary(Path(ctx.workdir), names, cfg, sha)
+    if done is not None:
+        ctx.log.info("correspondence already complete in %s", ctx.workdir)
+        return done
+    backbone, projector, sha = load_stage1(ctx.upstream["byol"], ctx.device)
+
+    def progress(phase: str, step: int, total: int) -> None:
+        ctx.progress(step, total, phase=phase)
+
+    result = build_correspondence(backbone, projector, paths, names, Path(ctx.workdir), cfg, device=ctx.device,
+                                  model_id=sha, progress=progress, log=ctx.log)
+    ctx.log.info("correspondence written to %s", Path(ctx.workdir) / META_FILE)
+    return dict(result.summary)

@@ -1,0 +1,65 @@
+"""The L-BFGS logistic-regression sweep and the probe protocol on features with known answers."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cls_task_fixtures import gaussian_features
+from harness.errors import ConfigError
+from harness.tasks import logreg
+from harness.tasks.probe import ProbeConfig, split_indices, train_probe
+
+
+def test_sweep_separates_gaussians_with_an_interior_penalty():
+    train, val, test = (gaussian_features(60, 0, sep=6.0), gaussian_features(50, 1, sep=6.0),
+                        gaussian_features(100, 2, sep=6.0))
+    grid = logreg.l2_grid(-6, 5, 45)
+    result = logreg.sweep(train.x, train.y, val.x, val.y, 4, grid, max_iter=100, tol=1e-4)
+    assert logreg.evaluate(result.head, test.x, test.y) >= 99.0
+    assert 0 < result.best_index < len(grid) - 1
+    # the strongest penalties shrink the head onto the nuisance-dominated class means
+    assert result.val_scores[-1] < 60.0
+    assert result.val_scores[result.best_index] == max(result.val_scores)
+
+
+def test_fit_matches_closed_form_gradient_condition():
+    data = gaussian_features(30, 3, n_classes=3, dim=8, sep=2.0)
+    head, _ = logreg.fit(data.x.double(), data.y, 3, l2=1.0, max_iter=500, tol=1e-10)
+    w = head.weight.clone().requires_grad_(True)
+    b = head.bias.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(data.x.double() @ w.T + b, data.y) + 1.0 / (2 * len(data)) * w.square().sum()
+    loss.backward()
+    assert w.grad.abs().max() < 1e-6 and b.grad.abs().max() < 1e-6
+
+
+def test_scores_top1_and_mean_per_class():
+    target = torch.tensor([0, 0, 0, 0, 1])
+    pred = torch.tensor([0, 0, 0, 0, 0])
+    assert logreg.score(pred, target, "top1") == pytest.approx(80.0)
+    assert logreg.score(pred, target, "mean_per_class") == pytest.approx(50.0)
+    with pytest.raises(ValueError):
+        logreg.score(pred, target, "top5")
+
+
+def test_split_indices_is_seeded_and_disjoint():
+    a_tr, a_va = split_indices(100, 0.2, seed=0)
+    b_tr, b_va = split_indices(100, 0.2, seed=0)
+    assert torch.equal(a_va, b_va) and len(a_va) == 20
+    assert set(a_tr.tolist()).isdisjoint(a_va.tolist()) and len(a_tr) + len(a_va) == 100
+    assert not torch.equal(split_indices(100, 0.2, seed=1)[1], a_va)
+    assert len(split_indices(100, 7, seed=0)[1]) == 7
+    with pytest.raises(ConfigError):
+        split_indices(10, 10, seed=0)
+
+
+def test_probe_refits_on_train_plus_val():
+    train, val, test = gaussian_features(40, 4), gaussian_features(20, 5), gaussian_features(50, 6)
+    cfg = ProbeConfig.from_cfg({"l2_grid": {"start": -2, "stop": 3, "num": 6}, "max_iter": 200})
+    refit = train_probe(train, val, 4, cfg, "cpu")
+    kept = train_probe(train, val, 4, ProbeConfig.from_cfg({**{"l2_grid": {"start": -2, "stop": 3, "num": 6}},
+                                                            "max_iter": 200, "refit": False}), "cpu")
+    assert refit.sweep.best_l2 == kept.sweep.best_l2
+    assert not torch.equal(refit.head.weight, kept.head.weight)
+    assert refit.score(test, "top1") >= 97.0
+    with pytest.raises(ConfigError):
+        ProbeConfig.from_cfg({"metric": "top5"})
