@@ -39,21 +39,52 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          overrides=args.set, data_root=args.data_root)
     units = runner.plan(cfg)
     out = Path(args.out).resolve()
+    res = _slurm_resources(args)
     if args.dry_run:
-        print(f"config hash {config.config_hash(cfg)[:16]}; output {out}")
+        from harness.launch import local
+
+        print(f"config hash {config.config_hash(cfg)[:16]}; output {out}; launcher {args.launcher}")
         for i, u in enumerate(units, 1):
-            print(f"[{i}/{len(units)}] {u.label:<34} key {u.key}")
+            wd = runner.Runner(cfg, out).workdir(u)
+            if args.launcher == "slurm":
+                p = res.for_unit(u)
+                where = (f"slurm nodes={p['nodes']} gpus/node={p.get('gpus_per_node', 0)} "
+                         f"time={p['timeout_min']}min partition={p.get('slurm_partition', '-')}"
+                         + (f" after={','.join(x.name for x in u.upstream)}" if u.upstream else ""))
+            else:
+                where = " ".join(local.unit_command(wd / "unit.json", args.nproc_per_node, args.launcher))
+            print(f"[{i}/{len(units)}] {u.label:<34} key {u.key}  {where}")
         return 0
     runner.check_writable(out)
     print(f"harness run: method {cfg['method']['name']} (recipe {runner.recipe_label(cfg)}), suite {cfg['suite']}, "
           f"preset {cfg['preset']}, seed {cfg['seed']}, {len(units)} units -> {out}", flush=True)
     data_root = runner.prepare_data(cfg, print)
     r = runner.Runner(cfg, out, launcher=args.launcher, nproc_per_node=args.nproc_per_node)
+    if args.launcher == "slurm":
+        from harness.launch import slurm
+
+        jobs = slurm.submit(r, units, data_root, res, cluster=args.slurm_cluster)
+        print(f"submitted {len(jobs)} jobs; follow them with `harness status --out {out}`")
+        return 0
     outcomes = r.run(units, data_root)
     print("\n" + runner.summary_table([o for o in outcomes if o.unit.kind == "task"]))
     print(f"\nrecords: {r.records_dir}")
     failed = [o for o in outcomes if o.status in ("failed", "blocked")]
     return 1 if failed else 0
+
+
+def _slurm_resources(args: argparse.Namespace):
+    from harness.launch.slurm import SlurmResources
+
+    return SlurmResources(partition=args.partition, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
+                          cpus_per_task=args.cpus_per_task, mem=args.mem, time_min=args.time,
+                          account=args.account)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from harness import status
+
+    return status.status_main(Path(args.out))
 
 
 def _cmd_data_synth(args: argparse.Namespace) -> int:
@@ -75,6 +106,44 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return checkpoints.convert_main(Path(args.src), Path(args.dst), arch=args.arch)
 
 
+def _cmd_tables(args: argparse.Namespace) -> int:
+    from harness import leaderboard
+
+    return leaderboard.tables_main([Path(r) for r in args.records] or None, args.suite, args.format,
+                                   Path(args.out) if args.out else None, args.check)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from harness import config, regress, runner, store
+
+    expected = regress.load_expected(Path(args.expected))
+    if args.suite != expected["suite"]:
+        raise HarnessError(f"{args.expected}: expectations are for suite {expected['suite']!r}, not {args.suite!r}")
+    if args.records:
+        records_dir = Path(args.records)
+    else:
+        cfg = config.resolve(expected["method"], expected["suite"], preset=expected.get("preset", "tiny"),
+                             recipe=expected.get("recipe"), seed=expected.get("seed", 0),
+                             overrides=expected.get("set", []))
+        out = Path(args.out).resolve()
+        runner.check_writable(out)
+        r = runner.Runner(cfg, out)
+        r.run(runner.plan(cfg), runner.prepare_data(cfg, print))
+        records_dir = r.records_dir
+    checks = regress.compare_expected(store.load_records(records_dir), expected)
+    print(regress.format_checks(checks))
+    return 0 if all(c.status == "pass" for c in checks) else 1
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from harness import regress, store
+
+    diff = regress.compare_runs(store.load_records(Path(args.run_a)), store.load_records(Path(args.run_b)))
+    with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
+        print(diff.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description=(
         "Pretrain an object-aware SSL method with its registered recipe, run a suite of downstream "
@@ -91,10 +160,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a resolved config value by dotted path, e.g. method.epochs=2")
     run.add_argument("--data-root", help="root of the real datasets (default: the synthetic benchmark)")
     run.add_argument("--out", default="runs", help="output folder (units and records)")
-    run.add_argument("--launcher", choices=["local", "torchrun"], default="local")
+    run.add_argument("--launcher", choices=["local", "torchrun", "slurm"], default="local",
+                     help="local: a subprocess per unit; torchrun: a DDP job per unit on this node; "
+                     "slurm: one submitit job per unit with dependencies")
     run.add_argument("--nproc-per-node", type=int, default=1, help="processes per unit under torchrun")
+    slurm = run.add_argument_group("slurm")
+    slurm.add_argument("--partition")
+    slurm.add_argument("--nodes", type=int, default=1, help="nodes of each pretraining stage's job")
+    slurm.add_argument("--gpus-per-node", type=int, default=8)
+    slurm.add_argument("--cpus-per-task", type=int, default=10)
+    slurm.add_argument("--mem", help="memory per node, e.g. 256G")
+    slurm.add_argument("--time", type=int, default=72 * 60, help="time limit per job in minutes")
+    slurm.add_argument("--account")
+    slurm.add_argument("--slurm-cluster", choices=["slurm", "local"], default=None,
+                       help="submitit executor (default: slurm when sbatch exists); local runs jobs here")
     run.add_argument("--dry-run", action="store_true", help="print the plan and the unit keys, run nothing")
     run.set_defaults(func=_cmd_run)
+
+    st = sub.add_parser("status", help="state, job id, progress and last log line of each unit")
+    st.add_argument("--out", default="runs")
+    st.set_defaults(func=_cmd_status)
 
     ls = sub.add_parser("list", help="list methods, tasks, suites or presets")
     ls.add_argument("what", choices=["methods", "tasks", "suites", "presets"])
@@ -111,6 +196,28 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--data-root", required=True)
     ver.add_argument("--dataset", help="check only this dataset")
     ver.set_defaults(func=_cmd_data_verify)
+
+    tab = sub.add_parser("tables", help="collate result records into leaderboards")
+    tab.add_argument("--records", action="append", default=[], help="records folder (repeatable; "
+                     "default results/records)")
+    tab.add_argument("--suite", help="only this suite's tasks")
+    tab.add_argument("--format", choices=["md", "csv", "tex", "html"], help="only this format (default all)")
+    tab.add_argument("--out", help="write files here (default: print Markdown)")
+    tab.add_argument("--check", action="store_true", help="fail when the files in --out (default results/) "
+                     "are stale against the records")
+    tab.set_defaults(func=_cmd_tables)
+
+    chk = sub.add_parser("check", help="run (or read) a suite and compare metrics with expected +- tolerance")
+    chk.add_argument("--suite", required=True)
+    chk.add_argument("--expected", required=True, help="expectations YAML, e.g. results/baselines/smoke.yaml")
+    chk.add_argument("--records", help="read records from here instead of running")
+    chk.add_argument("--out", default="runs/check", help="output folder when running")
+    chk.set_defaults(func=_cmd_check)
+
+    cmp_ = sub.add_parser("compare", help="per-metric differences between two sets of records")
+    cmp_.add_argument("run_a")
+    cmp_.add_argument("run_b")
+    cmp_.set_defaults(func=_cmd_compare)
 
     conv = sub.add_parser("convert", help="import a public SSL checkpoint as a torchvision backbone file")
     conv.add_argument("src")

@@ -137,7 +137,7 @@ class Runner:
                  report: Callable[[str], None] | None = None, poll_s: float = 0.5):
         self.cfg, self.out = cfg, Path(out)
         self.launcher, self.nproc = launcher, nproc_per_node
-        self.report = report or (lambda line: print(line, flush=True))
+        self.report = report or print_line
         self.poll_s = poll_s
         self.records_dir = self.out / "records"
         self.recipe_label = recipe_label(cfg)
@@ -175,22 +175,44 @@ class Runner:
             except BlockingIOError:
                 self.report(f"{prefix}: another process is running this unit; waiting for it")
                 fcntl.flock(lock, fcntl.LOCK_EX)
-            done = wd / "done.json"
-            if done.is_file():
-                record = json.loads(done.read_text())
-                if not self.record_file(unit).is_file():
-                    store.write_record(self.record_file(unit), record)
-                return Outcome(unit, "skipped", record)
+            done = self.done_record(unit)
+            if done is not None:
+                return Outcome(unit, "skipped", done)
             start = time.monotonic()
             if not (wd / "result.json").is_file():
                 self._execute(unit, wd, data_root, lock.fileno(), prefix)
-            record = self._record(unit, wd)
-            store.write_record(self.record_file(unit), record)
-            if record["status"] == "ok":
-                store.atomic_write_text(done, json.dumps(record, indent=1, sort_keys=True, default=str))
+            record = self.finalize(unit)
             return Outcome(unit, record["status"], record, time.monotonic() - start)
         finally:
             lock.close()
+
+    def done_record(self, unit: Unit) -> dict[str, Any] | None:
+        """The record of a finished unit (rewritten into the records folder if it went
+        missing there), or None when the unit still has to run."""
+        done = self.workdir(unit) / "done.json"
+        if not done.is_file():
+            return None
+        record = json.loads(done.read_text())
+        if not self.record_file(unit).is_file():
+            store.write_record(self.record_file(unit), record)
+        return record
+
+    def finalize(self, unit: Unit) -> dict[str, Any]:
+        """Turn the unit's result (or error) into its record; mark it done on success."""
+        wd = self.workdir(unit)
+        record = self._record(unit, wd)
+        store.write_record(self.record_file(unit), record)
+        if record["status"] == "ok":
+            store.atomic_write_text(wd / "done.json", json.dumps(record, indent=1, sort_keys=True, default=str))
+        return record
+
+    def write_spec(self, unit: Unit, data_root: Path) -> Path:
+        wd = self.workdir(unit)
+        wd.mkdir(parents=True, exist_ok=True)
+        (wd / "error.json").unlink(missing_ok=True)
+        spec_path = wd / "unit.json"
+        store.atomic_write_text(spec_path, json.dumps(self.spec(unit, wd, data_root), indent=1, default=str))
+        return spec_path
 
     def spec(self, unit: Unit, wd: Path, data_root: Path) -> dict[str, Any]:
         spec = {"kind": unit.kind, "name": unit.name, "entry": unit.entry, "version": unit.version,
@@ -206,9 +228,7 @@ class Runner:
         return spec
 
     def _execute(self, unit: Unit, wd: Path, data_root: Path, lock_fd: int, prefix: str) -> None:
-        (wd / "error.json").unlink(missing_ok=True)
-        spec_path = wd / "unit.json"
-        store.atomic_write_text(spec_path, json.dumps(self.spec(unit, wd, data_root), indent=1, default=str))
+        spec_path = self.write_spec(unit, data_root)
         cmd = local.unit_command(spec_path, self.nproc, self.launcher)
         proc = local.start(cmd, wd / "log.txt", keep_fds=(lock_fd,))
         start, last_line, last_print = time.monotonic(), "", 0.0
@@ -252,6 +272,10 @@ class Runner:
             error = "unit process ended without a result; last log lines:\n" + _tail(wd / "log.txt", 15)
         return {**base, "status": "failed", "error": error, "metrics": {}, "higher_is_better": {},
                 "log": str(wd / "log.txt")}
+
+
+def print_line(line: str) -> None:
+    print(line, flush=True)
 
 
 def _tail(path: Path, n: int) -> str:

@@ -48,5 +48,10 @@ cv="$("$venv/bin/python" -m pip list --format=freeze | grep -i '^opencv-contrib-
 "${pip[@]}" uninstall -y opencv-python opencv-python-headless opencv-contrib-python >/dev/null 2>&1 || true
 "${pip[@]}" install --force-reinstall --no-deps "opencv-contrib-python-headless==$cv"
 "$venv/bin/python" -c "import cv2; cv2.ximgproc.segmentation" >/dev/null
+# Headless Chromium renders the HTML leaderboard in its test (Debian's package).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  log "installing Debian's chromium (headless browser for the leaderboard page test)"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 echo "$want" > "$stamp"
 log "ready: $venv"

@@ -24,62 +24,74 @@ def _boundary_edges(mask: np.ndarray) -> np.ndarray:
     r, c = np.nonzero(core & ~m[1:-1, :-2])
     left = np.stack([c, r + 1, c, r], 1)
     edges = np.concatenate([top, right, bottom, left]).astype(np.int64)
-    order = np.lexsort((edges[:, 3], edges[:, 2], edges[:, 1], edges[:, 0]))
-    return edges[order]
+    return edges
 
 
-def _loops(edges: np.ndarray) -> list[list[tuple[int, int]]]:
-    outgoing: dict[tuple[int, int], list[int]] = {}
-    for k, (x0, y0, _, _) in enumerate(edges.tolist()):
-        outgoing.setdefault((x0, y0), []).append(k)
-    used = np.zeros(len(edges), bool)
+def _successors(edges: np.ndarray) -> np.ndarray:
+    """For every edge, the edge that continues its boundary loop.
+
+    Where two loops touch diagonally a vertex has two outgoing edges; taking the right
+    turn keeps 4-connected components apart.
+    """
+    key_base = int(edges[:, [0, 2]].max()) + 2
+    start = edges[:, 1] * key_base + edges[:, 0]
+    end = edges[:, 3] * key_base + edges[:, 2]
+    order = np.argsort(start, kind="stable")
+    sorted_start = start[order]
+    lo = np.searchsorted(sorted_start, end, "left")
+    hi = np.searchsorted(sorted_start, end, "right")
+    nxt = order[lo]
+    two = np.flatnonzero(hi - lo == 2)
+    if two.size:
+        d = edges[:, 2:] - edges[:, :2]
+        right = np.stack([-d[two, 1], d[two, 0]], 1)
+        alt = order[lo[two] + 1]
+        use_alt = (d[alt] == right).all(axis=1)
+        nxt[two[use_alt]] = alt[use_alt]
+    return nxt
+
+
+def _loops(edges: np.ndarray) -> list[np.ndarray]:
+    """Closed loops of start vertices, (n, 2) int arrays."""
+    nxt = _successors(edges).tolist()
+    seen = bytearray(len(nxt))
     loops = []
-    for start in range(len(edges)):
-        if used[start]:
+    for first in range(len(nxt)):
+        if seen[first]:
             continue
-        loop, k = [], start
-        while not used[k]:
-            used[k] = True
-            x0, y0, x1, y1 = edges[k].tolist()
-            loop.append((x0, y0))
-            dx, dy = x1 - x0, y1 - y0
-            cands = [e for e in outgoing[(x1, y1)] if not used[e]]
-            if not cands:
-                break
-            if len(cands) > 1:  # diagonal touch: turn right, keeping 4-connected parts apart
-                right = (-dy, dx)
-                cands = [e for e in cands if (edges[e, 2] - x1, edges[e, 3] - y1) == right] or cands
-            k = cands[0]
-        loops.append(loop)
+        members, k = [], first
+        while not seen[k]:
+            seen[k] = 1
+            members.append(k)
+            k = nxt[k]
+        loops.append(edges[members, :2])
     return loops
 
 
-def _simplify(loop: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Drop vertices that lie on a straight run."""
-    n = len(loop)
-    out = []
-    for i in range(n):
-        (ax, ay), (bx, by), (cx, cy) = loop[i - 1], loop[i], loop[(i + 1) % n]
-        if (bx - ax) * (cy - by) - (by - ay) * (cx - bx) != 0:
-            out.append((bx, by))
-    return out
+def _corners(loop: np.ndarray) -> np.ndarray:
+    """The loop's vertices where the direction changes."""
+    d = np.roll(loop, -1, axis=0) - loop
+    turn = (d != np.roll(d, 1, axis=0)).any(axis=1)
+    return loop[turn]
 
 
-def _signed_area(loop: list[tuple[int, int]]) -> float:
-    xs = np.array([p[0] for p in loop], np.float64)
-    ys = np.array([p[1] for p in loop], np.float64)
-    return float((xs * np.roll(ys, -1) - np.roll(xs, -1) * ys).sum() / 2)
+def _signed_area(pts: np.ndarray) -> float:
+    x, y = pts[:, 0].astype(np.float64), pts[:, 1].astype(np.float64)
+    return float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum() / 2)
 
 
 def mask_to_polygons(mask: np.ndarray) -> list[Polygon]:
     """COCO polygons ``[[x0, y0, x1, y1, ...], ...]`` of the mask's outer boundaries."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return []
+    y0, x0 = int(rows[0]), int(cols[0])
+    edges = _boundary_edges(mask[y0:int(rows[-1]) + 1, x0:int(cols[-1]) + 1])
     polys = []
-    for loop in _loops(_boundary_edges(mask)):
-        if _signed_area(loop) <= 0:  # hole boundary (or degenerate)
-            continue
-        pts = _simplify(loop)
-        if len(pts) >= 3:
-            polys.append([float(v) for p in pts for v in p])
+    for loop in _loops(edges):
+        pts = _corners(loop) + np.array([x0, y0])
+        if len(pts) >= 3 and _signed_area(pts) > 0:  # negative: a hole's boundary
+            polys.append([float(v) for v in pts.reshape(-1)])
     return polys
 
 

@@ -52,8 +52,10 @@ def write_siscore(root: Path, seed: int, side: int, per_level: int, tiny: bool) 
     for factor in FACTORS:
         rows, image_id = [], 0
         for k, category in enumerate(SYNTHETIC_CLASSES):
-            for level, (area, rot, x, y) in enumerate(factor_levels(factor, tiny)):
-                for r in range(per_level):
+            levels = factor_levels(factor, tiny)
+            repeats = per_level if factor != FACTORS[2] else max(1, per_level // 2)  # the grid has many levels
+            for level, (area, rot, x, y) in enumerate(levels):
+                for r in range(repeats):
                     rng = stream(seed, "siscore", factor, k, level, r)
                     family = FAMILIES[int(rng.integers(len(FAMILIES)))]
                     bg = render_background(family, side, side, rng)

@@ -1,0 +1,98 @@
+"""Writes (or checks) the leaderboard files from the records: the whole-protocol
+LEADERBOARD, one file per suite, one per paper layout, in md / csv / tex / html."""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import pandas as pd
+
+from harness import config as config_mod
+from harness import paths, store, tables, tables_html
+from harness.errors import ConfigError
+
+FORMATS = ("md", "csv", "tex", "html")
+
+
+def layouts() -> dict[str, dict]:
+    """Per-paper table layouts: ``benchmarks/layouts/<name>.yaml`` (title, columns)."""
+    out = {}
+    for path in sorted((paths.benchmarks_dir() / "layouts").glob("*.yaml")):
+        data = config_mod.read_yaml(path)
+        if not isinstance(data, dict) or not isinstance(data.get("columns"), list):
+            raise ConfigError(f"{path}: a layout needs a 'columns' list of {{task, metric}}")
+        out[path.stem] = data
+    return out
+
+
+def suite_tasks(name: str) -> list[str]:
+    suite = config_mod.load_suite(name)
+    return [t if isinstance(t, str) else t.get("as", t["task"]) for t in suite["tasks"]]
+
+
+def build_tables(records: pd.DataFrame, reference: pd.DataFrame, suite: str | None = None) -> dict[str, tables.Table]:
+    """{file stem: table}: LEADERBOARD (all tasks), suite-<name>, paper-<layout>."""
+    if suite is not None:
+        return {f"suite-{suite}": tables.build(records, reference, tasks=suite_tasks(suite), title=f"Suite {suite}")}
+    out = {"LEADERBOARD": tables.build(records, reference, title="Leaderboard: all tasks")}
+    present = set(records["task"]) if len(records) else set()
+    for name in config_mod.suite_names():
+        names = suite_tasks(name)
+        if present & set(names):
+            out[f"suite-{name}"] = tables.build(records, reference, tasks=names, title=f"Suite {name}")
+    for name, lay in layouts().items():
+        out[f"paper-{name}"] = tables.build(records, reference, title=lay.get("title", name),
+                                            columns=lay["columns"],
+                                            tasks=sorted({c["task"] for c in lay["columns"]}))
+    return out
+
+
+def render(tabs: dict[str, tables.Table], formats: tuple[str, ...] = FORMATS) -> dict[str, str]:
+    """{file name: text} for every table and format."""
+    files: dict[str, str] = {}
+    for stem, t in tabs.items():
+        if "md" in formats:
+            files[f"{stem}.md"] = tables.to_markdown(t)
+        if "csv" in formats:
+            files[f"{stem}.csv"] = tables.to_csv(t)
+        if "tex" in formats:
+            files[f"{stem}.tex"] = tables.to_latex(t)
+    if "html" in formats:
+        files["leaderboard.html"] = tables_html.page(list(tabs.values()))
+    return files
+
+
+def default_records() -> list[Path]:
+    return [paths.results_dir() / "records"]
+
+
+def tables_main(records: list[Path] | None, suite: str | None, fmt: str | None, out: Path | None,
+                check: bool) -> int:
+    """The ``harness tables`` command. Without --out it prints Markdown."""
+    recs = store.load_records(records or default_records(), kind="task")
+    files = render(build_tables(recs, tables.load_reference(), suite), (fmt,) if fmt else FORMATS)
+    if check:
+        target = out or paths.results_dir()
+        stale = [name for name, text in files.items()
+                 if not (target / name).is_file() or (target / name).read_text() != text]
+        for name in stale:
+            old = (target / name).read_text().splitlines() if (target / name).is_file() else []
+            diff = list(difflib.unified_diff(old, files[name].splitlines(), f"{target / name} (committed)",
+                                             f"{name} (from records)", lineterm="", n=1))
+            print(f"stale: {target / name}" + ("" if old else " (missing)"))
+            print("\n".join(diff[:20]))
+        if stale:
+            print(f"{len(stale)} table file(s) out of date; run `harness tables --out {target}`")
+            return 1
+        print(f"{len(files)} table files up to date in {target}")
+        return 0
+    if out is None:
+        for name, text in files.items():
+            if name.endswith(".md"):
+                print(text)
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        store.atomic_write_text(out / name, text)
+    print(f"wrote {len(files)} files to {out}")
+    return 0

@@ -1,0 +1,254 @@
+"""Leaderboards from result records: Markdown, CSV, LaTeX and a static HTML page.
+
+Rows are (method, recipe, pretraining data, epochs); columns are (task, metric) under a
+group that names the task version and the framework with its version, so numbers from
+different protocols never share a column. A cell is the mean +- std over seeds; the
+best cell per column is marked; failed units show as ``failed``. Published numbers
+(``results/reference/*.csv``) are listed as their own rows, marked as published, in
+columns of the same task/metric/framework only, and never enter a mean.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness import config as config_mod
+from harness import paths, registry
+from harness.errors import ConfigError
+
+ROW_KEYS = ("method", "recipe", "pretrain_data", "epochs")
+PUBLISHED = "published"
+
+
+@dataclass(frozen=True)
+class Column:
+    task: str
+    metric: str
+    version: str
+    framework: str
+    higher_is_better: bool
+
+    @property
+    def group(self) -> str:
+        return f"{self.task} v{self.version} ({self.framework})"
+
+    @property
+    def header(self) -> str:
+        return f"{self.metric} {'↑' if self.higher_is_better else '↓'}"
+
+
+@dataclass
+class Cell:
+    values: list[float] = field(default_factory=list)
+    failed: int = 0
+    published: bool = False
+    source: str = ""
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.values) / len(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        if len(self.values) < 2:
+            return None
+        m = self.mean
+        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (len(self.values) - 1))
+
+    def text(self, digits: int = 2) -> str:
+        if not self.values:
+            return "failed" if self.failed else ""
+        out = f"{self.mean:.{digits}f}"
+        if self.std is not None:
+            out += f" ± {self.std:.{digits}f}"
+        if self.failed:
+            out += f" ({self.failed} failed)"
+        return out
+
+
+@dataclass
+class Table:
+    title: str
+    rows: list[tuple]  # row keys, computed rows first, then published rows
+    columns: list[Column]
+    cells: dict[tuple[tuple, Column], Cell]
+    notes: list[str] = field(default_factory=list)
+
+    def best(self, col: Column) -> tuple | None:
+        scored = [(c.mean, r) for r in self.rows if (c := self.cells.get((r, col))) and c.values and not c.published]
+        if not scored:
+            return None
+        return (max if col.higher_is_better else min)(scored, key=lambda t: t[0])[1]
+
+
+def framework_label(record: dict[str, Any]) -> str:
+    fw = record.get("framework") or {}
+    name = fw.get("name", "torch")
+    version = (fw.get("versions") or {}).get(name if name != "mmseg" else "mmsegmentation")
+    return f"{name} {version}" if version else name
+
+
+def main_metrics() -> dict[str, list[str] | None]:
+    """Per task type: the catalog's ``main_metrics`` list (None = every metric)."""
+    out: dict[str, list[str] | None] = {}
+    for name, entry in registry.tasks().items():
+        data = config_mod.read_yaml(entry.catalog_file) if entry.catalog_file else {}
+        out[name] = data.get("main_metrics")
+    return out
+
+
+def derive(record: dict[str, Any]) -> dict[str, tuple[float, bool]]:
+    """Derived metrics a record lacks but a table shows: BG-Gap = mixed_same - mixed_rand."""
+    m = record.get("metrics") or {}
+    for same, rand in (("acc_mixed_same", "acc_mixed_rand"), ("mixed_same", "mixed_rand")):
+        if "bg_gap" not in m and same in m and rand in m:
+            return {"bg_gap": (m[same] - m[rand], False)}
+    return {}
+
+
+def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: list[str] | None = None,
+          title: str = "Leaderboard", columns: list[dict[str, str]] | None = None) -> Table:
+    """Collate task records (and published reference rows) into one table.
+
+    ``tasks`` restricts to task instances; ``columns`` (a layout) picks and orders
+    (task, metric) pairs explicitly.
+    """
+    mains = main_metrics()
+    cells: dict[tuple[tuple, Column], Cell] = {}
+    col_set: dict[tuple, Column] = {}
+    rows: list[tuple] = []
+    failures: Counter[tuple] = Counter()
+    for rec in records.to_dict("records"):
+        if tasks is not None and rec["task"] not in tasks:
+            continue
+        row = tuple(rec.get(k) for k in ROW_KEYS)
+        if row not in rows:
+            rows.append(row)
+        fw, version = framework_label(rec), str(rec.get("task_version", "?"))
+        if rec["status"] != "ok":
+            failures[(row, rec["task"], version, fw)] += 1
+            continue
+        hib = rec.get("higher_is_better") or {}
+        metrics = {k: (v, hib.get(k, True)) for k, v in (rec.get("metrics") or {}).items()}
+        metrics.update(derive(rec))
+        wanted = mains.get(rec.get("task_type", rec["task"]))
+        for name, (value, higher) in metrics.items():
+            if wanted is not None and name not in wanted and not name.endswith("_minus_clean"):
+                continue
+            key = (rec["task"], name, version, fw)
+            col = col_set.setdefault(key, Column(*key, higher_is_better=higher))
+            cells.setdefault((row, col), Cell()).values.append(float(value))
+    for (row, task, version, fw), n in failures.items():
+        cols = [c for c in col_set.values() if (c.task, c.version, c.framework) == (task, version, fw)]
+        if not cols:
+            key = (task, "status", version, fw)
+            cols = [col_set.setdefault(key, Column(*key, higher_is_better=True))]
+        for col in cols:
+            cells.setdefault((row, col), Cell()).failed += n
+    ordered = _order_columns(list(col_set.values()), columns)
+    table = Table(title, rows, ordered, cells)
+    if reference is not None and len(reference):
+        _add_reference(table, reference)
+    return table
+
+
+def _order_columns(cols: list[Column], layout: list[dict[str, str]] | None) -> list[Column]:
+    if layout is None:
+        return sorted(cols, key=lambda c: (c.task, c.version, c.framework, c.metric))
+    out = []
+    for spec in layout:
+        out += [c for c in cols if c.task == spec["task"] and c.metric == spec["metric"]]
+    return out
+
+
+def load_reference(folder: Path | None = None) -> pd.DataFrame:
+    """Published numbers: every CSV under ``results/reference/``."""
+    folder = folder or paths.results_dir() / "reference"
+    frames = [pd.read_csv(p) for p in sorted(Path(folder).glob("*.csv"))]
+    need = {"method", "pretrain_data", "epochs", "task", "metric", "value", "framework", "source"}
+    for p, f in zip(sorted(Path(folder).glob("*.csv")), frames):
+        if missing := need - set(f.columns):
+            raise ConfigError(f"{p}: reference table lacks columns {sorted(missing)}")
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=sorted(need))
+
+
+def _add_reference(table: Table, reference: pd.DataFrame) -> None:
+    for ref in reference.to_dict("records"):
+        matches = [c for c in table.columns if c.task == ref["task"] and c.metric == ref["metric"]
+                   and c.framework.split()[0] == str(ref["framework"]).split()[0]]
+        if not matches:
+            continue
+        row = (f"{ref['method']} †", PUBLISHED, ref["pretrain_data"], ref["epochs"])
+        if row not in table.rows:
+            table.rows.append(row)
+        for col in matches:
+            table.cells[(row, col)] = Cell([float(ref["value"])], published=True, source=str(ref["source"]))
+    if any(r[1] == PUBLISHED for r in table.rows):
+        table.notes.append("† published number, not reproduced by this harness; never part of a mean.")
+
+
+# -- renderers ---------------------------------------------------------------------
+
+def _row_label(row: tuple) -> list[str]:
+    return [str(v) if v is not None else "" for v in row]
+
+
+def to_markdown(table: Table) -> str:
+    if not table.rows:
+        return f"## {table.title}\n\nNo records.\n"
+    head = list(ROW_KEYS) + [f"{c.group}<br>{c.header}" for c in table.columns]
+    lines = [f"## {table.title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in table.rows:
+        cells = []
+        for col in table.columns:
+            cell = table.cells.get((row, col))
+            text = cell.text() if cell else ""
+            cells.append(f"**{text}**" if cell and table.best(col) == row else text)
+        lines.append("| " + " | ".join(_row_label(row) + cells) + " |")
+    lines += [""] + [f"_{n}_" for n in table.notes] + ([""] if table.notes else [])
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    rows = []
+    for row in table.rows:
+        for col in table.columns:
+            cell = table.cells.get((row, col))
+            if cell is None:
+                continue
+            rows.append({**dict(zip(ROW_KEYS, row)), "task": col.task, "task_version": col.version,
+                         "framework": col.framework, "metric": col.metric,
+                         "higher_is_better": col.higher_is_better, "mean": cell.mean, "std": cell.std,
+                         "n": len(cell.values), "failed": cell.failed, "published": cell.published,
+                         "best": table.best(col) == row})
+    return pd.DataFrame(rows).to_csv(index=False, float_format="%.4f", lineterminator="\n")
+
+
+def _tex_escape(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+                 ("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("†", r"$^\dagger$")):
+        s = s.replace(a, b)
+    return s
+
+
+def to_latex(table: Table) -> str:
+    out = [f"% {table.title}", r"\begin{tabular}{" + "l" * len(ROW_KEYS) + "r" * len(table.columns) + "}",
+           r"\toprule"]
+    out.append(" & ".join([""] * len(ROW_KEYS) + [_tex_escape(c.group) for c in table.columns]) + r" \\")
+    out.append(" & ".join(list(ROW_KEYS) + [_tex_escape(c.header) for c in table.columns]).replace("_", r"\_") + r" \\")
+    out.append(r"\midrule")
+    for row in table.rows:
+        cells = []
+        for col in table.columns:
+            cell = table.cells.get((row, col))
+            text = _tex_escape(cell.text()) if cell else ""
+            cells.append(r"\textbf{" + text + "}" if cell and table.best(col) == row else text)
+        out.append(" & ".join([_tex_escape(x) for x in _row_label(row)] + cells) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}"]
+    out += [f"% {_tex_escape(note)}" for note in table.notes]
+    return "\n".join(out) + "\n"
