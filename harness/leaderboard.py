@@ -47,9 +47,24 @@ def build_tables(records: pd.DataFrame, reference: pd.DataFrame, suite: str | No
     return out
 
 
-def render(tabs: dict[str, tables.Table], formats: tuple[str, ...] = FORMATS) -> dict[str, str]:
-    """{file name: text} for every table and format."""
+def reference_markdown(reference: pd.DataFrame) -> str:
+    """Every published number, grouped by task, with its setting and source."""
+    lines = ["## Published reference numbers (not reproduced by this harness)", "",
+             "| task | metric | method | pretraining | epochs | value | framework | setting | source |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in reference.sort_values(["task", "metric", "method"], kind="stable").to_dict("records"):
+        cells = [r["task"], r["metric"], r["method"], r["pretrain_data"], r["epochs"], f"{r['value']:g}",
+                 r["framework"], r.get("setting", ""), r["source"]]
+        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render(tabs: dict[str, tables.Table], formats: tuple[str, ...] = FORMATS,
+           reference: pd.DataFrame | None = None) -> dict[str, str]:
+    """{file name: text} for every table and format (and REFERENCE.md)."""
     files: dict[str, str] = {}
+    if reference is not None and len(reference) and "md" in formats:
+        files["REFERENCE.md"] = reference_markdown(reference)
     for stem, t in tabs.items():
         if "md" in formats:
             files[f"{stem}.md"] = tables.to_markdown(t)
@@ -70,7 +85,9 @@ def tables_main(records: list[Path] | None, suite: str | None, fmt: str | None, 
                 check: bool) -> int:
     """The ``harness tables`` command. Without --out it prints Markdown."""
     recs = store.load_records(records or default_records(), kind="task")
-    files = render(build_tables(recs, tables.load_reference(), suite), (fmt,) if fmt else FORMATS)
+    reference = tables.load_reference()
+    files = render(build_tables(recs, reference, suite), (fmt,) if fmt else FORMATS,
+                   reference if suite is None else None)
     if check:
         target = out or paths.results_dir()
         stale = [name for name, text in files.items()

@@ -22,7 +22,8 @@ CIFAR100_FILES = {"train": ("train",), "test": ("test",)}
 
 _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
             ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-            ("numpy", "ndarray"), ("numpy", "dtype")}
+            ("numpy", "ndarray"), ("numpy", "dtype"),
+            ("_codecs", "encode")}  # Python 3 writes bytes this way under pickle protocol 2
 
 
 class _ArrayUnpickler(pickle.Unpickler):

@@ -175,7 +175,12 @@ def read_class_descriptions(data_root: Path) -> dict[str, str]:
     The V5/V6 file has no header; the V7 file starts with ``LabelName,DisplayName``: both
     are read. Every row needs exactly two fields and a mid starting with "/".
     """
-    path = find_file(openimages_dir(data_root), CLASS_FILES, "the boxable class descriptions CSV")
+    return parse_class_descriptions(find_file(openimages_dir(data_root), CLASS_FILES,
+                                              "the boxable class descriptions CSV"))
+
+
+def parse_class_descriptions(path: Path) -> dict[str, str]:
+    """Label mid -> display name from one class descriptions CSV (with or without header)."""
     classes: dict[str, str] = {}
     with path.open(newline="", encoding="utf-8") as f:
         try:

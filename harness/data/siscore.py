@@ -12,7 +12,7 @@ from harness.data.records import ClassificationSet
 # Factor name -> folder of the released archives (object_size unpacks to "area").
 FACTORS = {"area": "area", "size": "area", "rotation": "rotation", "location": "location20_area02_min0pc",
            "location20_area02_min0pc": "location20_area02_min0pc"}
-METADATA_COLUMNS = ("image_id", "x_coord", "y_coord", "area", "rotation", "foreground_class")
+METADATA_COLUMNS = ("image_id", "x_coord", "y_coord", "area", "rotation")
 _FLOAT_COLUMNS = ("x_coord", "y_coord", "area", "rotation")
 
 
@@ -20,11 +20,12 @@ def read_siscore(data_root: Path, factor: str) -> ClassificationSet:
     """Read ``siscore/<factor>/<class_name>/<image_id>.jpg`` with ``<factor>/metadata.csv``.
 
     ``factor``: "area" (or "size"), "rotation", "location". Labels index the sorted class
-    folders (61 in the release). ``metadata.csv`` (written by the SI-Score generator: image_id,
-    x_coord, y_coord, area, rotation, foreground_class, ... ) must have one row per image;
-    ``foreground_class`` must name the image's class (as an index into the sorted class list,
-    or as the class name). The rows, aligned with the samples, are in ``metadata`` with
-    image_id as int, coordinates/area/rotation as float, other columns as strings.
+    folders (61 in the release). ``metadata.csv`` needs one row per image with at least
+    image_id, x_coord, y_coord, area, rotation; where it has ``foreground_class`` (the
+    SI-Score generator writes the index of the class in its sorted class list) that must
+    agree with the image's folder (as the index or the class name). The rows, aligned with
+    the samples, are in ``metadata``: image_id as int, coordinates/area/rotation as float,
+    other columns as strings.
     """
     if factor not in FACTORS:
         raise ValueError(f"unknown SI-Score factor {factor!r}; expected one of {sorted(FACTORS)}")
@@ -52,8 +53,8 @@ def read_siscore(data_root: Path, factor: str) -> ClassificationSet:
         row = rows.pop(image_id, None)
         if row is None:
             raise MalformedDataError(meta_path, f"no row for image_id {image_id}; expected one row per image ({path})")
-        fg = row["foreground_class"]
-        if fg != classes[label] and fg != str(label):
+        fg = row.get("foreground_class")
+        if fg is not None and fg != classes[label] and fg != str(label):
             raise MalformedDataError(meta_path, f"image_id {image_id}: foreground_class {fg!r}; expected {label} "
                                                 f"({classes[label]}) as its folder {path.parent} says")
         metadata.append(row)

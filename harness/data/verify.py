@@ -99,10 +99,13 @@ def verify_split(data_root: Path, spec: DatasetSpec, split: SplitSpec, sample: i
     count, classes, where = _summary(loaded)
     rows = [row("ok", "read", where, f"{count:,} {'rows' if isinstance(loaded, StreamCheck) else 'items'}"
                 + (f", {classes} classes" if classes is not None else ""))]
+    differences = []
     if split.official is not None and count != split.official:
-        rows.append(row("differs", "count", where, f"{count:,}; the official release has {split.official:,}"))
+        differences.append(f"size {count:,}, official {split.official:,}")
     if classes is not None and spec.num_classes is not None and classes != spec.num_classes:
-        rows.append(row("differs", "classes", where, f"{classes} classes; the official release has {spec.num_classes}"))
+        differences.append(f"{classes} classes, official {spec.num_classes}")
+    if differences:
+        rows.append(row("differs", "count", where, "; ".join(differences)))
     for problem in _label_problems(loaded):
         rows.append(row("malformed", "labels", problem.path, problem.detail))
     for problem in _sample_problems(loaded, sample):

@@ -223,8 +223,8 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
     ckpt_path = workdir / checkpoint_name
     sampler_args = dict(n=len(data), global_batch=cfg.batch_size, seed=ctx.seed, epochs=cfg.epochs,
                         rank=info.rank, world_size=info.world_size)
-    total = StepSampler(**sampler_args).total_steps
-    spe = StepSampler(**sampler_args).steps_per_epoch
+    probe = StepSampler(**sampler_args)
+    total, spe = probe.total_steps, probe.steps_per_epoch
     fingerprint = {"loop": json.loads(json.dumps(asdict(cfg))), "seed": int(ctx.seed), "n_images": len(data)}
 
     if cfg.sync_bn and info.distributed and cuda:
@@ -298,11 +298,11 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
             if first is None:
                 first = summary.get("loss")
             summary["loss_start"] = first
-        ctx.progress(done, total)
         if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == total:
             if cuda:
                 _check_finite(loss, step, workdir)
             _save(ckpt_path, model, optimizer, done, total, fingerprint, summary, info)
+        ctx.progress(done, total)
     elapsed = time.perf_counter() - t0
     return {**summary, "steps": total, "epochs": cfg.epochs, "resumed_from": start,
             "images_per_s": images / elapsed if elapsed > 0 else 0.0}

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from harness import paths
+from harness.checkpoints import sha256_file
 from harness.data.records import ArrayClassificationSet, ClassificationSet
 from harness.errors import DataError
 
@@ -123,39 +124,11 @@ class _ArrayImages(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_backbone_model(path: Path) -> nn.Module:
     """The exported torchvision ResNet with ``fc = Identity`` (strict key check)."""
-    try:
-        from harness.checkpoints import load_backbone
-    except ImportError:
-        return _load_resnet_state_dict(Path(path))
+    from harness.checkpoints import load_backbone
+
     return load_backbone(Path(path))
-
-
-def _load_resnet_state_dict(path: Path) -> nn.Module:
-    import torchvision
-
-    from harness.errors import CheckpointError
-
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    meta = path.with_name("backbone.json")
-    arch = json.loads(meta.read_text()).get("arch") if meta.is_file() else None
-    arch = arch or ("resnet50" if "layer1.0.conv3.weight" in state else "resnet18")
-    model = getattr(torchvision.models, arch)()
-    model.fc = nn.Identity()
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: not a {arch} backbone state dict ({exc})") from exc
-    return model
 
 
 def default_cache_dir() -> Path:
@@ -188,7 +161,7 @@ class FeatureExtractor:
         if not backbone.is_file():
             raise DataError(f"{backbone}: backbone file not found")
         cache = cfg.get("cache_dir")
-        return cls(lambda: load_backbone_model(backbone), file_sha256(backbone), spec,
+        return cls(lambda: load_backbone_model(backbone), sha256_file(backbone), spec,
                    cache_dir=Path(cache) if cache else None, device=device,
                    batch_size=int(cfg.get("batch_size", 64)), workers=int(cfg.get("workers", 0)))
 

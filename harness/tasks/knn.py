@@ -37,7 +37,7 @@ class Knn(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         cfg = ctx.cfg
-        splits = cls_data.load_splits(cfg.get("dataset", "coco_crop"), ctx.data_root)
+        splits = cls_data.load_splits(cfg.get("dataset", "coco_crop"), ctx.data_root, cfg)
         sets = {"train": splits.train, "test": splits.test}
         prints = cls_common.fingerprints(sets)
         ex = cls_common.extractor(ctx)

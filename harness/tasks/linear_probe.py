@@ -56,5 +56,5 @@ class LinearProbe(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         name = ctx.cfg.get("dataset", "coco_crop")
-        splits = cls_data.load_splits(name, ctx.data_root)
+        splits = cls_data.load_splits(name, ctx.data_root, ctx.cfg)
         return probe_splits(cls_common.extractor(ctx), splits, ctx.cfg, ctx.device, ctx.progress)

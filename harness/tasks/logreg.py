@@ -79,7 +79,7 @@ def _init_head(dim: int, n_classes: int, device: torch.device, dtype: torch.dtyp
 
 
 def fit(x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float, init: LinearHead | None = None,
-        max_iter: int = 1000, tol: float = 1e-5, history_size: int = 20) -> tuple[LinearHead, int]:
+        max_iter: int = 1000, tol: float = 1e-5, history_size: int = 10) -> tuple[LinearHead, int]:
     """Minimise the penalised cross-entropy from ``init`` (zeros if None).
 
     ``tol`` bounds the largest absolute gradient entry at convergence (scipy's ``pgtol``,
@@ -102,7 +102,7 @@ def fit(x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float, init: Linea
         return loss
 
     opt.step(closure)
-    n_iter = int(opt.state[opt._params[0]].get("n_iter", 0))
+    n_iter = int(opt.state[w].get("n_iter", 0))
     return LinearHead(w.detach(), b.detach()), n_iter
 
 

@@ -1,9 +1,14 @@
 """How an ORL recipe splits into the settings of its three stages.
 
-Top-level keys (``epochs``, ``batch_size``, ``arch``, ``data``, ``optimizer``,
-``schedule``, ``loop``, ``heads``, ``momentum``, ``augment``) are shared by the two
-training stages; the sections ``byol`` (stage 1) and ``orl`` (stage 3) may override any of
-them for their stage and hold that stage's own keys. ``correspondence`` configures stage 2.
+Top-level keys (:data:`SHARED_KEYS`: ``epochs``, ``batch_size``, ``arch``, ``data``,
+``optimizer``, ``schedule``, ``loop``, ``heads``, ``momentum``, ``augment``, ...) are
+shared by the two training stages; the sections ``byol`` (stage 1) and ``orl`` (stage 3)
+may override any of them for their stage, and ``orl`` holds stage 3's own keys
+(:data:`ORL_KEYS`). ``correspondence`` configures stage 2.
+
+``heads``: ``proj_hidden``, ``out_dim``, ``pred_hidden`` (projector d-proj_hidden-out_dim,
+predictors out_dim-pred_hidden-out_dim). ``momentum``: ``base`` (the target momentum
+rises from it to 1 on a cosine schedule).
 """
 from __future__ import annotations
 
@@ -11,9 +16,10 @@ from typing import Any
 
 from harness.errors import ConfigError
 
-SHARED_KEYS = ("epochs", "batch_size", "arch", "data", "optimizer", "schedule", "loop", "heads", "momentum",
-               "augment")
+SHARED_KEYS = ("pretrain_data", "epochs", "batch_size", "arch", "zero_init_residual", "data", "optimizer",
+               "schedule", "loop", "heads", "momentum", "augment")
 ORL_KEYS = ("patch_size", "patch_augment", "jitter", "loss_weights", "decode_threads")
+_HEADS = {"proj_hidden": 4096, "out_dim": 256, "pred_hidden": 4096}
 
 
 def stage_recipe(cfg: dict[str, Any], section: str, own_keys: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -25,24 +31,23 @@ def stage_recipe(cfg: dict[str, Any], section: str, own_keys: tuple[str, ...] = 
                           f"known: {sorted(set(SHARED_KEYS) | set(own_keys))}")
     out = {k: cfg[k] for k in SHARED_KEYS if k in cfg}
     out.update(over)
-    for key in ("epochs", "batch_size", "arch"):
+    for key in ("pretrain_data", "epochs", "batch_size", "arch"):
         if key not in out:
             raise ConfigError(f"ORL recipe: {key!r} is missing (top level or section {section!r})")
     return out
 
 
-def heads_cfg(cfg: dict[str, Any]) -> dict[str, int]:
-    h = {"proj_hidden": 4096, "out_dim": 256, "pred_hidden": 4096}
-    extra = set(cfg.get("heads") or {}) - set(h)
-    if extra:
-        raise ConfigError(f"unknown key(s) in recipe section 'heads': {sorted(extra)}; known: {sorted(h)}")
-    h.update({k: int(v) for k, v in (cfg.get("heads") or {}).items()})
-    return h
+def heads_cfg(recipe: dict[str, Any]) -> dict[str, int]:
+    given = dict(recipe.get("heads") or {})
+    if set(given) - set(_HEADS):
+        raise ConfigError(f"unknown key(s) in recipe section 'heads': {sorted(set(given) - set(_HEADS))}; "
+                          f"known: {sorted(_HEADS)}")
+    return {k: int(given.get(k, v)) for k, v in _HEADS.items()}
 
 
-def momentum_cfg(cfg: dict[str, Any]) -> tuple[float, float]:
-    m = dict(cfg.get("momentum") or {})
-    extra = set(m) - {"base", "end"}
-    if extra:
-        raise ConfigError(f"unknown key(s) in recipe section 'momentum': {sorted(extra)}; known: ['base', 'end']")
-    return float(m.get("base", 0.99)), float(m.get("end", 1.0))
+def base_momentum(recipe: dict[str, Any]) -> float:
+    given = dict(recipe.get("momentum") or {})
+    if set(given) - {"base"}:
+        raise ConfigError(f"unknown key(s) in recipe section 'momentum': {sorted(set(given) - {'base'})}; "
+                          f"known: ['base'] (the momentum always ends at 1)")
+    return float(given.get("base", 0.99))

@@ -51,12 +51,12 @@ def backbone_file(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def scene(fg_class: int, bg_class: int, rng: np.random.Generator, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def scene(fg_class: int, bg_class: int, rng: np.random.Generator, size: int = 24) -> tuple[np.ndarray, np.ndarray]:
     """A noisy background of ``bg_class``'s colour with a square object of ``fg_class``'s
     colour at a random place; returns the image (uint8) and the object mask."""
     img = _BG[bg_class] + rng.normal(0, 25, (size, size, 3))
     mask = np.zeros((size, size), bool)
-    side = int(rng.integers(10, 15))
+    side = int(rng.integers(8, 12))
     y, x = rng.integers(0, size - side, 2)
     mask[y:y + side, x:x + side] = True
     img[mask] = _FG[fg_class] + rng.normal(0, 25, (int(mask.sum()), 3))
@@ -87,39 +87,41 @@ def write_bg_challenge(root: Path, n_train: int = 30, n_val: int = 20, seed: int
 
 
 class SmallConvNet(nn.Module):
-    """Two conv layers + global average pooling: a (B, 3, H, W) -> (B, 32) feature map."""
+    """Two conv layers, global average pooling and a linear classifier; its "features"
+    are the classifier's logits, so they carry only what the training task rewarded."""
 
     def __init__(self, n_classes: int = 3):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1),
-                                      nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(32, n_classes)
+        self.trunk = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1),
+                                   nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+        return self.trunk(x)
 
 
-def train_on_parts(keep: str, seed: int = 0, n: int = 90, steps: int = 150) -> nn.Module:
-    """A SmallConvNet trained to classify scenes from only their object pixels
-    (``keep="fg"``, background zeroed) or only their background (``keep="bg"``, object
-    zeroed); returns its feature trunk (normalised-image input)."""
+def train_on_parts(keep: str, seed: int = 0, n: int = 90, steps: int = 80) -> nn.Module:
+    """A SmallConvNet trained to classify scenes by one part: ``keep="bg"`` sees only the
+    background (object pixels zeroed; background-biased), ``keep="fg"`` sees objects over
+    the background of a random class (object-focused). Input: ImageNet-normalised images."""
     rng = np.random.default_rng(seed + 100)
     torch.manual_seed(seed)
+    n_cls = len(BG_CLASSES)
     imgs, labels = [], []
     for i in range(n):
-        c = i % len(BG_CLASSES)
-        img, mask = scene(c, c, rng)
-        img[mask if keep == "bg" else ~mask] = 0
+        c = i % n_cls
+        img, mask = scene(c, c if keep == "bg" else int(rng.integers(n_cls)), rng)
+        if keep == "bg":
+            img[mask] = 0
         imgs.append(img)
         labels.append(c)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     x = (torch.tensor(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255 - mean) / std
     y = torch.tensor(labels)
-    net = SmallConvNet()
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    net = SmallConvNet(n_cls)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     for _ in range(steps):
         opt.zero_grad()
-        nn.functional.cross_entropy(net.head(net(x)), y).backward()
+        nn.functional.cross_entropy(net(x), y).backward()
         opt.step()
     return net.eval()

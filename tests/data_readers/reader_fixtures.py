@@ -312,8 +312,8 @@ def write_cifar(root: Path) -> None:
     c100 = root / layout.CIFAR100
     _pickle(c100 / "meta", {b"fine_label_names": [f"f{k}".encode() for k in range(100)],
                             b"coarse_label_names": [f"g{k}".encode() for k in range(20)]})
-    _pickle(c100 / "train", dict(cifar_batch(4, [0, 5, 50, 99], b"fine_labels"), **{b"coarse_labels": [0, 1, 2, 3]}))
-    _pickle(c100 / "test", dict(cifar_batch(2, [1, 2], b"fine_labels"), **{b"coarse_labels": [0, 1]}))
+    _pickle(c100 / "train", {**cifar_batch(4, [0, 5, 50, 99], b"fine_labels"), b"coarse_labels": [0, 1, 2, 3]})
+    _pickle(c100 / "test", {**cifar_batch(2, [1, 2], b"fine_labels"), b"coarse_labels": [0, 1]})
 
 
 WRITERS = (write_coco, write_coco_crop, write_ade20k, write_voc, write_bg_challenge, write_siscore, write_objectnet,

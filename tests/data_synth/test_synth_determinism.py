@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import harness.data.synthetic.generate as gen
+import harness.data.synthetic.build as gen
 from harness.data.synthetic import MANIFEST, generate
 
 
@@ -27,8 +27,8 @@ def test_same_seed_gives_identical_tree_serial_or_parallel(synth_root: Path, tmp
 
 def test_different_seed_gives_different_content(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
-    gen._run_job("coco", a, 0, "tiny", 0.85)
-    gen._run_job("coco", b, 1, "tiny", 0.85)
+    gen.run_job("coco", a, 0, "tiny", 0.85)
+    gen.run_job("coco", b, 1, "tiny", 0.85)
     assert tree_hash(a) != tree_hash(b)
 
 

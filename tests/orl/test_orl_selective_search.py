@@ -71,7 +71,8 @@ def test_resume_after_sigkill_skips_finished_chunks(tmp_path):
     names = [p.name for p in paths]
     cache = tmp_path / "cache"
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path / "img"), str(cache)], cwd=REPO,
-                             start_new_session=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+                             start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                 [str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p])})
     deadline = time.monotonic() + 120
     while len(list(cache.glob("chunk_*.npz"))) < 3 and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.02)

@@ -21,6 +21,6 @@ bg_challenge           8 variants x 9 classes x      8 variants x 9 classes x
 """
 from __future__ import annotations
 
-from .generate import GENERATOR_VERSION, MANIFEST, ensure, generate, synth_main
+from .build import GENERATOR_VERSION, MANIFEST, ensure, generate, synth_main
 
 __all__ = ["GENERATOR_VERSION", "MANIFEST", "generate", "ensure", "synth_main"]

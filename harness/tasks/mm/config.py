@@ -45,7 +45,11 @@ def world_size() -> int:
 
 def apply_common(cfg: Config, preset: Mapping[str, Any], *, task: str, workdir: Path, seed: int,
                  device: str, backbone: Path, init_paths: list[str]) -> None:
-    """Apply the preset's schedule and the run's environment to ``cfg`` in place."""
+    """Apply the preset's schedule and the run's environment to ``cfg`` in place.
+
+    SyncBN stays only under DDP on GPUs; one process (or CPU processes, where torch has no
+    SyncBN) gets plain BN. ``batch_size`` is the total over processes; workers are 0 on CPU.
+    """
     iters = int(require(preset, "iters", task))
     world = world_size()
     batch = int(require(preset, "batch_size", task))

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import fcntl
 import json
-import multiprocessing
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -48,11 +49,24 @@ JOBS: dict[str, tuple[Writer, ...]] = {
 }
 
 
-def _run_job(name: str, root: Path, seed: int, size: str, bias: float) -> dict[str, int]:
+def run_job(name: str, root: Path, seed: int, size: str, bias: float) -> dict[str, int]:
+    """Run one job's writers in this process; returns its counts."""
     counts: dict[str, int] = {}
     for writer in JOBS[name]:
         counts.update(writer(root, seed, get_sizes(size), bias))
     return counts
+
+
+def _job_subprocess(name: str, root: Path, seed: int, size: str, bias: float) -> dict[str, int]:
+    """Run one job in a fresh interpreter (no fork of the caller, no re-import of its main)."""
+    package_parent = str(Path(__file__).resolve().parents[3])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])),
+               OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "harness.data.synthetic.job", name, str(root), str(seed), size, repr(bias)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"synthetic job {name!r} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def generate(out: Path, seed: int = 0, size: str = "default", bias: float | None = None,
@@ -71,13 +85,11 @@ def generate(out: Path, seed: int = 0, size: str = "default", bias: float | None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n = max(1, min(len(JOBS), workers if workers is not None else min(2, os.cpu_count() or 1)))
-    results: dict[str, dict[str, int]] = {}
     if n == 1:
-        for name in JOBS:
-            results[name] = _run_job(name, out, int(seed), size, b)
+        results = {name: run_job(name, out, int(seed), size, b) for name in JOBS}
     else:
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {name: pool.submit(_run_job, name, out, int(seed), size, b) for name in JOBS}
+        with ThreadPoolExecutor(n) as pool:  # each thread waits on one job subprocess
+            futures = {name: pool.submit(_job_subprocess, name, out, int(seed), size, b) for name in JOBS}
             results = {name: f.result() for name, f in futures.items()}
     counts = {k: v for name in JOBS for k, v in results[name].items()}
     write_json({"generator": GENERATOR_VERSION, "seed": int(seed), "size": size, "bias": b, "counts": counts},

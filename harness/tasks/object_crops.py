@@ -1,11 +1,12 @@
-"""Build the COCO-Crop dataset (ContraCAM's object crops) from COCO instances.
+"""Object-crop classification sets built from box annotations (COCO-Crop and the like).
 
-Every non-crowd instance whose annotated area is at least ``min_area`` of its image is
-cropped with its box grown by ``margin`` of the box size on each side (clipped to the
-image), resized so that its shorter side is ``size`` (bilinear) and saved as
-``<out>/coco_crop/<split>/<category name>/<annotation id>.jpg``. The build is
-deterministic, runs in a process pool, and resumes: crops already on disk are skipped and
-each file is written atomically; a ``.complete.json`` marker makes a finished split free.
+ContraCAM's COCO-Crop recipe, applied to any :class:`DetectionSet`: every object that is
+not a crowd / group box and whose area (the annotated area, else the box area) is at least
+``min_area`` of its image is cropped with its box grown by ``margin`` of the box size on
+each side (clipped to the image), resized so that its shorter side is ``size`` (bilinear),
+and saved as ``<out>/<category name>/<object id>.jpg``. A build is deterministic, runs
+in a process pool, and resumes: crops already on disk are skipped, each file is written
+atomically, and a ``.complete.json`` marker makes a finished split free.
 """
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from typing import Any, Callable
 
 from harness.data import layout
 from harness.data.coco import read_coco
-from harness.data.records import DetectionSet
+from harness.data.records import DetectionSet, ObjectAnnotation
 from harness.errors import DataError
-from harness.tasks.features import file_sha256
+from harness.checkpoints import sha256_file
 
 MARKER = ".complete.json"
+Job = tuple[str, list[tuple[str, tuple[float, float, float, float]]]]
 
 
 @dataclass(frozen=True)
@@ -47,21 +49,28 @@ def expand_box(box: tuple[float, float, float, float], width: int, height: int, 
             min(float(width), x + w + w * margin), min(float(height), y + h + h * margin))
 
 
-def crop_jobs(ds: DetectionSet, spec: CropSpec) -> list[tuple[str, list[tuple[str, tuple[float, ...]]]]]:
-    """Per image with eligible objects: (image path, [(relative crop path, expanded box)])."""
+def _is_group(obj: ObjectAnnotation) -> bool:
+    return obj.iscrowd or obj.extra.get("IsGroupOf") == 1
+
+
+def crop_jobs(ds: DetectionSet, spec: CropSpec) -> list[Job]:
+    """Per image with eligible objects: (image path, [(relative crop path, expanded box)]).
+
+    A crop is named by the object's annotation id, else ``<image id>_<object index>``."""
     names = {c["id"]: c["name"] for c in ds.categories}
     jobs = []
     for img in ds.images:
         min_area = spec.min_area * img.width * img.height
         crops = []
-        for obj in img.objects:
+        for k, obj in enumerate(img.objects):
             area = obj.area if obj.area is not None else obj.bbox[2] * obj.bbox[3]
-            if obj.iscrowd or area < min_area:
+            if _is_group(obj) or area < min_area:
                 continue
             x0, y0, x1, y1 = expand_box(obj.bbox, img.width, img.height, spec.margin)
             if round(x1) - round(x0) < 1 or round(y1) - round(y0) < 1:
                 continue
-            crops.append((f"{names[obj.category_id]}/{obj.extra['id']}.jpg", (x0, y0, x1, y1)))
+            stem = obj.extra.get("id", f"{img.image_id}_{k}")
+            crops.append((f"{names[obj.category_id]}/{stem}.jpg", (x0, y0, x1, y1)))
         if crops:
             jobs.append((str(img.path), crops))
     return jobs
@@ -71,10 +80,7 @@ def _resize_shorter(im, size: int):
     from PIL import Image
 
     w, h = im.size
-    if w <= h:
-        new = (size, max(1, int(size * h / w)))
-    else:
-        new = (max(1, int(size * w / h)), size)
+    new = (size, max(1, int(size * h / w))) if w <= h else (max(1, int(size * w / h)), size)
     return im.resize(new, Image.BILINEAR)
 
 
@@ -100,44 +106,44 @@ def _write_crops(args: tuple[str, list[tuple[str, tuple[float, ...]]], str, int,
     return len(todo)
 
 
-def build_split(data_root: Path, out_root: Path, split: str, spec: CropSpec, workers: int = 1,
+def build_crops(ds: DetectionSet, out_dir: Path, spec: CropSpec, workers: int = 1,
                 progress: Callable[[int, int], None] | None = None) -> Path:
-    """Write the crops of one COCO split under ``out_root/coco_crop/<split>``; returns that folder."""
-    out_dir = Path(out_root) / layout.COCO_CROP / split
-    ds = read_coco(data_root, split)
-    stamp = {"spec": asdict(spec), "annotations": file_sha256(ds.ann_file)}
+    """Write the crops of ``ds`` under ``out_dir`` (resuming), then its completion marker."""
+    out_dir = Path(out_dir)
+    stamp = {"spec": asdict(spec), "annotations": sha256_file(ds.ann_file) if ds.ann_file else ds.name}
     marker = out_dir / MARKER
     if marker.is_file() and json.loads(marker.read_text()).get("stamp") == stamp:
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = crop_jobs(ds, spec)
     args = [(path, crops, str(out_dir), spec.size, spec.quality) for path, crops in jobs]
-    done = 0
     if workers > 1:
         with mp.get_context("fork").Pool(workers) as pool:
-            for i, _ in enumerate(pool.imap_unordered(_write_crops, args, chunksize=16)):
-                done = i + 1
+            for done, _ in enumerate(pool.imap_unordered(_write_crops, args, chunksize=16), start=1):
                 if progress:
                     progress(done, len(args))
     else:
-        for a in args:
+        for done, a in enumerate(args, start=1):
             _write_crops(a)
-            done += 1
             if progress:
                 progress(done, len(args))
-    n = sum(len(c) for _, c in jobs)
     tmp = marker.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"stamp": stamp, "crops": n}, indent=1))
+    tmp.write_text(json.dumps({"stamp": stamp, "crops": sum(len(c) for _, c in jobs)}, indent=1))
     os.replace(tmp, marker)
     return out_dir
 
 
-def default_out_root(data_root: Path, spec: CropSpec, cache_root: Path) -> Path:
-    """A cache folder keyed by the annotation files and the crop spec."""
+def build_coco_split(data_root: Path, out_root: Path, split: str, spec: CropSpec, workers: int = 1,
+                     progress: Callable[[int, int], None] | None = None) -> Path:
+    """COCO-Crop of one COCO split, written to ``out_root/coco_crop/<split>``."""
+    return build_crops(read_coco(data_root, split), Path(out_root) / layout.COCO_CROP / split, spec, workers, progress)
+
+
+def cache_root(files: list[Path], spec: CropSpec, base: Path) -> Path:
+    """A cache folder under ``base`` keyed by the annotation files' contents and the crop spec."""
     h = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode())
-    for split in ("train2017", "val2017"):
-        ann = Path(data_root) / layout.COCO / "annotations" / f"instances_{split}.json"
-        if not ann.is_file():
-            raise DataError(f"{ann}: missing; COCO-Crop is built from the COCO {split} instances")
-        h.update(file_sha256(ann).encode())
-    return Path(cache_root) / h.hexdigest()[:16]
+    for path in files:
+        if not path.is_file():
+            raise DataError(f"{path}: missing; object crops are built from this annotation file")
+        h.update(sha256_file(path).encode())
+    return Path(base) / h.hexdigest()[:16]

@@ -1,0 +1,27 @@
+"""ORL: Object-level Representation Learning (Xie et al., NeurIPS 2021), three stages.
+
+1. ``byol``: image-level BYOL with ORL's recipe; exports the backbone and the heads.
+2. ``correspondence``: kNN image retrieval, selective-search proposals and RoI-pair
+   retrieval with the stage-1 model (files documented in ``SCHEMA.md``).
+3. ``orl``: object-level BYOL from random initialisation with image, intra-RoI and
+   inter-RoI losses; exports the final backbone.
+
+Recipes: ``tiny`` (CPU, synthetic data), ``paper`` (COCO train2017) and
+``paper-cocoplus`` (COCO train2017 + unlabeled2017). This module imports nothing heavy.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.api import Method, Stage
+
+
+class ORL(Method):
+    name = "orl"
+
+    def stages(self, cfg: dict[str, Any]) -> list[Stage]:
+        return [
+            Stage("byol", run="methods.orl.stage_byol:run", version="1"),
+            Stage("correspondence", run="methods.orl.stage_correspondence:run", version="1"),
+            Stage("orl", run="methods.orl.stage_orl:run", version="1", exports_backbone=True),
+        ]
