@@ -100,6 +100,14 @@ def _cmd_data_verify(args: argparse.Namespace) -> int:
     return verify.verify_main(Path(args.data_root), args.dataset)
 
 
+def _cmd_data_oim(args: argparse.Namespace) -> int:
+    from harness.data.openimage_mini import build, spec
+
+    spec_path = Path(args.spec) if args.spec else spec.default_spec_path(tiny=args.tiny)
+    build.build(Path(args.oi_root), Path(args.out), spec_path, workers=args.workers)
+    return 0
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from harness import checkpoints
 
@@ -218,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("run_a")
     cmp_.add_argument("run_b")
     cmp_.set_defaults(func=_cmd_compare)
+
+    oim = dsub.add_parser("openimage-mini", help="build OpenImage-MINI from Open Images annotations (resumable)")
+    oim.add_argument("--oi-root", required=True, help="the Open Images folder (CSVs, <split>/<ImageID>.jpg, masks/)")
+    oim.add_argument("--out", required=True)
+    oim.add_argument("--spec", help="spec file (default benchmarks/openimage_mini/spec.yaml)")
+    oim.add_argument("--tiny", action="store_true", help="use spec-tiny.yaml (the synthetic Open-Images-style files)")
+    oim.add_argument("--workers", type=int, help="image processes (default: all cores)")
+    oim.set_defaults(func=_cmd_data_oim)
 
     conv = sub.add_parser("convert", help="import a public SSL checkpoint as a torchvision backbone file")
     conv.add_argument("src")

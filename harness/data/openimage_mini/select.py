@@ -8,17 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from harness.data.fileio import MalformedDataError, MissingDataError
 
 BOX_NEEDED = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax", "IsGroupOf", "IsDepiction")
-_HEX = np.full(256, 255, dtype=np.uint8)
-for _i, _c in enumerate(b"0123456789abcdef"):
-    _HEX[_c] = _i
-_SHIFTS = np.arange(60, -4, -4, dtype=np.uint64)
 
 
 @dataclass
@@ -35,16 +31,6 @@ class BoxRows:
     @property
     def area(self) -> np.ndarray:
         return (self.box[:, 2] - self.box[:, 0]) * (self.box[:, 3] - self.box[:, 1])
-
-
-def image_ids_to_u64(ids: np.ndarray, source: Path) -> np.ndarray:
-    """(n, 16) uint8 ASCII lowercase hex -> uint64, vectorised; a bad ID is an error."""
-    nib = _HEX[ids]
-    if (nib == 255).any():
-        row = int(np.nonzero((nib == 255).any(axis=1))[0][0])
-        raise MalformedDataError(source, f"ImageID {bytes(ids[row]).decode(errors='replace')!r} is not "
-                                 "16 lowercase hex digits")
-    return (nib.astype(np.uint64) << _SHIFTS).sum(axis=1, dtype=np.uint64)
 
 
 def u64_to_image_id(v: int) -> str:
@@ -80,75 +66,45 @@ def check_header(path: Path, needed: tuple[str, ...], expected: tuple[str, ...] 
     return header
 
 
-def _batches(path: Path, columns: tuple[str, ...], types: dict[str, Any]) -> Iterator[Any]:
-    import pyarrow as pa
-    from pyarrow import csv as pacsv
-
-    opts = pacsv.ConvertOptions(include_columns=list(columns), column_types={k: v for k, v in types.items()})
-    try:
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 25), convert_options=opts)
-        for batch in reader:
-            yield batch
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise MalformedDataError(path, f"unreadable CSV ({exc})") from exc
-
-
-def _fixed_ascii(arr: Any, width: int, source: Path, what: str) -> np.ndarray:
-    """A pyarrow string array whose values all have ``width`` bytes, as an (n, width) uint8 view."""
-    import pyarrow as pa
-
-    arr = arr.cast(pa.string()) if arr.type != pa.string() else arr
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
-    if arr.null_count or (np.diff(offsets) != width).any():
-        raise MalformedDataError(source, f"a {what} value is not {width} characters long")
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-    return data.reshape(len(arr), width)
-
-
 def stream_boxes(path: Path, keep_labels: set[str] | None) -> BoxRows:
-    """One pass over a box CSV: the 8 needed columns, rows of ``keep_labels`` only."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    """One streaming pass over a box CSV (polars, projection pushdown): the 8 needed
+    columns, rows of ``keep_labels`` only, ImageIDs parsed to uint64."""
+    import polars as pl
 
     check_header(path, BOX_NEEDED)
-    types = {"ImageID": pa.string(), "LabelName": pa.string(), "XMin": pa.float32(), "XMax": pa.float32(),
-             "YMin": pa.float32(), "YMax": pa.float32(), "IsGroupOf": pa.int8(), "IsDepiction": pa.int8()}
-    labels: dict[str, int] = {}
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("image", "cls", "box", "group", "depiction")}
-    for batch in _batches(path, BOX_NEEDED, types):
-        enc = pc.dictionary_encode(batch.column("LabelName"))
-        local = [labels.setdefault(str(m), len(labels)) for m in enc.dictionary.to_pylist()]
-        codes = np.asarray(local, dtype=np.int32)[enc.indices.to_numpy(zero_copy_only=False)]
-        keep = (np.isin(codes, [labels[m] for m in keep_labels if m in labels])
-                if keep_labels is not None else np.ones(len(codes), bool))
-        if not keep.any():
-            continue
-        ids = image_ids_to_u64(_fixed_ascii(batch.column("ImageID"), 16, path, "ImageID"), path)
-        cols = [batch.column(c).to_numpy(zero_copy_only=False) for c in ("XMin", "YMin", "XMax", "YMax")]
-        parts["image"].append(ids[keep])
-        parts["cls"].append(codes[keep])
-        parts["box"].append(np.stack(cols, axis=1)[keep])
-        parts["group"].append(batch.column("IsGroupOf").to_numpy(zero_copy_only=False)[keep] == 1)
-        parts["depiction"].append(batch.column("IsDepiction").to_numpy(zero_copy_only=False)[keep] == 1)
-    names = sorted(labels, key=labels.get)
-    if not parts["image"]:
-        empty = np.zeros(0)
-        return BoxRows(empty.astype(np.uint64), empty.astype(np.int32), np.zeros((0, 4), np.float32),
-                       empty.astype(bool), empty.astype(bool), names)
-    cat = {k: np.concatenate(v) for k, v in parts.items()}
-    return BoxRows(cat["image"], cat["cls"], cat["box"].astype(np.float32), cat["group"], cat["depiction"], names)
+    f32, i8 = pl.Float32, pl.Int8
+    q = pl.scan_csv(path, schema_overrides={"ImageID": pl.String, "LabelName": pl.String, "XMin": f32, "XMax": f32,
+                                            "YMin": f32, "YMax": f32, "IsGroupOf": i8, "IsDepiction": i8})
+    if keep_labels is not None:
+        q = q.filter(pl.col("LabelName").is_in(pl.Series(sorted(keep_labels), dtype=pl.String).implode()))
+    img = pl.col("ImageID")
+    q = q.select(img.str.to_integer(base=16, dtype=pl.UInt64, strict=False).alias("image"),
+                 (img.str.len_bytes() != 16).alias("bad_id"),
+                 pl.col("LabelName").alias("label"),
+                 "XMin", "YMin", "XMax", "YMax", pl.col("IsGroupOf") == 1, pl.col("IsDepiction") == 1)
+    try:
+        df = q.collect(engine="streaming")
+    except pl.exceptions.PolarsError as exc:
+        raise MalformedDataError(path, f"unreadable CSV ({str(exc).splitlines()[0]})") from exc
+    if df["bad_id"].any() or df["image"].null_count():
+        row = int(df["bad_id"].arg_max() or 0)
+        if not df["bad_id"].any():
+            row = int(df["image"].is_null().arg_max() or 0)
+        raise MalformedDataError(path, f"ImageID of box row {row + 1} is not 16 hex digits")
+    labels = sorted(df["label"].unique().to_list())
+    codes = df["label"].cast(pl.Enum(labels)).to_physical().to_numpy().astype(np.int32)
+    return BoxRows(df["image"].to_numpy(), codes,
+                   df.select("XMin", "YMin", "XMax", "YMax").to_numpy().astype(np.float32),
+                   df["IsGroupOf"].to_numpy(), df["IsDepiction"].to_numpy(), labels)
 
 
 def mask_labels(path: Path) -> set[str]:
     """The LabelNames present in a segmentation CSV (streamed, one column)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    import polars as pl
 
     check_header(path, ("MaskPath", "ImageID", "LabelName"))
-    out: set[str] = set()
-    for batch in _batches(path, ("LabelName",), {"LabelName": pa.string()}):
-        out.update(pc.unique(batch.column("LabelName")).to_pylist())
-    return out
+    q = pl.scan_csv(path, schema_overrides={"LabelName": pl.String}).select(pl.col("LabelName").unique())
+    return set(q.collect(engine="streaming")["LabelName"].to_list())
 
 
 def choose_classes(rows: BoxRows, spec: dict[str, Any], masked: set[str] | None) -> list[str]:
@@ -172,45 +128,44 @@ class SplitSelection:
 
 def select_images(rows: BoxRows, classes: list[str], spec: dict[str, Any], size: int, cap: int) -> SplitSelection:
     """Filter rows to the classes, apply the image filter, rank, cap per class, take ``size``."""
+    import polars as pl
+
     filt = spec["image_filter"]
     index = {m: i for i, m in enumerate(rows.labels)}
-    wanted = np.array([index[m] for m in classes if m in index], dtype=np.int32)
-    keep = np.isin(rows.cls, wanted)
-    img, cls, box = rows.image[keep], rows.cls[keep], rows.box[keep]
-    group, dep = rows.group[keep], rows.depiction[keep]
-    area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
-    valid = ~group & ~dep & (area >= spec["boxes"]["min_area"])
-    uniq, inv = np.unique(img, return_inverse=True)
-    n_obj = np.bincount(inv, weights=valid, minlength=len(uniq))
-    bad = np.zeros(len(uniq), bool)
+    wanted = [index[m] for m in classes if m in index]
+    df = pl.DataFrame({"image": rows.image, "cls": rows.cls, "group": rows.group, "dep": rows.depiction,
+                       "x0": rows.box[:, 0], "y0": rows.box[:, 1], "x1": rows.box[:, 2], "y1": rows.box[:, 3]})
+    df = df.filter(pl.col("cls").is_in(pl.Series(wanted, dtype=pl.Int32).implode())).with_columns(
+        valid=~pl.col("group") & ~pl.col("dep")
+        & ((pl.col("x1") - pl.col("x0")) * (pl.col("y1") - pl.col("y0")) >= spec["boxes"]["min_area"]))
+    excluded = pl.lit(False)
     if filt.get("exclude_group_of", True):
-        bad |= np.bincount(inv, weights=group, minlength=len(uniq)) > 0
+        excluded = excluded | pl.col("group").any()
     if filt.get("exclude_depiction", True):
-        bad |= np.bincount(inv, weights=dep, minlength=len(uniq)) > 0
-    pairs = np.unique(inv[valid].astype(np.int64) * (len(rows.labels) + 1) + cls[valid])
-    n_cls = np.bincount(pairs // (len(rows.labels) + 1), minlength=len(uniq))
-    eligible = np.nonzero((n_obj >= filt["min_objects"]) & (n_cls >= filt["min_classes"]) & ~bad)[0]
-    key = rank_key(uniq[eligible], int(spec["seed"]))
-    order = eligible[np.lexsort((uniq[eligible], key))]
-    # per-image class sets of valid rows (CSR over images)
-    vi, vc = inv[valid], cls[valid]
-    srt = np.argsort(vi, kind="stable")
-    vi, vc = vi[srt], vc[srt]
-    starts = np.searchsorted(vi, np.arange(len(uniq) + 1))
-    per_class = np.zeros(len(rows.labels), np.int64)
+        excluded = excluded | pl.col("dep").any()
+    per_image = df.group_by("image").agg(
+        n_obj=pl.col("valid").sum(), excluded=excluded,
+        present=pl.col("cls").filter(pl.col("valid")).unique().sort())
+    eligible = per_image.filter((pl.col("n_obj") >= filt["min_objects"])
+                                & (pl.col("present").list.len() >= filt["min_classes"]) & ~pl.col("excluded"))
+    images = eligible["image"].to_numpy()
+    order = np.lexsort((images, rank_key(images, int(spec["seed"]))))
+    present = eligible["present"]
+    per_class: dict[int, int] = {}
     chosen: list[int] = []
-    for u in order:
+    for u in order.tolist():
         if len(chosen) >= size:
             break
-        present = np.unique(vc[starts[u]:starts[u + 1]])
-        if cap and (per_class[present] >= cap).any():
+        cls_here = present[u].to_list() if cap else ()
+        if cap and any(per_class.get(c, 0) >= cap for c in cls_here):
             continue
-        per_class[present] += 1
-        chosen.append(int(u))
-    chosen_arr = np.array(chosen, dtype=np.int64)
-    sel_rows = valid & np.isin(inv, chosen_arr)
-    r = np.lexsort((box[sel_rows, 3], box[sel_rows, 2], box[sel_rows, 1], box[sel_rows, 0], cls[sel_rows],
-                    img[sel_rows]))
-    out_rows = BoxRows(img[sel_rows][r], cls[sel_rows][r], box[sel_rows][r], group[sel_rows][r], dep[sel_rows][r],
-                       rows.labels)
-    return SplitSelection([u64_to_image_id(uniq[u]) for u in chosen], out_rows)
+        for c in cls_here:
+            per_class[c] = per_class.get(c, 0) + 1
+        chosen.append(u)
+    chosen_ids = images[np.array(chosen, dtype=np.int64)] if chosen else np.zeros(0, np.uint64)
+    sel = (df.filter(pl.col("valid") & pl.col("image").is_in(pl.Series(chosen_ids, dtype=pl.UInt64).implode()))
+           .sort("image", "cls", "x0", "y0", "x1", "y1"))
+    box = sel.select("x0", "y0", "x1", "y1").to_numpy().astype(np.float32).reshape(-1, 4)
+    out_rows = BoxRows(sel["image"].to_numpy(), sel["cls"].to_numpy().astype(np.int32), box,
+                       sel["group"].to_numpy(), sel["dep"].to_numpy(), rows.labels)
+    return SplitSelection([u64_to_image_id(v) for v in chosen_ids], out_rows)
