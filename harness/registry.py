@@ -39,6 +39,7 @@ class TaskEntry:
     description: str = ""
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     catalog_file: Path | None = None
+    main_metrics: list[str] | None = None  # what tables and summaries show (None: all)
 
 
 _RUNTIME_METHODS: dict[str, MethodEntry] = {}
@@ -175,7 +176,7 @@ def tasks() -> dict[str, TaskEntry]:
             found[data["name"]] = TaskEntry(
                 name=data["name"], entry=data["entry"], version=str(data["version"]),
                 framework=data.get("framework", "torch"), description=data.get("description", ""),
-                presets=data.get("presets") or {}, catalog_file=path)
+                presets=data.get("presets") or {}, catalog_file=path, main_metrics=data.get("main_metrics"))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: a task catalog file needs name, entry and version ({exc})") from exc
     found.update(_RUNTIME_TASKS)

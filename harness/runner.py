@@ -319,9 +319,12 @@ def prepare_data(cfg: dict[str, Any], report: Callable[[str], None]) -> Path:
 
 def summary_table(outcomes: list[Outcome], max_metrics: int = 6) -> str:
     """A short text table of each task's status and main metrics."""
+    mains = {name: e.main_metrics for name, e in registry.tasks().items()}
     lines = [f"{'unit':<34} {'status':<8} metrics"]
     for o in outcomes:
         metrics = (o.record or {}).get("metrics", {}) if o.record else {}
+        wanted = mains.get(o.unit.task) or []
+        metrics = {k: metrics[k] for k in wanted if k in metrics} or metrics
         shown = ", ".join(f"{k}={v:.2f}" for k, v in list(metrics.items())[:max_metrics])
         if o.record and o.record.get("status") == "failed":
             shown = (o.record.get("error") or "").splitlines()[0][:100] if o.record.get("error") else ""

@@ -90,16 +90,12 @@ def framework_label(record: dict[str, Any]) -> str:
     fw = record.get("framework") or {}
     name = fw.get("name", "torch")
     version = (fw.get("versions") or {}).get(name if name != "mmseg" else "mmsegmentation")
-    return f"{name} {version}" if version else name
+    return f"{name} {str(version).split('+')[0]}" if version else name  # a CUDA/CPU build tag is no protocol
 
 
 def main_metrics() -> dict[str, list[str] | None]:
     """Per task type: the catalog's ``main_metrics`` list (None = every metric)."""
-    out: dict[str, list[str] | None] = {}
-    for name, entry in registry.tasks().items():
-        data = config_mod.read_yaml(entry.catalog_file) if entry.catalog_file else {}
-        out[name] = data.get("main_metrics")
-    return out
+    return {name: entry.main_metrics for name, entry in registry.tasks().items()}
 
 
 def derive(record: dict[str, Any]) -> dict[str, tuple[float, bool]]:

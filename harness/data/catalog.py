@@ -28,8 +28,9 @@ from harness.data.folders import read_coco_crop
 from harness.data.food import read_food
 from harness.data.objectnet import read_objectnet, read_objectnet_folder_labels, read_objectnet_to_imagenet
 from harness.data.openimages import (BOX_FILES, CLASS_FILES, HIERARCHY_FILE, LABEL_FILES, SEGMENTATION_FILES,
-                                     box_csv, hierarchy_parents, iter_image_labels, iter_split_boxes,
-                                     read_class_descriptions, read_hierarchy, read_openimages_det, read_segmentations)
+                                     box_csv, find_file, hierarchy_parents, iter_image_labels, iter_split_boxes,
+                                     openimages_dir, read_class_descriptions, read_hierarchy, read_openimages_det,
+                                     read_segmentations)
 from harness.data.pets import read_pets, read_pets_trimaps
 from harness.data.siscore import FACTORS, read_siscore
 from harness.data.voc import read_voc_det, read_voc_seg
@@ -83,27 +84,28 @@ def _stream_openimages_boxes(data_root: Path, split: str) -> StreamCheck:
             raise MalformedDataError(path, f"row {rows + 2}: LabelName {box.label} is not a boxable class")
         rows += 1
         if len(files) < SAMPLE_KEEP:
-            files.setdefault(box.image_id, Path(data_root) / layout.OPEN_IMAGES / split / f"{box.image_id}.jpg")
+            files.setdefault(box.image_id, openimages_dir(data_root) / split / f"{box.image_id}.jpg")
     return StreamCheck(path, rows, tuple(files.values()))
 
 
 def _stream_openimages_labels(data_root: Path, split: str) -> StreamCheck:
-    rows = sum(1 for _ in iter_image_labels(data_root, split))
-    return StreamCheck(Path(data_root) / layout.OPEN_IMAGES, rows)
+    path = find_file(openimages_dir(data_root), LABEL_FILES[split], f"the {split} image-level labels CSV")
+    return StreamCheck(path, sum(1 for _ in iter_image_labels(data_root, split)))
 
 
 def _openimages_masks(data_root: Path, split: str) -> StreamCheck:
     masks = read_segmentations(data_root, split)
-    return StreamCheck(Path(data_root) / layout.OPEN_IMAGES / "masks" / split, len(masks),
+    return StreamCheck(openimages_dir(data_root) / "masks" / split, len(masks),
                        tuple(m.mask for m in masks[:SAMPLE_KEEP]))
 
 
 def _openimages_classes(data_root: Path) -> StreamCheck:
-    return StreamCheck(Path(data_root) / layout.OPEN_IMAGES, len(read_class_descriptions(data_root)))
+    path = find_file(openimages_dir(data_root), CLASS_FILES, "the boxable class descriptions CSV")
+    return StreamCheck(path, len(read_class_descriptions(data_root)))
 
 
 def _openimages_hierarchy(data_root: Path) -> StreamCheck:
-    return StreamCheck(Path(data_root) / layout.OPEN_IMAGES / HIERARCHY_FILE,
+    return StreamCheck(openimages_dir(data_root) / HIERARCHY_FILE,
                        len(hierarchy_parents(read_hierarchy(data_root))))
 
 

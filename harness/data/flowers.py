@@ -82,7 +82,7 @@ def _mat_vector(path: Path, key: str) -> np.ndarray:
     require_file(path, f"a MATLAB file with {key!r}")
     try:
         mat = loadmat(path)
-    except (ValueError, TypeError, OSError, NotImplementedError) as exc:
+    except (ValueError, TypeError, OSError, NotImplementedError) as exc:  # the last: MATLAB v7.3 (HDF5) files
         raise MalformedDataError(path, f"unreadable MATLAB file ({exc}); expected {key!r}") from exc
     if key not in mat:
         raise MalformedDataError(path, f"no variable {key!r}; found {sorted(k for k in mat if not k.startswith('__'))}")

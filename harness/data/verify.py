@@ -97,7 +97,7 @@ def verify_split(data_root: Path, spec: DatasetSpec, split: SplitSpec, sample: i
         return [row("malformed", "read", data_root / spec.marker, str(exc))]
 
     count, classes, where = _summary(loaded)
-    rows = [row("ok", "read", where, f"{count:,} {'rows' if isinstance(loaded, StreamCheck) else 'items'}"
+    rows = [row("ok", "read", where, f"{count:,} {'rows' if isinstance(loaded, StreamCheck) else 'images'}"
                 + (f", {classes} classes" if classes is not None else ""))]
     differences = []
     if split.official is not None and count != split.official:

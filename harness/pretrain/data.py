@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from harness.data.layout import COCO
@@ -57,11 +59,10 @@ def resized_shape(h: int, w: int, short_side: int, max_long: int | None) -> tupl
 
 def decode_resized(path: Path, short_side: int, max_long: int | None = None) -> torch.Tensor:
     """Decode an image file to RGB uint8 ``(3, H, W)`` resized (antialiased) per :func:`resized_shape`."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
-
     try:
-        img = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-    except (RuntimeError, ValueError) as exc:
+        with Image.open(path) as im:
+            img = torch.from_numpy(np.asarray(im.convert("RGB"))).permute(2, 0, 1)
+    except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot decode image ({exc})") from exc
     h, w = img.shape[-2:]
     th, tw = resized_shape(h, w, short_side, max_long)

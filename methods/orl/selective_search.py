@@ -28,7 +28,7 @@ import json
 import multiprocessing
 import os
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -123,6 +123,13 @@ def _compute_chunk(job: tuple[str, list[str], list[str], str, int | None, int]) 
     return out, len(paths)
 
 
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """``fork`` where available: workers run only OpenCV/numpy code, and unlike ``spawn``
+    it never re-imports the parent's ``__main__`` (an unguarded script would re-run)."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
 def chunk_path(cache_dir: Path, index: int) -> Path:
     return cache_dir / f"chunk_{index:06d}.npz"
 
@@ -151,7 +158,7 @@ def compute_proposals(paths: Sequence[Path], names: Sequence[str], cache_dir: Pa
     computed now (0 when the cache was already complete).
 
     ``names`` identify the images (paths relative to the data root); ``workers > 1``
-    uses a pool of spawned processes, one chunk per task.
+    uses a pool of worker processes, one chunk per task.
     """
     _require_ximgproc()
     if len(paths) != len(names):
@@ -175,15 +182,13 @@ def compute_proposals(paths: Sequence[Path], names: Sequence[str], cache_dir: Pa
     if not jobs:
         return 0
     computed = 0
-    results: Iterable[tuple[str, int]]
     if workers <= 1:
-        results = map(_compute_chunk, jobs)
-        for _, n in results:
+        for _, n in map(_compute_chunk, jobs):
             computed += n
             if progress:
                 progress(done + computed, len(paths))
         return computed
-    with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+    with _pool_context().Pool(min(workers, len(jobs))) as pool:
         for _, n in pool.imap_unordered(_compute_chunk, jobs):
             computed += n
             if progress:

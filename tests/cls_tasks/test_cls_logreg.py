@@ -32,7 +32,7 @@ def test_fit_reaches_the_stationary_point_of_the_stated_objective():
     b = head.bias.clone().requires_grad_(True)
     loss = torch.nn.functional.cross_entropy(x @ w.T + b, y) + 1.0 / (2 * len(x)) * w.square().sum()
     loss.backward()
-    assert w.grad.abs().max() < 1e-7 and b.grad.abs().max() < 1e-7
+    assert w.grad.abs().max() < 1e-6 and b.grad.abs().max() < 1e-6
 
 
 def test_scores_top1_and_mean_per_class():

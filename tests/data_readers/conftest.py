@@ -1,4 +1,4 @@
-"""Data roots for the reader tests: one clean tiny root per session, a fresh copy per test that
+"""Data roots for the reader tests: one clean tiny root per test run, a fresh copy per test that
 breaks it, and the synthetic benchmark generated once."""
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def broken_root(data_root: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The synthetic benchmark (size "tiny", seed 0), generated once per session."""
+    """The synthetic benchmark (size "tiny", seed 0), generated once per test run."""
     from harness.data.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("synthetic") / "data", seed=0, size="tiny")

@@ -102,7 +102,8 @@ def test_openimages(synth_root: Path) -> None:
             arr = np.asarray(mask).astype(bool)
             ys, xs = np.nonzero(arr)
             W, H = mask.size
-            assert abs(xs.min() / W - float(r["BoxXMin"])) < 0.05 and abs((ys.max() + 1) / H - float(r["BoxYMax"])) < 0.05
+            assert abs(xs.min() / W - float(r["BoxXMin"])) <= 2 / W  # within 2 px at the mask's resolution
+            assert abs((ys.max() + 1) / H - float(r["BoxYMax"])) <= 2 / H
             different_size += mask.size != image.size
     assert different_size > 0
     desc = (base / "class-descriptions-boxable.csv").read_text().splitlines()

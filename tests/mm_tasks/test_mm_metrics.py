@@ -116,7 +116,7 @@ def test_voc_perfect_and_partial_11_point_ap():
     assert perfect == pytest.approx({"AP": 100.0, "AP50": 100.0, "AP75": 100.0})
     # one of two objects found: precision 1 at the recall points 0, 0.1, ..., 0.5 -> 6 / 11
     partial = _run_voc(gt, gt[:1], [0.9])
-    assert partial["AP"] == pytest.approx(100 * 6 / 11, abs=1e-6)
+    assert partial["AP"] == pytest.approx(100 * 6 / 11, abs=1e-4)  # float32 inside mmdet
     assert partial["AP50"] == pytest.approx(100 * 6 / 11, abs=0.05)
 
 

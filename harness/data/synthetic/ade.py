@@ -44,7 +44,7 @@ def write_ade(root: Path, seed: int, sz: Sizes, bias: float) -> dict[str, int]:
             name = f"ADE_{short}_{i + 1:08d}"
             lab = label_map(scene)
             save_jpeg(scene.image, base / "images" / split / f"{name}.jpg")
-            save_png(lab, base / "annotations" / split / f"{name}.png", mode="L")
+            save_png(lab, base / "annotations" / split / f"{name}.png")
             hist = np.bincount(lab.ravel(), minlength=NUM_CLASSES + 1)
             present[split] += hist > 0
             if split == "training":

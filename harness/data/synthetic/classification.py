@@ -132,7 +132,7 @@ def write_pets(root: Path, seed: int, sz: Sizes) -> dict[str, int]:
     for k, i, is_train, s in _items(seed, "pets", sz):
         name = f"{breeds[k]}_{i + 1}"
         save_jpeg(s.image, base / "images" / f"{name}.jpg")
-        save_png(trimap(s), base / "annotations" / "trimaps" / f"{name}.png", mode="L")
+        save_png(trimap(s), base / "annotations" / "trimaps" / f"{name}.png")
         (trainval if is_train else test).append(f"{name} {k + 1} {species[k]} {breed_id[k]}")
     write_lines(trainval, base / "annotations" / "trainval.txt")
     write_lines(test, base / "annotations" / "test.txt")

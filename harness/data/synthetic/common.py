@@ -48,18 +48,15 @@ def save_jpeg(image: np.ndarray | Image.Image, path: Path, quality: int = JPEG_Q
     path.write_bytes(buf.getvalue())
 
 
-def save_png(image: np.ndarray | Image.Image, path: Path, mode: str | None = None,
-             palette: Sequence[int] | None = None) -> None:
-    """PNG with fixed compression; ``palette`` (flat RGB list) makes a mode 'P' image."""
-    if isinstance(image, Image.Image):
-        im = image
-    else:
-        arr = np.ascontiguousarray(image)
-        im = Image.fromarray(arr, mode=mode) if mode in (None, "L", "RGB", "RGBA") else Image.fromarray(arr).convert(mode)
+def save_png(image: np.ndarray | Image.Image, path: Path, palette: Sequence[int] | None = None) -> None:
+    """PNG with fixed compression (uint8 (H, W) -> 'L', (H, W, 3) -> 'RGB').
+
+    ``palette`` (flat RGB list) turns an 'L' image into a palette ('P') image.
+    """
+    im = image if isinstance(image, Image.Image) else Image.fromarray(np.ascontiguousarray(image))
     if palette is not None:
-        im = im.convert("L") if im.mode != "L" else im
         im = im.copy()
-        im.putpalette(list(palette))  # becomes mode "P"
+        im.putpalette(list(palette))
     _ensure_parent(path)
     buf = io.BytesIO()
     im.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
@@ -68,7 +65,7 @@ def save_png(image: np.ndarray | Image.Image, path: Path, mode: str | None = Non
 
 def save_bitmask_png(mask: np.ndarray, path: Path) -> None:
     """A 1-bit PNG of a boolean mask."""
-    im = Image.fromarray(np.ascontiguousarray(mask.astype(np.uint8) * 255), mode="L").convert("1")
+    im = Image.fromarray(np.ascontiguousarray(mask.astype(np.uint8) * 255)).convert("1")
     save_png(im, path)
 
 

@@ -59,7 +59,7 @@ def write_objectnet(root: Path, seed: int, side: int, per_folder: int) -> dict[s
             framed = np.empty((side, side, 3), np.uint8)
             framed[:] = FRAME_COLOR
             framed[FRAME:side - FRAME, FRAME:side - FRAME] = image
-            save_png(framed, base / "images" / folder / f"{hex_id(seed, 'objectnet', folder, i, length=32)}.png", mode="RGB")
+            save_png(framed, base / "images" / folder / f"{hex_id(seed, 'objectnet', folder, i, length=32)}.png")
     write_json({f: label for f, (label, _) in OBJECTNET.items()}, base / "mappings" / "folder_to_objectnet_label.json", indent=2)
     write_json({label: names for label, names in OBJECTNET.values()}, base / "mappings" / "objectnet_to_imagenet_1k.json", indent=2)
     return {"objectnet folders": len(OBJECTNET), "objectnet images": len(OBJECTNET) * per_folder}

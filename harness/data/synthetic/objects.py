@@ -7,8 +7,6 @@ geometry, textures come from :mod:`.textures`.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -209,9 +207,3 @@ def surface(category: str, texture: str | None, w: int, h: int, rng: np.random.G
     if texture in _SHAPES:
         return class_texture(texture, w, h, rng)
     return style_texture(texture, w, h, rng)
-
-
-def rotated_extent(w: int, h: int, degrees: float) -> tuple[int, int]:
-    """Bounding size of a w x h canvas after rotation (as PIL's ``expand=True``)."""
-    c, s = abs(math.cos(math.radians(degrees))), abs(math.sin(math.radians(degrees)))
-    return int(math.ceil(w * c + h * s)), int(math.ceil(w * s + h * c))

@@ -45,7 +45,7 @@ def value_noise(h: int, w: int, rng: np.random.Generator, cell: float) -> np.nda
     """Smooth noise in [0, 1]: a random lattice of ~``cell`` px, bilinearly upsampled by PIL."""
     gh, gw = max(2, int(h / cell) + 2), max(2, int(w / cell) + 2)
     lattice = rng.random((gh, gw), dtype=np.float32)
-    up = Image.fromarray(lattice, mode="F").resize((w, h), Image.BILINEAR)
+    up = Image.fromarray(lattice).resize((w, h), Image.BILINEAR)
     return np.asarray(up, np.float32).clip(0.0, 1.0)
 
 

@@ -119,7 +119,7 @@ def write_voc(root: Path, seed: int, sz: Sizes, bias: float) -> dict[str, int]:
         (v12 / "Annotations").mkdir(parents=True, exist_ok=True)
         (v12 / "Annotations" / f"{image_id}.xml").write_bytes(annotation_xml(scene, "VOC2012", image_id, segmented))
         lab = class_map(scene)
-        save_png(lab, v12 / "SegmentationClassAug" / f"{image_id}.png", mode="L")
+        save_png(lab, v12 / "SegmentationClassAug" / f"{image_id}.png")
         if segmented:
             save_png(with_borders(scene, lab), v12 / "SegmentationClass" / f"{image_id}.png", palette=palette)
     seg = v12 / "ImageSets" / "Segmentation"

@@ -1,0 +1,47 @@
+"""OpenImage-MINI for tasks: a built copy under the data root, or one built on demand
+(once, under a lock) from ``<data_root>/openimages`` into the harness cache."""
+from __future__ import annotations
+
+import fcntl
+import json
+from pathlib import Path
+
+from harness import paths
+from harness.data import layout
+from harness.data.fileio import MissingDataError
+from harness.data.openimage_mini import build, spec as spec_mod
+
+BUILT_DIR = "openimage_mini"  # a dataset built with `harness data openimage-mini --out <root>/openimage_mini`
+
+
+def ensure(data_root: Path, spec_file: str | None = None) -> Path:
+    """The folder of a complete OpenImage-MINI build for ``data_root``.
+
+    ``spec_file``: a path, or None for the default spec. A build found at
+    ``<data_root>/openimage_mini`` is used as it is (its manifest names its spec).
+    """
+    prebuilt = Path(data_root) / BUILT_DIR
+    if (prebuilt / "manifest.json").is_file():
+        return prebuilt
+    spec_path = Path(spec_file) if spec_file else spec_mod.default_spec_path()
+    if not spec_path.is_absolute() and not spec_path.is_file():
+        spec_path = paths.benchmarks_dir().parent / spec_path
+    oi_root = Path(data_root) / layout.OPEN_IMAGES
+    if not oi_root.is_dir():
+        raise MissingDataError(oi_root, "missing: OpenImage-MINI needs a built copy in "
+                               f"{prebuilt} or the Open Images files to build it from")
+    digest = spec_mod.spec_hash(spec_mod.load_spec(spec_path))
+    out = paths.cache_dir() / "openimage_mini" / f"{digest[:16]}-{_root_tag(data_root)}"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        manifest = out / "manifest.json"
+        if not (manifest.is_file() and json.loads(manifest.read_text()).get("spec_hash") == digest):
+            build.build(oi_root, out, spec_path, report=lambda *_: None)
+    return out
+
+
+def _root_tag(data_root: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(str(Path(data_root).resolve()).encode()).hexdigest()[:8]

@@ -1,0 +1,131 @@
+"""The cam_localization task: metrics, ground truth, heads lookup, a run on small sets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from harness.api import TaskContext
+from harness.checkpoints import save_backbone, save_heads
+from harness.errors import CheckpointError, ConfigError
+from harness.pretrain.models import build_head, build_resnet, mlp_spec
+from harness.tasks.cam_localization import (CamLocalization, LocalizationConfig, box_iou, foreground_box,
+                                            found_boxes, mask_iou, resize_binary)
+
+
+def test_mask_iou_and_empty_masks():
+    a = np.zeros((4, 4), bool)
+    assert mask_iou(a, a) == 1.0
+    b = a.copy()
+    b[:2] = True
+    c = a.copy()
+    c[1:3] = True
+    assert mask_iou(b, c) == pytest.approx(4 / 12)
+    assert mask_iou(b, a) == 0.0
+
+
+def test_box_recall_counts_ground_truth_found_at_iou_half():
+    assert box_iou((0, 0, 1, 1), (0, 0, 0.5, 1)) == pytest.approx(0.5)
+    gt = [(0.0, 0.0, 0.5, 0.5), (0.5, 0.5, 1.0, 1.0)]
+    assert found_boxes(gt, [(0.0, 0.0, 0.5, 0.55)], 0.5) == 1
+    assert found_boxes(gt, [], 0.5) == 0
+
+
+def test_ground_truth_helpers():
+    m = np.zeros((10, 20), bool)
+    m[2:5, 4:10] = True
+    assert foreground_box(m) == [(0.2, 0.2, 0.5, 0.5)]
+    assert foreground_box(np.zeros((3, 3), bool)) == []
+    assert resize_binary(m, 40)[8:20, 8:20].all() and not resize_binary(m, 40)[25:].any()
+
+
+def test_config_rejects_unknown_keys_and_datasets():
+    with pytest.raises(ConfigError, match="iteration"):
+        LocalizationConfig.from_cfg({"iteration": 3})
+    with pytest.raises(ConfigError, match="datasets"):
+        LocalizationConfig.from_cfg({"datasets": ["voc"]})
+
+
+def _object_image(rng: np.random.Generator, side: int) -> tuple[np.ndarray, np.ndarray]:
+    image = (rng.random((side, side, 3)) * 60 + 40).astype(np.uint8)
+    mask = np.zeros((side, side), bool)
+    y, x = rng.integers(0, side // 2, 2)
+    mask[y:y + side // 2, x:x + side // 2] = True
+    image[mask] = rng.integers(150, 255, 3)
+    return image, mask
+
+
+def write_cub(root: Path, n: int = 6, side: int = 40) -> None:
+    rng = np.random.default_rng(0)
+    cub = root / "CUB_200_2011"
+    lines, split = [], []
+    for i in range(1, n + 1):
+        rel = f"001.Bird/bird_{i}.jpg"
+        image, mask = _object_image(rng, side)
+        (cub / "images" / "001.Bird").mkdir(parents=True, exist_ok=True)
+        (cub / "segmentations" / "001.Bird").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(cub / "images" / rel)
+        Image.fromarray(mask.astype(np.uint8) * 255).save(cub / "segmentations" / rel.replace(".jpg", ".png"))
+        lines.append(f"{i} {rel}")
+        split.append(f"{i} {2 if i > 1 else 0}")
+    (cub / "images.txt").write_text("\n".join(lines) + "\n")
+    (cub / "train_val_test_split.txt").write_text("\n".join(split) + "\n")
+
+
+def write_flowers(root: Path, n: int = 5, side: int = 40) -> None:
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(1)
+    fl = root / "flowers-102"
+    (fl / "jpg").mkdir(parents=True)
+    (fl / "segmim").mkdir()
+    for i in range(1, n + 1):
+        image, mask = _object_image(rng, side)
+        Image.fromarray(image).save(fl / "jpg" / f"image_{i:05d}.jpg")
+        seg = image.copy()
+        seg[~mask] = (0, 0, 254)
+        Image.fromarray(seg).save(fl / "segmim" / f"segmim_{i:05d}.jpg", quality=100)
+    savemat(fl / "setid.mat", {"trnid": np.arange(1, n + 1)[None], "valid": np.array([[1]]), "tstid": np.array([[1]])})
+
+
+def export_model(folder: Path, heads: bool = True) -> Path:
+    torch.manual_seed(0)
+    net = build_resnet("resnet18")
+    path = save_backbone(net, folder, {"arch": "resnet18", "method": "test"})
+    if heads:
+        spec = mlp_spec([512, 64, 16])
+        save_heads(folder, {"projector": build_head(spec)}, {"projector": spec})
+    return path
+
+
+def _ctx(backbone: Path, root: Path, cfg: dict) -> TaskContext:
+    return TaskContext(name="cam_localization", cfg=cfg, workdir=root / "work", data_root=root, seed=0, device="cpu",
+                       preset="tiny", task="cam_localization", backbone=backbone)
+
+
+TINY = {"image_size": 32, "batch_size": 4, "iterations": 2, "expand_res": 2, "crf": False, "max_images": 4}
+
+
+def test_task_runs_on_cub_flowers_and_coco(contracam_root, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    write_cub(root)
+    write_flowers(root)
+    (root / "coco").symlink_to(contracam_root / "coco")
+    backbone = export_model(tmp_path / "model")
+    result = CamLocalization().run(_ctx(backbone, root, {**TINY, "datasets": ["cub", "flowers", "coco"]}))
+    assert set(result.metrics) == {f"{d}_{m}" for d in ("cub", "flowers", "coco") for m in ("mask_miou", "box_recall50")}
+    assert all(0.0 <= v <= 100.0 for v in result.metrics.values())
+    assert all(result.higher_is_better.values())
+    assert result.dataset["sizes"] == {"cub": 4, "flowers": 4, "coco": 4}
+    again = CamLocalization().run(_ctx(backbone, root, {**TINY, "datasets": ["cub", "flowers", "coco"]}))
+    assert again.metrics == result.metrics
+
+
+def test_task_needs_the_projector_beside_the_backbone(contracam_root, tmp_path):
+    backbone = export_model(tmp_path / "model", heads=False)
+    with pytest.raises(CheckpointError, match="heads.pth"):
+        CamLocalization().run(_ctx(backbone, contracam_root, {**TINY, "datasets": ["coco"]}))

@@ -1,0 +1,147 @@
+"""Backbone export, strict load, and conversion of public checkpoint layouts."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from harness.checkpoints import (ConversionReport, convert, convert_main, load_backbone, load_heads, save_backbone,
+                                 save_heads, sha256_file)
+from harness.errors import CheckpointError
+from harness.pretrain.models import build_head, mlp_spec
+
+
+def _resnet18_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return torchvision.models.resnet18().state_dict()
+
+
+def _backbone_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if not k.startswith("fc.")}
+
+
+def _heads(prefix: str, d: int = 512) -> dict[str, torch.Tensor]:
+    return {f"{prefix}0.weight": torch.randn(d, d), f"{prefix}0.bias": torch.randn(d),
+            f"{prefix}2.weight": torch.randn(128, d), f"{prefix}2.bias": torch.randn(128)}
+
+
+def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {prefix + k: v for k, v in _backbone_only(state).items()}
+
+
+def _layouts(state: dict[str, torch.Tensor]) -> dict[str, tuple[object, str]]:
+    """Checkpoints with the real key names of each public layout -> (object, expected layout)."""
+    other = _resnet18_state(1)
+    moco = {**_prefixed(state, "module.encoder_q."), **_heads("module.encoder_q.fc."),
+            **_prefixed(other, "module.encoder_k."), **_heads("module.encoder_k.fc."),
+            "module.queue": torch.randn(128, 64), "module.queue_ptr": torch.zeros(1, dtype=torch.long)}
+    openselfsup = {**_prefixed(state, "backbone."), **_prefixed(state, "encoder_q.0."),
+                   **_heads("neck.mlp."), **_prefixed(other, "encoder_k.0."),
+                   "queue": torch.randn(128, 64), "queue_ptr": torch.zeros(1, dtype=torch.long)}
+    byol = {**_prefixed(state, "online_net.0."), **_heads("online_net.1.mlp."),
+            **_prefixed(other, "target_net.0."), **_heads("predictor.mlp.")}
+    lightning = {**_prefixed(state, "encoder."), **_heads("projection."), **_prefixed(other, "_encoder.")}
+    return {
+        "moco": ({"epoch": 200, "arch": "resnet18", "state_dict": moco, "optimizer": {"state": {}}}, "moco"),
+        "openselfsup": ({"meta": {"epoch": 800}, "state_dict": openselfsup}, "openselfsup"),
+        "byol": ({"state_dict": byol}, "openselfsup-byol"),
+        "lightning": ({"epoch": 3, "global_step": 10, "state_dict": lightning}, "lightning"),
+        "torchvision": (dict(state), "torchvision"),
+        "ddp": ({"model": _prefixed(state, "module.")}, "ddp"),
+    }
+
+
+@pytest.mark.parametrize("name", ["moco", "openselfsup", "byol", "lightning", "torchvision", "ddp"])
+def test_convert_each_public_layout_then_strict_load(tmp_path: Path, name: str) -> None:
+    state = _resnet18_state()
+    obj, layout = _layouts(state)[name]
+    src = tmp_path / f"{name}.pth"
+    torch.save(obj, src)
+    report = convert(src, tmp_path / "out")
+    assert isinstance(report, ConversionReport)
+    assert (report.layout, report.arch, report.kept) == (layout, "resnet18", len(_backbone_only(state)))
+    assert report.dst == tmp_path / "out" / "backbone.pth"
+    if name == "moco":
+        assert report.dropped["module.encoder_k.*"] > 0 and report.dropped["module.queue"] == 1
+    net = load_backbone(report.dst)
+    assert isinstance(net.fc, torch.nn.Identity)
+    for k, v in _backbone_only(state).items():
+        assert torch.equal(net.state_dict()[k], v), k
+    meta = json.loads((tmp_path / "out" / "backbone.json").read_text())
+    assert meta["arch"] == "resnet18" and meta["sha256"] == sha256_file(report.dst)
+
+
+def test_export_then_load_round_trip(tmp_path: Path) -> None:
+    net = torchvision.models.resnet18()
+    path = save_backbone(net, tmp_path, {"arch": "resnet18", "method": "m", "recipe": "tiny", "config_hash": "h"})
+    assert set(torch.load(path, weights_only=True)) == set(_backbone_only(net.state_dict()))
+    loaded = load_backbone(path)
+    x = torch.randn(2, 3, 32, 32)
+    net.fc = torch.nn.Identity()
+    net.eval(), loaded.eval()
+    assert torch.allclose(net(x), loaded(x))
+    meta = json.loads((tmp_path / "backbone.json").read_text())
+    assert {"arch", "sha256", "method", "recipe", "config_hash"} <= set(meta)
+
+
+def test_missing_backbone_key_is_listed(tmp_path: Path) -> None:
+    state = _prefixed(_resnet18_state(), "module.encoder_q.")
+    del state["module.encoder_q.layer4.1.bn2.weight"]
+    torch.save({"state_dict": state}, tmp_path / "moco.pth")
+    with pytest.raises(CheckpointError, match="layer4.1.bn2.weight"):
+        convert(tmp_path / "moco.pth", tmp_path / "out", arch="resnet18")
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("echo should-never-run",))
+
+
+def test_pickled_code_payload_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "evil.pth"
+    torch.save({"state_dict": _resnet18_state(), "extra": _Payload()}, src)
+    with pytest.raises(CheckpointError, match="refused"):
+        convert(src, tmp_path / "out")
+    torch.save(_backbone_only(_resnet18_state()) | {"x": _Payload()}, tmp_path / "backbone.pth")
+    with pytest.raises(CheckpointError, match="refused"):
+        load_backbone(tmp_path / "backbone.pth", arch="resnet18")
+
+
+def test_detectron2_pickle_and_unknown_layout_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "model_final.pkl").write_bytes(b"\x80\x04")
+    with pytest.raises(CheckpointError, match="detectron2"):
+        convert(tmp_path / "model_final.pkl", tmp_path / "out")
+    torch.save({"state_dict": {"blocks.0.attn.qkv.weight": torch.zeros(3)}}, tmp_path / "vit.pth")
+    with pytest.raises(CheckpointError, match="no ResNet backbone"):
+        convert(tmp_path / "vit.pth", tmp_path / "out")
+
+
+def test_tampered_backbone_fails_sha256_check(tmp_path: Path) -> None:
+    path = save_backbone(torchvision.models.resnet18(), tmp_path, {"arch": "resnet18"})
+    state = torch.load(path, weights_only=True)
+    state["conv1.weight"].add_(1)
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_backbone(path)
+
+
+def test_convert_main_prints_report(tmp_path: Path, capsys) -> None:
+    torch.save({"state_dict": _prefixed(_resnet18_state(), "backbone.")}, tmp_path / "src.pth")
+    assert convert_main(tmp_path / "src.pth", tmp_path / "dst.pth") == 0
+    out = capsys.readouterr().out
+    assert "openselfsup" in out and "resnet18" in out
+    assert load_backbone(tmp_path / "dst.pth").conv1.weight.shape == (64, 3, 7, 7)
+
+
+def test_heads_round_trip(tmp_path: Path) -> None:
+    spec = mlp_spec([512, 64, 16])
+    head = build_head(spec)
+    save_heads(tmp_path, {"projector": head}, {"projector": spec})
+    loaded = load_heads(tmp_path)["projector"]
+    head.eval(), loaded.eval()
+    x = torch.randn(4, 512)
+    assert torch.equal(head(x), loaded(x))
