@@ -97,7 +97,7 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 def _cmd_data_verify(args: argparse.Namespace) -> int:
     from harness.data import verify
 
-    return verify.verify_main(Path(args.data_root), args.dataset)
+    return verify.verify_main(Path(args.data_root), args.dataset, sample=args.sample, strict_counts=args.strict_counts)
 
 
 def _cmd_data_oim(args: argparse.Namespace) -> int:
@@ -203,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     ver = dsub.add_parser("verify", help="check the datasets under a data root")
     ver.add_argument("--data-root", required=True)
     ver.add_argument("--dataset", help="check only this dataset")
+    ver.add_argument("--sample", type=int, default=8, help="images decoded per dataset")
+    ver.add_argument("--strict-counts", action="store_true",
+                     help="fail when a count differs from the official release (not only report it)")
     ver.set_defaults(func=_cmd_data_verify)
 
     tab = sub.add_parser("tables", help="collate result records into leaderboards")

@@ -61,7 +61,7 @@ def decode_resized(path: Path, short_side: int, max_long: int | None = None) -> 
     """Decode an image file to RGB uint8 ``(3, H, W)`` resized (antialiased) per :func:`resized_shape`."""
     try:
         with Image.open(path) as im:
-            img = torch.from_numpy(np.asarray(im.convert("RGB"))).permute(2, 0, 1)
+            img = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot decode image ({exc})") from exc
     h, w = img.shape[-2:]

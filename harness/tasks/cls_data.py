@@ -10,6 +10,7 @@
 | pets           | trainval         | seeded subset of trainval   | test            | mean per class |
 | cifar10/100    | data_batch_*     | seeded subset of train      | test_batch      | top-1          |
 | openimage_crops| train box crops  | seeded subset of train      | validation crops| top-1          |
+| openimage_mini | train crops      | seeded subset of train      | val crops       | top-1          |
 
 The seeded subset is ``val_size`` of the training split (a fraction or a count; 20 % by
 default, as Ericsson et al.; ContraCAM used 10,000 COCO-Crop crops, 1,000 CUB, 740 Pets,
@@ -17,6 +18,9 @@ default, as Ericsson et al.; ContraCAM used 10,000 COCO-Crop crops, 1,000 CUB, 7
 object crops of Open Images boxes built like COCO-Crop (:mod:`harness.tasks.object_crops`;
 ``crops`` spec, optional ``openimage_labels`` list of class mids to keep, e.g. an
 OpenImage-MINI class list), cached under ``<harness cache>/openimage_crops``.
+``openimage_mini`` are the object crops of an OpenImage-MINI build (the one under the data
+root, or one built from its Open Images files with the ``spec`` file of the config); the
+labels follow its ``classes.json``, so a class without crops in a split is still a class.
 """
 from __future__ import annotations
 
@@ -108,6 +112,14 @@ def _openimage_crops(root: Path, cfg: dict[str, Any]) -> ProbeSplits:
                        read_image_folder(out / "test", "openimage_crops_test", classes), None, "top1")
 
 
+def _openimage_mini(root: Path, cfg: dict[str, Any]) -> ProbeSplits:
+    from harness.data.openimage_mini.ensure import ensure
+    from harness.data.openimage_mini.readers import read_crops
+
+    built = ensure(root, cfg.get("spec"))
+    return ProbeSplits("openimage_mini", read_crops(built, "train"), read_crops(built, "val"), None, "top1")
+
+
 DATASETS: dict[str, Callable[[Path, dict[str, Any]], ProbeSplits]] = {
     "coco_crop": _coco_crop,
     "in9": _in9,
@@ -118,6 +130,7 @@ DATASETS: dict[str, Callable[[Path, dict[str, Any]], ProbeSplits]] = {
     "cifar10": _cifar10,
     "cifar100": _cifar100,
     "openimage_crops": _openimage_crops,
+    "openimage_mini": _openimage_mini,
 }
 
 

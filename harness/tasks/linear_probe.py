@@ -3,14 +3,17 @@
 Config keys (``benchmarks/tasks/linear_probe.yaml``): ``dataset`` (see
 :mod:`harness.tasks.cls_data`), ``resize``/``crop`` (Resize + CenterCrop), ``l2_grid``
 ``{start, stop, num}``, ``max_iter``, ``tol``, ``refit``, ``val_size``, ``split_seed``,
-``metric`` (default: the dataset's), ``batch_size``, ``workers``, ``cache_dir``.
+``metric`` (default: the dataset's), ``extra_metrics`` (more test-split metrics to report,
+e.g. ``[mean_per_class]`` beside ``top1``; the penalty is still chosen by ``metric``),
+``batch_size``, ``workers``, ``cache_dir``.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from harness.api import Task, TaskContext, TaskResult
-from harness.tasks import cls_common, cls_data
+from harness.errors import ConfigError
+from harness.tasks import cls_common, cls_data, logreg
 from harness.tasks.features import FeatureExtractor, Features, TransformSpec
 from harness.tasks.probe import ProbeConfig, split_indices, train_probe
 
@@ -19,9 +22,18 @@ def n_classes_of(splits: cls_data.ProbeSplits) -> int:
     return len(splits.train.classes)
 
 
+def extra_metrics(cfg: dict[str, Any]) -> list[str]:
+    """The config's ``extra_metrics``: a list of names from :data:`logreg.METRICS`."""
+    extra = cfg.get("extra_metrics") or []
+    if not isinstance(extra, list) or any(m not in logreg.METRICS for m in extra):
+        raise ConfigError(f"task config 'extra_metrics' must be a list of {', '.join(logreg.METRICS)}, got {extra!r}")
+    return list(extra)
+
+
 def probe_splits(ex: FeatureExtractor, splits: cls_data.ProbeSplits, cfg: dict[str, Any], device: str,
                  progress: Any = None) -> TaskResult:
     """Extract (or load) the features of every split, sweep, refit and score the test split."""
+    extra = extra_metrics(cfg)
     sets = {"train": splits.train, "test": splits.test}
     if splits.val is not None:
         sets["val"] = splits.val
@@ -40,12 +52,12 @@ def probe_splits(ex: FeatureExtractor, splits: cls_data.ProbeSplits, cfg: dict[s
         train, val = feats["train"], feats["val"]
     pcfg = ProbeConfig.from_cfg(cfg, metric=cfg.get("metric") or splits.metric)
     probe = train_probe(train, val, n_classes_of(splits), pcfg, device)
-    test = probe.score(feats["test"], pcfg.metric)
+    metrics = {m: probe.score(feats["test"], m) for m in dict.fromkeys([pcfg.metric, *extra])}
     if progress:
         progress(len(sets) + 1, len(sets) + 1, phase="probe")
     record = cls_common.dataset_record(splits.name, sets, prints)
     record["sizes"].update(probe_train=len(train), probe_val=len(val))
-    return TaskResult(metrics={pcfg.metric: test}, higher_is_better={pcfg.metric: True}, dataset=record,
+    return TaskResult(metrics=metrics, higher_is_better={m: True for m in metrics}, dataset=record,
                       framework=cls_common.framework(),
                       extra={**probe.summary(), "val_score": probe.sweep.val_scores[probe.sweep.best_index],
                              "refit": pcfg.refit, "metric": pcfg.metric})

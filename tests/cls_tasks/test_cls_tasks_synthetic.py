@@ -11,7 +11,6 @@ from harness.api import TaskContext, TaskResult
 from harness.config import read_yaml
 from harness.paths import benchmarks_dir
 
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ def test_ground_truth_helpers():
     m[2:5, 4:10] = True
     assert foreground_box(m) == [(0.2, 0.2, 0.5, 0.5)]
     assert foreground_box(np.zeros((3, 3), bool)) == []
-    assert resize_binary(m, 40)[8:20, 8:20].all() and not resize_binary(m, 40)[25:].any()
+    assert resize_binary(m, 40)[9:19, 9:19].all() and not resize_binary(m, 40)[25:].any()
 
 
 def test_config_rejects_unknown_keys_and_datasets():

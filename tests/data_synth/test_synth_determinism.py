@@ -71,3 +71,15 @@ def test_unknown_size_is_a_config_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="huge"):
         generate(tmp_path, size="huge")
+
+
+def test_synth_main_prints_the_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    def fake_generate(out: Path, seed: int, size: str) -> Path:
+        out.mkdir(parents=True)
+        (out / MANIFEST).write_text('{"generator": "g", "bias": 0.85, "counts": {"coco/train2017 images": 16}}')
+        return out
+
+    monkeypatch.setattr(gen, "generate", fake_generate)
+    assert gen.synth_main(tmp_path / "out", 0, "tiny") == tmp_path / "out"
+    out = capsys.readouterr().out
+    assert "coco/train2017 images" in out and "16" in out

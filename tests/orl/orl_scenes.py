@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from methods.orl.artifacts import Correspondence
+
 CLASSES = ("disc", "square", "bar")
 _COLOURS = ((220, 40, 40), (40, 200, 60), (40, 70, 230))
 
@@ -53,3 +55,24 @@ def make_scenes(root: Path, n: int = 24, side: int = 96, seed: int = 0) -> list[
         Image.fromarray(img).save(folder / f"{i:012d}.png")
         truth.append(objects)
     return truth
+
+
+def hand_correspondence(truth, n: int, side: int) -> Correspondence:
+    """Ground-truth boxes as proposals, neighbours = next images, pairs = all box pairs."""
+    k = 2
+    rois = [np.array([b for b, _ in t], dtype=np.int32) for t in truth]
+    neighbors = np.array([[(i + 1 + r) % n for r in range(k)] for i in range(n)], dtype=np.int32)
+    q, kb, offsets = [], [], [0]
+    for i in range(n):
+        for r in range(k):
+            j = neighbors[i, r]
+            pairs = [(a, b) for a in rois[i] for b in rois[j]]
+            q += [a for a, _ in pairs]
+            kb += [b for _, b in pairs]
+            offsets.append(offsets[-1] + len(pairs))
+    return Correspondence(names=[f"coco/train2017/{i:012d}.png" for i in range(n)], neighbors=neighbors,
+                          similarity=np.ones((n, k), np.float32), roi_boxes=np.concatenate(rois),
+                          roi_offsets=np.concatenate([[0], np.cumsum([len(r) for r in rois])]),
+                          sizes=np.full((n, 2), side, np.int32), pair_offsets=np.array(offsets),
+                          query_box=np.array(q, np.int32), key_box=np.array(kb, np.int32),
+                          score=np.ones(len(q), np.float32), params={}, summary={})

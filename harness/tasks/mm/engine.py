@@ -68,12 +68,13 @@ def run_dense(ctx: TaskContext, spec: DenseTask) -> TaskResult:
 
     from mmengine.runner import Runner
 
-    from harness.tasks.mm.hooks import BackboneCheckHook, ProgressHook
+    from harness.tasks.mm.hooks import BackboneCheckHook, ProgressHook, WeightsOnlyCheckpointHook
 
     runner = Runner.from_cfg(cfg)
     check = BackboneCheckHook(spec.parts, state, str(ctx.backbone))
     runner.register_hook(check)
     runner.register_hook(ProgressHook(ctx.progress))
+    runner.register_hook(WeightsOnlyCheckpointHook())
     started = time.monotonic()
     runner.train()
     trained = time.monotonic()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -56,3 +57,25 @@ class ProgressHook(Hook):
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         self.progress(self.total, self.total, phase="tested")
+
+
+class WeightsOnlyCheckpointHook(Hook):
+    """Keeps the Runner's checkpoints loadable by ``torch.load(weights_only=True)``, which
+    is how mmengine resumes under torch >= 2.6.
+
+    The message hub's scalar histories (``HistoryBuffer`` objects, which unpickle only by
+    calling ``getattr``) are left out of the file; they only smooth the training log, which
+    restarts its averages after a resume. Numpy scalars of the runtime info (the ETA)
+    become Python numbers. Weights, optimizer, schedulers and the iteration counter are kept.
+    """
+
+    priority = "VERY_LOW"
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        hub = checkpoint.get("message_hub")
+        if isinstance(hub, dict):
+            hub["log_scalars"] = {}
+            info = hub.get("runtime_info", {})
+            for key, value in info.items():
+                if isinstance(value, np.generic):
+                    info[key] = value.item()

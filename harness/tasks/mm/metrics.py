@@ -10,6 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+def _pct(fraction: float) -> float:
+    """A fraction as a percentage, without float noise beyond 4 decimals."""
+    return round(100.0 * float(fraction), 4)
+
+
 COCO_NAMES = {"mAP": "AP", "mAP_50": "AP50", "mAP_75": "AP75", "mAP_s": "APs", "mAP_m": "APm", "mAP_l": "APl"}
 
 
@@ -34,7 +39,7 @@ def coco_metrics(raw: Mapping[str, float]) -> tuple[dict[str, float], list[str]]
         if float(value) < 0:
             undefined.append(out)
         else:
-            metrics[out] = 100.0 * float(value)
+            metrics[out] = _pct(value)
     if not metrics:
         raise ValueError(f"no COCO AP in the evaluator output: {sorted(raw)}")
     return metrics, undefined
@@ -54,7 +59,7 @@ def voc_det_metrics(raw: Mapping[str, float]) -> dict[str, float]:
     missing = [k for k in ("mAP", "AP50", "AP75") if k not in plain]
     if missing:
         raise ValueError(f"VOCMetric output lacks {missing}: {sorted(raw)}")
-    return {"AP": 100.0 * plain["mAP"], "AP50": 100.0 * plain["AP50"], "AP75": 100.0 * plain["AP75"]}
+    return {"AP": _pct(plain["mAP"]), "AP50": _pct(plain["AP50"]), "AP75": _pct(plain["AP75"])}
 
 
 def seg_evaluator() -> dict[str, Any]:
@@ -68,7 +73,7 @@ def seg_metrics(raw: Mapping[str, float]) -> dict[str, float]:
     missing = [k for k in ("mIoU", "mAcc", "aAcc") if k not in plain]
     if missing:
         raise ValueError(f"IoUMetric output lacks {missing}: {sorted(raw)}")
-    out = {k: plain[k] for k in ("mIoU", "mAcc", "aAcc")}
+    out = {k: round(plain[k], 4) for k in ("mIoU", "mAcc", "aAcc")}
     bad = [k for k, v in out.items() if math.isnan(v)]
     if bad:
         raise ValueError(f"IoUMetric gave NaN for {bad}: no labelled pixels in the evaluation set")

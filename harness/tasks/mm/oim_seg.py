@@ -1,0 +1,45 @@
+"""OpenImage-MINI semantic segmentation: FCN R50-D8 fine-tuned from the backbone on the
+build's semantic maps (background 0 and C classes, 255 ignored, no reduce_zero_label)."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Mapping
+
+from harness.api import Task, TaskContext, TaskResult
+from harness.tasks.mm import config as mmconfig
+from harness.tasks.mm import segmentation
+from harness.tasks.mm.datasets import DenseDataset
+from harness.tasks.mm.engine import DenseTask, run_dense
+from harness.tasks.mm.oim_data import check_oim_semantic
+
+
+def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth: int) -> None:
+    """The shared FCN configuration, plus the class names: the config file's datasets are
+    plain ``BaseSegDataset`` folders (``images/<split>`` + ``seg/<split>``) with no
+    built-in class list."""
+    segmentation.configure(cfg, preset, dataset, depth)
+    for loader in (cfg.train_dataloader, cfg.test_dataloader):
+        for ds in mmconfig.leaf_datasets(loader.dataset):
+            ds.metainfo = dict(classes=tuple(dataset.classes))
+
+
+SPEC = DenseTask(
+    task="oim_seg",
+    framework="mmseg",
+    check_data=check_oim_semantic,
+    configure=configure,
+    init_paths=("backbone",),
+    parts={"": "backbone"},
+    read_metrics=segmentation.read_metrics,
+)
+
+
+class OimSeg(Task):
+    """FCN on OpenImage-MINI: mIoU, mAcc, aAcc over the val split (C + 1 classes), in percent."""
+
+    name = "oim_seg"
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        check = functools.partial(check_oim_semantic, spec_file=ctx.cfg.get("spec"))
+        return run_dense(ctx, dataclasses.replace(SPEC, check_data=check))
