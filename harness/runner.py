@@ -68,7 +68,7 @@ def data_identity(cfg: dict[str, Any]) -> dict[str, Any]:
         return {"root": str(data["root"])}
     from harness.data import synthetic
 
-    return {"synthetic": data["synthetic"], "generator": getattr(synthetic, "VERSION", "0")}
+    return {"synthetic": data["synthetic"], "generator": synthetic.GENERATOR_VERSION}
 
 
 def plan(cfg: dict[str, Any]) -> list[Unit]:

@@ -33,7 +33,7 @@ from harness.tasks.probe import split_indices
 def synthetic_features(n: int, dim: int, classes: int, seed: int) -> Features:
     """Overlapping Gaussian classes in a random low-rank-plus-noise geometry (like pooled CNN features)."""
     g = torch.Generator().manual_seed(seed)
-    means = torch.randn(classes, dim, generator=g) * 0.35
+    means = torch.randn(classes, dim, generator=g) * 0.1
     mix = torch.randn(dim, dim // 8, generator=g) / (dim // 8) ** 0.5
     y = torch.arange(n) % classes
     x = means[y] + torch.randn(n, dim // 8, generator=g) @ mix.T + 0.5 * torch.randn(n, dim, generator=g)

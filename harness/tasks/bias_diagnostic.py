@@ -27,7 +27,8 @@ measured on scenes built with the synthetic scene API
 
 RoI feature of a level (``c4`` = ``layer3``, stride 16; ``c5`` = ``layer4``, stride
 32): RoIAlign (``aligned=True``) of the object's box to ``roi_size`` x ``roi_size`` cells,
-averaged. ``level`` picks the level of the headline ``coupling`` and ``position_r2``;
+averaged. ``level`` picks the level of the headline ``coupling`` and ``position_r2``
+(default ``c4``: where a Faster R-CNN C4 head, and SoCo / D3SSL, pool their RoIs);
 every level in ``levels`` is also reported with a ``_<level>`` suffix. All metrics: lower
 is better; none is a percentage. The scenes depend only on ``scene_seed``, so every
 backbone is measured on the same images; the data root is not read.
@@ -60,7 +61,7 @@ class DiagnosticCfg:
     position_objects: int = 320
     position_families: tuple[str, ...] = ("carpet", "wood", "grass", "sand", "brick", "tile", "wallpaper")
     test_fraction: float = 0.3
-    level: str = "c5"
+    level: str = "c4"
     levels: tuple[str, ...] = ("c4", "c5")
     roi_size: int = 7
     ridge_alphas: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)

@@ -15,10 +15,9 @@ import numpy as np
 import torch
 
 from harness.errors import CheckpointError
+from harness.pretrain.augment import IMAGENET_MEAN, IMAGENET_STD
 from methods.contracam.cam import ContrastiveCAM
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PROJECTOR = "projector"
 
 

@@ -30,7 +30,7 @@ from methods.orl.boxes import filter_proposals
 from methods.orl.embed import image_embeddings, roi_embeddings
 from methods.orl.retrieval import knn_search, top_pairs
 from methods.orl.roi_store import RoIEmbeddingStore
-from methods.orl.selective_search import compute_proposals, load_proposals
+from methods.orl.selective_search import compute_proposals, iter_proposals
 
 PhaseProgress = Callable[[str, int, int], None]
 
@@ -75,7 +75,9 @@ class CorrespondenceConfig:
 
     @property
     def workers(self) -> int:
-        return self.ss_workers if self.ss_workers else len(os.sched_getaffinity(0))
+        if self.ss_workers:
+            return self.ss_workers
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _digest(obj: Any) -> str:
@@ -88,15 +90,14 @@ def _digest(obj: Any) -> str:
 
 
 def nearest_images(backbone: nn.Module, projector: nn.Module, paths: Sequence[Path], names: Sequence[str],
-                   workdir: Path, cfg: CorrespondenceConfig, device: str,
+                   workdir: Path, cfg: CorrespondenceConfig, device: str, model_id: str = "",
                    progress: PhaseProgress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Step 1, cached in ``knn.npz``: ``(neighbors (N, K) int, similarity (N, K))``."""
     path = workdir / KNN_FILE
-    digest = _digest(names)
+    key = _digest([*names, model_id, cfg.k, cfg.knn_resize, cfg.knn_crop])
     if path.is_file():
         with np.load(path) as data:
-            if "names_sha256" in data.files and str(data["names_sha256"]) == digest \
-                    and data["neighbors"].shape == (len(names), cfg.k):
+            if "cache_key" in data.files and str(data["cache_key"]) == key:
                 return data["neighbors"], data["similarity"]
     if cfg.k >= len(paths):
         raise ConfigError(f"correspondence.k={cfg.k} needs more than {cfg.k} training images, "
@@ -106,14 +107,21 @@ def nearest_images(backbone: nn.Module, projector: nn.Module, paths: Sequence[Pa
                              progress=(lambda s, t: progress("knn", s, t)) if progress else None)
     idx, sim = knn_search(feats, cfg.k)
     neighbors, similarity = idx.cpu().numpy().astype(np.int32), sim.cpu().numpy().astype(np.float32)
-    atomic_savez(path, neighbors=neighbors, similarity=similarity, names_sha256=np.asarray(digest))
+    atomic_savez(path, neighbors=neighbors, similarity=similarity, cache_key=np.asarray(key))
     return neighbors, similarity
 
 
-def filtered_rois(raw: Sequence[np.ndarray], sizes: np.ndarray, cfg: CorrespondenceConfig) -> list[np.ndarray]:
-    """Step 3 for every image."""
-    return [filter_proposals(b, (int(w), int(h)), min_size=cfg.min_size, max_aspect=cfg.max_aspect,
-                             iou_thr=cfg.iou_thr, top_n=cfg.top_n) for b, (w, h) in zip(raw, sizes)]
+def filtered_rois(cache_dir: Path, names: Sequence[str], cfg: CorrespondenceConfig
+                  ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Step 3, streamed over the selective-search cache: ``(RoIs per image, sizes (N, 2),
+    raw proposal counts (N,))``."""
+    rois, sizes, n_raw = [], [], []
+    for boxes, size in iter_proposals(cache_dir, names):
+        rois.append(filter_proposals(boxes, size, min_size=cfg.min_size, max_aspect=cfg.max_aspect,
+                                     iou_thr=cfg.iou_thr, top_n=cfg.top_n))
+        sizes.append(size)
+        n_raw.append(len(boxes))
+    return rois, np.array(sizes, dtype=np.int32).reshape(-1, 2), np.array(n_raw)
 
 
 def roi_pairs(store: RoIEmbeddingStore, roi_boxes: np.ndarray, roi_offsets: np.ndarray, neighbors: np.ndarray,
@@ -157,15 +165,15 @@ def build_correspondence(backbone: nn.Module, projector: nn.Module, paths: Seque
     """Run steps 1-5 (resuming from whatever the workdir holds) and save the outputs."""
     workdir.mkdir(parents=True, exist_ok=True)
     phase = (lambda name: (lambda s, t: progress(name, s, t))) if progress else (lambda name: None)
-    neighbors, similarity = nearest_images(backbone, projector, paths, names, workdir, cfg, device, progress)
+    neighbors, similarity = nearest_images(backbone, projector, paths, names, workdir, cfg, device, model_id,
+                                           progress)
     computed = compute_proposals(paths, names, workdir / "ss", mode=cfg.ss_mode, max_side=cfg.ss_max_side,
                                  chunk_size=cfg.ss_chunk_size, workers=cfg.workers,
                                  progress=phase("selective_search"))
     if log is not None:
         log.info("selective search: %d images computed now, %d taken from the cache", computed,
                  len(paths) - computed)
-    raw, sizes = load_proposals(workdir / "ss", names)
-    rois = filtered_rois(raw, sizes, cfg)
+    rois, sizes, n_raw = filtered_rois(workdir / "ss", names, cfg)
     roi_flat = np.concatenate(rois)
     roi_offsets = np.concatenate([[0], np.cumsum([len(r) for r in rois])]).astype(np.int64)
     store = RoIEmbeddingStore(workdir / "roi_emb", [len(r) for r in rois], cfg.roi_chunk_size, manifest={
@@ -181,7 +189,6 @@ def build_correspondence(backbone: nn.Module, projector: nn.Module, paths: Seque
     store.fill(embed, cfg.roi_dtype, progress=phase("roi_embed"))
     offsets, q_box, k_box, score = roi_pairs(store, roi_flat, roi_offsets, neighbors, cfg.pair_ratio, device,
                                              progress=phase("pairs"))
-    n_raw = np.array([len(r) for r in raw])
     summary = {"num_images": len(names), "k": int(neighbors.shape[1]),
                "knn_similarity_mean": float(similarity.mean()),
                "proposals_raw_mean": float(n_raw.mean()), "proposals_kept_mean": float(len(roi_flat) / len(rois)),

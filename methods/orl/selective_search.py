@@ -28,11 +28,12 @@ import json
 import multiprocessing
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from harness.errors import ConfigError, DataError
+from methods.orl.artifacts import atomic_savez
 
 MANIFEST = "manifest.json"
 
@@ -97,13 +98,6 @@ def selective_search(image_bgr: np.ndarray, *, mode: str = "fast", max_side: int
     return boxes.astype(np.int32)
 
 
-def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
-
-
 def _compute_chunk(job: tuple[str, list[str], list[str], str, int | None, int]) -> tuple[str, int]:
     """Worker: selective search on one chunk of images, written atomically."""
     import cv2
@@ -117,7 +111,7 @@ def _compute_chunk(job: tuple[str, list[str], list[str], str, int | None, int]) 
         all_boxes.append(boxes)
         offsets.append(offsets[-1] + len(boxes))
         sizes.append((img.shape[1], img.shape[0]))
-    _atomic_savez(Path(out), boxes=np.concatenate(all_boxes).astype(np.int32).reshape(-1, 4),
+    atomic_savez(Path(out), boxes=np.concatenate(all_boxes).astype(np.int32).reshape(-1, 4),
                   offsets=np.asarray(offsets, dtype=np.int64), sizes=np.asarray(sizes, dtype=np.int32),
                   names=np.asarray(names))
     return out, len(paths)
@@ -196,26 +190,28 @@ def compute_proposals(paths: Sequence[Path], names: Sequence[str], cache_dir: Pa
     return computed
 
 
-def load_proposals(cache_dir: Path, names: Sequence[str]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Raw proposals per image (list of int32 ``(n_i, 4)``) and image sizes ``(N, 2)``
-    ``(width, height)``, checked against ``names``."""
+def iter_proposals(cache_dir: Path, names: Sequence[str]) -> Iterator[tuple[np.ndarray, tuple[int, int]]]:
+    """Per image, in order: raw proposals (int32 ``(n, 4)``) and ``(width, height)``.
+
+    Reads one chunk at a time and checks that the cache holds exactly ``names``.
+    """
     manifest_path = cache_dir / MANIFEST
     if not manifest_path.is_file():
         raise DataError(f"{manifest_path}: missing; selective search has not run")
     chunk_size = int(json.loads(manifest_path.read_text())["chunk_size"])
-    boxes: list[np.ndarray] = []
-    sizes: list[np.ndarray] = []
-    n_chunks = (len(names) + chunk_size - 1) // chunk_size
-    for c in range(n_chunks):
+    for c in range((len(names) + chunk_size - 1) // chunk_size):
         path = chunk_path(cache_dir, c)
         if not path.is_file():
             raise DataError(f"{path}: missing selective-search chunk")
         with np.load(path) as data:
-            expected = list(names[c * chunk_size:(c + 1) * chunk_size])
-            if [str(n) for n in data["names"]] != expected:
+            if [str(n) for n in data["names"]] != list(names[c * chunk_size:(c + 1) * chunk_size]):
                 raise DataError(f"{path}: holds other images than the current training list")
-            offsets = data["offsets"]
-            all_boxes = data["boxes"]
-            boxes.extend(all_boxes[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1))
-            sizes.append(data["sizes"])
-    return boxes, np.concatenate(sizes).astype(np.int32) if sizes else np.zeros((0, 2), np.int32)
+            offsets, boxes, sizes = data["offsets"], data["boxes"], data["sizes"]
+        for i in range(len(offsets) - 1):
+            yield boxes[offsets[i]:offsets[i + 1]], (int(sizes[i, 0]), int(sizes[i, 1]))
+
+
+def load_proposals(cache_dir: Path, names: Sequence[str]) -> tuple[list[np.ndarray], np.ndarray]:
+    """All raw proposals (list of int32 ``(n_i, 4)``) and image sizes ``(N, 2)`` ``(width, height)``."""
+    items = list(iter_proposals(cache_dir, names))
+    return [b for b, _ in items], np.array([s for _, s in items], dtype=np.int32).reshape(-1, 2)

@@ -21,14 +21,25 @@ from methods.orl.artifacts import META_FILE
 from methods.orl.correspondence import CorrespondenceConfig, build_correspondence
 
 
-def load_stage1(workdir: Path, device: str) -> tuple[Any, Any, str]:
-    """``(backbone, projector, backbone sha256)`` exported by stage 1 into ``workdir``."""
+# Share of the stage's progress bar per phase (selective search dominates on CPU).
+PHASE_SPAN = {"knn": (0, 10), "selective_search": (10, 75), "roi_embed": (75, 97), "pairs": (97, 100)}
+
+
+def stage1_sha256(workdir: Path) -> str:
+    """The sha256 of stage 1's backbone, from its sidecar."""
+    meta = Path(workdir) / BACKBONE_META
+    if not meta.is_file():
+        raise CheckpointError(f"{meta}: missing; stage 'byol' has not exported its backbone")
+    return str(json.loads(meta.read_text()).get("sha256", ""))
+
+
+def load_stage1(workdir: Path, device: str) -> tuple[Any, Any]:
+    """``(backbone, projector)`` exported by stage 1 into ``workdir``, on ``device``."""
     backbone = load_backbone(Path(workdir) / BACKBONE_FILE)
     heads = load_heads(Path(workdir))
     if "projector" not in heads:
         raise CheckpointError(f"{workdir}/heads.pth: no 'projector' head (found {sorted(heads)})")
-    sha = json.loads((Path(workdir) / BACKBONE_META).read_text()).get("sha256", "")
-    return backbone.to(device), heads["projector"].to(device), sha
+    return backbone.to(device), heads["projector"].to(device)
 
 
 def image_names(paths: list[Path], data_root: Path) -> list[str]:
@@ -36,7 +47,8 @@ def image_names(paths: list[Path], data_root: Path) -> list[str]:
     return [Path(p).relative_to(data_root).as_posix() for p in paths]
 
 
-def finished_summary(workdir: Path, names: list[str], cfg: CorrespondenceConfig, model_id: str) -> dict | None:
+def finished_summary(workdir: Path, names: list[str], cfg: CorrespondenceConfig,
+                     model_id: str) -> dict[str, Any] | None:
     """The summary of a finished run with the same images, settings and model, else None."""
     path = Path(workdir) / META_FILE
     if not path.is_file():
@@ -56,16 +68,17 @@ def run(ctx: StageContext) -> dict[str, Any]:
     data_cfg = DataConfig.from_cfg(ctx.cfg.get("data"))
     paths = list_scene_images(ctx.data_root, data_cfg.dirs)
     names = image_names(paths, ctx.data_root)
-    sha = json.loads((Path(ctx.upstream["byol"]) / BACKBONE_META).read_text()).get("sha256", "") \
-        if (Path(ctx.upstream["byol"]) / BACKBONE_META).is_file() else ""
+    sha = stage1_sha256(ctx.upstream["byol"])
     done = finished_summary(Path(ctx.workdir), names, cfg, sha)
     if done is not None:
         ctx.log.info("correspondence already complete in %s", ctx.workdir)
         return done
-    backbone, projector, sha = load_stage1(ctx.upstream["byol"], ctx.device)
+    backbone, projector = load_stage1(ctx.upstream["byol"], ctx.device)
 
     def progress(phase: str, step: int, total: int) -> None:
-        ctx.progress(step, total, phase=phase)
+        lo, hi = PHASE_SPAN[phase]
+        ctx.progress(round(lo + (hi - lo) * step / max(total, 1)), 100, phase=phase, phase_step=step,
+                     phase_total=total)
 
     result = build_correspondence(backbone, projector, paths, names, Path(ctx.workdir), cfg, device=ctx.device,
                                   model_id=sha, progress=progress, log=ctx.log)

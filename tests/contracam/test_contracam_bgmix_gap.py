@@ -35,9 +35,10 @@ def bg_gap(backbone: Path, root: Path, work: Path) -> float:
 
 @pytest.mark.slow
 def test_bgmix_has_a_smaller_bg_gap_than_vanilla_mocov2(tmp_path):
+    from harness import paths
     from harness.data.synthetic import ensure
 
-    root = ensure(tmp_path / "synth", seed=0, size="default")
+    root = ensure(paths.cache_dir() / "synthetic", seed=0, size="default")  # the engine's shared cache
     cfg = yaml.safe_load(RECIPE.read_text())
     gaps = {"vanilla": [], "bgmix": []}
     for seed in SEEDS:

@@ -129,3 +129,13 @@ def test_oracle_boxes_come_from_the_coco_json(contracam_root, tmp_path):
 def test_mixing_baselines_train(contracam_root, tmp_path, variant, base):
     out = run_all(toy_recipe(variant, base), contracam_root, tmp_path)
     assert torch.isfinite(torch.tensor(out["objaware_pretrain"]["loss"]))
+
+
+def test_base_recipe_strips_method_keys_and_merges_second_stage_overrides():
+    from methods.contracam.config import base_recipe
+
+    cfg = {**toy_recipe(), "objaware": {"epochs": 3, "data": {"short_side": 40}}}
+    first, second = base_recipe(cfg), base_recipe(cfg, second_stage=True)
+    assert not {"base", "variant", "cam", "bgmix", "mix", "oracle", "objaware"} & set(first)
+    assert first["epochs"] == 1 and second["epochs"] == 3
+    assert second["data"] == {**cfg["data"], "short_side": 40}

@@ -1,8 +1,8 @@
 """ContraCAM of a trained tiny model on synthetic scenes locates the objects.
 
 A vanilla MoCo v2 ResNet-18 (the ``pretrain`` stage, a few epochs at 32 px) is trained
-on generated scenes (a textured object of random shape, colour and place on a noisy
-background); its CAMs must overlap the objects better than a centred box of the same
+on generated scenes (a striped object of random shape, colours and place on grey noise
+shared by all images, so only the object tells the images apart); its CAMs must overlap the objects better than a centred box of the same
 area and a random box.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ def write_scenes(root: Path, n: int = 96, seed: int = 0) -> list[np.ndarray]:
     yy, xx = np.mgrid[:SIDE, :SIDE]
     masks = []
     for i in range(n):
-        bg = rng.integers(60, 140, 3) + rng.normal(0, 12, (SIDE, SIDE, 3))
+        bg = 110 + rng.normal(0, 12, (SIDE, SIDE, 1)).repeat(3, axis=2)
         r = rng.uniform(0.16, 0.24) * SIDE
         cy, cx = rng.uniform(r, SIDE - r, 2)
         mask = (np.abs(yy - cy) + np.abs(xx - cx) < 1.3 * r) if i % 2 else ((yy - cy) ** 2 + (xx - cx) ** 2 < r * r)

@@ -6,7 +6,7 @@ Every set uses the nine classes, one object per image on an unbiased background
 (train, test) images; Flowers splits its train part into trnid / valid.
 
 - CUB: ``images/NNN.<Class>/<Class>_NNNN.jpg``, images.txt, image_class_labels.txt,
-  train_test_split.txt, bounding_boxes.txt (x y w h floats), classes.txt and soft
+  train_test_split.txt, ReDO's train_val_test_split.txt (the localization split), bounding_boxes.txt (x y w h floats), classes.txt and soft
   (blurred) grey masks ``segmentations/NNN.<Class>/<name>.png``.
 - Flowers: ``jpg/image_%05d.jpg``, imagelabels.mat (``labels`` 1xN double, 1-based),
   setid.mat (``trnid``, ``valid``, ``tstid``: 1xn double, 1-based image numbers) and
@@ -59,7 +59,7 @@ def _savemat(path: Path, data: dict) -> None:
 def write_cub(root: Path, seed: int, sz: Sizes) -> dict[str, int]:
     base = root / layout.CUB
     classes = [f"{k + 1:03d}.{c.capitalize()}" for k, c in enumerate(SYNTHETIC_CLASSES)]
-    images, labels, split, boxes = [], [], [], []
+    images, labels, split, redo, boxes = [], [], [], [], []
     for n, (k, i, is_train, s) in enumerate(_items(seed, "cub", sz), start=1):
         rel = f"{classes[k]}/{SYNTHETIC_CLASSES[k].capitalize()}_{i + 1:04d}.jpg"
         save_jpeg(s.image, base / "images" / rel)
@@ -69,10 +69,12 @@ def write_cub(root: Path, seed: int, sz: Sizes) -> dict[str, int]:
         images.append(f"{n} {rel}")
         labels.append(f"{n} {k + 1}")
         split.append(f"{n} {int(is_train)}")
+        redo.append(f"{n} {(1 if i % 10 == 9 else 0) if is_train else 2}")  # ReDO: 0 train, 1 val, 2 test
         boxes.append(f"{n} {float(x0)} {float(y0)} {float(x1 - x0)} {float(y1 - y0)}")
     write_lines(images, base / "images.txt")
     write_lines(labels, base / "image_class_labels.txt")
     write_lines(split, base / "train_test_split.txt")
+    write_lines(redo, base / "train_val_test_split.txt")
     write_lines(boxes, base / "bounding_boxes.txt")
     write_lines([f"{k + 1} {c}" for k, c in enumerate(classes)], base / "classes.txt")
     return {"CUB images": len(images)}

@@ -29,10 +29,10 @@ def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth:
 
     if "train_scales" in preset:
         train = cfg.train_dataloader.dataset.pipeline
-        mmconfig.set_transform(train, "RandomChoiceResize", "scales", mmconfig.as_tuples(preset["train_scales"]))
+        mmconfig.set_transform(train, "RandomChoiceResize", "scales", mmconfig.sizes(preset["train_scales"]))
     if "test_scale" in preset:
         test = cfg.test_dataloader.dataset.pipeline
-        mmconfig.set_transform(test, "Resize", "scale", mmconfig.as_tuples(preset["test_scale"]))
+        mmconfig.set_transform(test, "Resize", "scale", mmconfig.size(preset["test_scale"]))
 
 
 SPEC = DenseTask(

@@ -158,11 +158,18 @@ def set_transform(pipeline: list, transform: str, key: str, value: Any) -> None:
         step[key] = value
 
 
-def as_tuples(value: Any) -> Any:
-    """YAML lists -> tuples (mmcv transforms want tuples for sizes)."""
-    if isinstance(value, (list, tuple)):
-        return tuple(as_tuples(v) for v in value)
-    return value
+def size(value: Any) -> tuple[int, int]:
+    """A YAML ``[a, b]`` size as the tuple mmcv transforms expect."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ConfigError(f"expected a size [a, b], got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def sizes(value: Any) -> list[tuple[int, int]]:
+    """A YAML list of sizes as a list of tuples (RandomChoiceResize reads a list as choices)."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(f"expected a non-empty list of sizes, got {value!r}")
+    return [size(v) for v in value]
 
 
 def check_local(cfg: Config) -> None:

@@ -28,14 +28,14 @@ def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth:
         head.num_classes = len(dataset.classes)
 
     if "crop_size" in preset:
-        crop = mmconfig.as_tuples(preset["crop_size"])
+        crop = mmconfig.size(preset["crop_size"])
         model.data_preprocessor.size = crop
         for ds in mmconfig.leaf_datasets(cfg.train_dataloader.dataset):
             mmconfig.set_transform(ds.pipeline, "RandomCrop", "crop_size", crop)
             if any(step["type"] == "Pad" for step in ds.pipeline):
                 mmconfig.set_transform(ds.pipeline, "Pad", "size", crop)
     if "scale" in preset:
-        scale = mmconfig.as_tuples(preset["scale"])
+        scale = mmconfig.size(preset["scale"])
         for ds in mmconfig.leaf_datasets(cfg.train_dataloader.dataset):
             mmconfig.set_transform(ds.pipeline, "RandomResize", "scale", scale)
         mmconfig.set_transform(cfg.test_dataloader.dataset.pipeline, "Resize", "scale", scale)

@@ -31,12 +31,12 @@ def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth:
     model.roi_head.bbox_head.num_classes = len(classes)
 
     if "train_scales" in preset:
-        scales = mmconfig.as_tuples(preset["train_scales"])
+        scales = mmconfig.sizes(preset["train_scales"])
         for ds in mmconfig.leaf_datasets(cfg.train_dataloader.dataset):
             mmconfig.set_transform(ds.pipeline, "RandomChoiceResize", "scales", scales)
     if "test_scale" in preset:
         test = cfg.test_dataloader.dataset.pipeline
-        mmconfig.set_transform(test, "Resize", "scale", mmconfig.as_tuples(preset["test_scale"]))
+        mmconfig.set_transform(test, "Resize", "scale", mmconfig.size(preset["test_scale"]))
 
 
 def read_metrics(raw: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:
