@@ -16,7 +16,7 @@ from harness.data.bg_challenge import VARIANTS, read_bg_challenge
 from harness.errors import DataError
 from harness.tasks import cls_common
 from harness.tasks.features import FeatureExtractor, Features, TransformSpec
-from harness.tasks.probe import Probe, ProbeConfig, split_indices, train_probe
+from harness.tasks.probe import probe_with_seeded_val
 
 
 def bg_gap(acc: dict[str, float]) -> float:
@@ -31,12 +31,6 @@ def present_variants(data_root: Path) -> list[str]:
     """The Backgrounds Challenge variants with a ``val`` folder, in the canonical order."""
     base = Path(data_root) / layout.BG_CHALLENGE
     return [v for v in VARIANTS if (base / v / "val").is_dir()]
-
-
-def fit_head(train: Features, cfg: dict[str, Any], n_classes: int, device: str) -> Probe:
-    """The probe protocol on one training set: seeded val subset, sweep, refit."""
-    tr_idx, va_idx = split_indices(len(train), cfg.get("val_size", 0.2), int(cfg.get("split_seed", 0)))
-    return train_probe(train.subset(tr_idx), train.subset(va_idx), n_classes, ProbeConfig.from_cfg(cfg), device)
 
 
 def evaluate_bg_shift(ex: FeatureExtractor, data_root: Path, cfg: dict[str, Any], device: str,
@@ -58,7 +52,7 @@ def evaluate_bg_shift(ex: FeatureExtractor, data_root: Path, cfg: dict[str, Any]
         feats[name] = ex(ds, prints[name], spec)
         if progress:
             progress(i + 1, len(sets) + 1, phase=f"features {name}")
-    probe = fit_head(feats["original_train"], cfg, len(classes), device)
+    probe = probe_with_seeded_val(feats["original_train"], len(classes), cfg, device)
     acc = {v: probe.score(feats[v], "top1") for v in variants}
     metrics = {f"acc_{v}": a for v, a in acc.items()}
     if "mixed_same" in acc and "mixed_rand" in acc:

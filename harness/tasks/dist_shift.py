@@ -28,9 +28,9 @@ from harness.data.records import ClassificationSet
 from harness.data.siscore import FACTORS, read_siscore
 from harness.errors import ConfigError, DataError
 from harness.tasks import class_maps, cls_common
-from harness.tasks.bg_shift import fit_head
 from harness.tasks.coco_crop import coco_crop_root
 from harness.tasks.features import FeatureExtractor, Features, TransformSpec
+from harness.tasks.probe import probe_with_seeded_val
 
 SISCORE_FACTORS = ("area", "rotation", "location")
 
@@ -121,7 +121,7 @@ def evaluate_dist_shift(ex: FeatureExtractor, data_root: Path, cfg: dict[str, An
         root = coco_crop_root(data_root, cfg, progress)
         train = restrict(read_coco_crop(root, "train"), label_space["classes"], label_space["path"], "coco_crop_9_train")
         clean = restrict(read_coco_crop(root, "val"), label_space["classes"], label_space["path"], "coco_crop_9_val")
-        probe = fit_head(features("coco_crop_9_train", train), cfg, len(train.classes), device)
+        probe = probe_with_seeded_val(features("coco_crop_9_train", train), len(train.classes), cfg, device)
         accs = {name: probe.score(features(name, ds, FRAME_PX if name == "objectnet_9" else 0), "top1")
                 for name, ds in shifted.items()}
         factors = [a for n, a in accs.items() if n.startswith("siscore_9_")]
@@ -137,7 +137,7 @@ def evaluate_dist_shift(ex: FeatureExtractor, data_root: Path, cfg: dict[str, An
         if train.classes != imagenet_r.classes:
             raise DataError(f"{class_maps.class_maps_dir() / 'imagenet_r_9.json'}: classes {imagenet_r.classes} "
                             f"differ from the ImageNet-9 classes of {train.root} ({train.classes})")
-        probe = fit_head(features("in9_train", train), cfg, len(train.classes), device)
+        probe = probe_with_seeded_val(features("in9_train", train), len(train.classes), cfg, device)
         acc = probe.score(features("imagenet_r_9", imagenet_r), "top1")
         metrics.update(_shift_metrics("in9", probe.score(features("in9_val", clean), "top1"), {"imagenet_r_9": acc}))
         summaries["in9"] = probe.summary()

@@ -15,7 +15,7 @@ from harness.api import Task, TaskContext, TaskResult
 from harness.errors import ConfigError
 from harness.tasks import cls_common, cls_data, logreg
 from harness.tasks.features import FeatureExtractor, Features, TransformSpec
-from harness.tasks.probe import ProbeConfig, split_indices, train_probe
+from harness.tasks.probe import ProbeConfig, probe_with_seeded_val, train_probe
 
 
 def n_classes_of(splits: cls_data.ProbeSplits) -> int:
@@ -44,19 +44,16 @@ def probe_splits(ex: FeatureExtractor, splits: cls_data.ProbeSplits, cfg: dict[s
         feats[name] = ex(ds, prints[name], spec)
         if progress:
             progress(i + 1, len(sets) + 1, phase=f"features {name}")
-    if splits.val is None:
-        tr_idx, va_idx = split_indices(len(feats["train"]), cfg.get("val_size", 0.2),
-                                       int(cfg.get("split_seed", 0)))
-        train, val = feats["train"].subset(tr_idx), feats["train"].subset(va_idx)
-    else:
-        train, val = feats["train"], feats["val"]
     pcfg = ProbeConfig.from_cfg(cfg, metric=cfg.get("metric") or splits.metric)
-    probe = train_probe(train, val, n_classes_of(splits), pcfg, device)
+    if splits.val is None:
+        probe = probe_with_seeded_val(feats["train"], n_classes_of(splits), cfg, device, pcfg.metric)
+    else:
+        probe = train_probe(feats["train"], feats["val"], n_classes_of(splits), pcfg, device)
     metrics = {m: probe.score(feats["test"], m) for m in dict.fromkeys([pcfg.metric, *extra])}
     if progress:
         progress(len(sets) + 1, len(sets) + 1, phase="probe")
     record = cls_common.dataset_record(splits.name, sets, prints)
-    record["sizes"].update(probe_train=len(train), probe_val=len(val))
+    record["sizes"].update(probe_train=probe.sizes["train"], probe_val=probe.sizes["val"])
     return TaskResult(metrics=metrics, higher_is_better={m: True for m in metrics}, dataset=record,
                       framework=cls_common.framework(),
                       extra={**probe.summary(), "val_score": probe.sweep.val_scores[probe.sweep.best_index],

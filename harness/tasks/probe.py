@@ -82,3 +82,11 @@ def train_probe(train: Features, val: Features, n_classes: int, cfg: ProbeConfig
         both = Features.cat([tr, va])
         head, _ = logreg.fit(both.x, both.y, n_classes, result.best_l2, init=head, max_iter=cfg.max_iter, tol=cfg.tol)
     return Probe(head=head, sweep=result, n_classes=n_classes, sizes={"train": len(train), "val": len(val)})
+
+
+def probe_with_seeded_val(train: Features, n_classes: int, cfg: dict[str, Any], device: str,
+                          metric: str | None = None) -> Probe:
+    """The protocol on a training set without an official validation split: hold out a
+    seeded ``val_size`` (default 0.2) of it (seed ``split_seed``, default 0) for the sweep."""
+    tr_idx, va_idx = split_indices(len(train), cfg.get("val_size", 0.2), int(cfg.get("split_seed", 0)))
+    return train_probe(train.subset(tr_idx), train.subset(va_idx), n_classes, ProbeConfig.from_cfg(cfg, metric), device)

@@ -18,9 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from harness.errors import DataError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from harness.pretrain.augment import IMAGENET_MEAN, IMAGENET_STD
 
 
 def read_rgb(path: Path) -> torch.Tensor:

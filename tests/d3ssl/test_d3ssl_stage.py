@@ -82,6 +82,18 @@ def test_stages_run_resume_and_export(coco_root, tmp_path):
     assert not any(result.higher_is_better.values())
 
 
+def test_selective_search_proposals(coco_root, tmp_path):
+    pytest.importorskip("cv2.ximgproc", reason="needs the contrib build of OpenCV")
+    cfg = tiny_cfg()
+    cfg["proposals"] = {"source": "selective_search", "mode": "fast", "min_size": 4, "size_range": [0.1, 0.95],
+                        "max_boxes": 20, "chunk_size": 8}
+    summary = run_proposals(_stage("proposals", cfg, coco_root, tmp_path))
+    assert summary["images"] == TINY.coco[0] and summary["boxes_per_image"] > 1
+    boxes = json.loads((tmp_path / "proposals" / PROPOSALS_FILE).read_text())
+    assert boxes["source"] == "selective_search"
+    assert max(len(b) for b in boxes["boxes"].values()) <= 20
+
+
 def test_missing_proposals_for_an_image_is_a_clear_error(coco_root, tmp_path):
     cfg = tiny_cfg()
     (tmp_path / "proposals").mkdir()
