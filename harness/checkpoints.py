@@ -254,6 +254,11 @@ def detect_layout(state: Mapping[str, torch.Tensor]) -> tuple[str, str]:
                           f"'conv1.weight' and 'layer1.0.conv1.weight' (first keys: {sample})")
 
 
+def _weights_only_keys(keys: Any) -> set[str]:
+    """Keys without BN ``num_batches_tracked`` (older checkpoints lack these buffers)."""
+    return {k for k in keys if not k.endswith("num_batches_tracked")}
+
+
 def convert(src: Path, dst: Path, arch: str | None = None) -> ConversionReport:
     """Import a public SSL checkpoint ``src`` as a backbone file ``dst`` (a .pth path or a
     folder, which then receives ``backbone.pth``) with its sidecar.
@@ -274,9 +279,8 @@ def convert(src: Path, dst: Path, arch: str | None = None) -> ConversionReport:
     candidates = {k for k in stripped if not k.startswith("fc.") and k.split(".")[0] in
                   ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")}
     if arch is None:
-        arch = next((a for a in ARCHS if set(_expected_keys(a)) - {k for k in _expected_keys(a)
-                                                                   if k.endswith("num_batches_tracked")}
-                     == {k for k in candidates if not k.endswith("num_batches_tracked")}), None)
+        arch = next((a for a in ARCHS if _weights_only_keys(_expected_keys(a)) == _weights_only_keys(candidates)),
+                    None)
         if arch is None:
             raise CheckpointError(f"{src}: the {layout} backbone under prefix {prefix!r} matches no torchvision "
                                   f"ResNet of {ARCHS}; pass the arch explicitly to see the key differences")

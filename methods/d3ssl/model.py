@@ -25,6 +25,7 @@ from torchvision.ops import roi_align
 from harness.errors import ConfigError
 from harness.pretrain.models import build_head, build_resnet, ema_update, feature_dim, frozen_copy, mlp_spec
 from methods.d3ssl.losses import combine, roi_byol_loss
+from methods.d3ssl.recipe import section
 
 LEVEL_STRIDE = {"c4": 16, "c5": 32}
 
@@ -75,8 +76,8 @@ class D3SSLModel(nn.Module):
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__()
-        model = dict(cfg.get("model") or {})
-        roi = dict(cfg.get("roi") or {})
+        model = section(cfg, "model")
+        roi = section(cfg, "roi")
         arch = str(model.get("arch", "resnet50"))
         hidden, dim = int(model.get("hidden_dim", 4096)), int(model.get("proj_dim", 256))
         self.encoder = RoIEncoder(arch, str(roi.get("level", "c4")), int(roi.get("size", 14)),
@@ -87,8 +88,8 @@ class D3SSLModel(nn.Module):
         self.teacher_projector = frozen_copy(self.projector)
         self.base_momentum = float(model.get("momentum", 0.99))
         self.weights = {"base": 1.0,
-                        "decoupling": float((cfg.get("decoupling") or {}).get("weight", 0.0)),
-                        "depositioning": float((cfg.get("depositioning") or {}).get("weight", 0.0))}
+                        "decoupling": float(section(cfg, "decoupling").get("weight", 0.0)),
+                        "depositioning": float(section(cfg, "depositioning").get("weight", 0.0))}
         self.momentum = self.base_momentum
 
     def student(self, images: torch.Tensor, boxes: torch.Tensor, scale: float = 1.0) -> torch.Tensor:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from harness.errors import ConfigError
 from harness.pretrain.augment import StepRNG, TwoViewBatch
 from harness.pretrain.data import RawBatch, hash_seed
+from methods.d3ssl.recipe import section
 from methods.d3ssl.region_aug import background_replace, downscale_reposition, region_cutout
 
 MODULES = ("decoupling", "depositioning")
@@ -70,7 +71,7 @@ def module_cfgs(cfg: dict[str, Any]) -> list[ModuleCfg]:
     """The enabled modules of a recipe, validated."""
     out = []
     for name in MODULES:
-        sec = dict(cfg.get(name) or {})
+        sec = section(cfg, name)
         if not sec.get("enabled", False):
             continue
         ratio = float(sec.get("sample_ratio", 1.0))
@@ -164,14 +165,14 @@ class D3SSLBatch:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.two_views = TwoViewBatch.from_cfg(cfg.get("augment"))
         self.sizes = (self.two_views.augs[0].size, self.two_views.augs[1].size)
-        roi = dict(cfg.get("roi") or {})
+        roi = section(cfg, "roi")
         self.k = int(roi.get("per_image", 4))
         self.max_boxes = int(roi.get("max_boxes", 100))
         self.jitter = float(roi.get("jitter", 0.1))
         self.modules = module_cfgs(cfg)
-        self.cutout = dict(cfg.get("cutout") or {})
-        self.base_cutout = dict(cfg.get("base_cutout") or {})
-        small = dict(cfg.get("small_view") or {})
+        self.cutout = section(cfg, "cutout")
+        self.base_cutout = section(cfg, "base_cutout")
+        small = section(cfg, "small_view")
         self.small_scale, self.small_canvas = float(small.get("scale", 0.5)), float(small.get("canvas", 0.5))
 
     def __call__(self, raw: RawBatch, rng: StepRNG) -> dict[str, Any]:

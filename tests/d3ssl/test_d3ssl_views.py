@@ -75,6 +75,10 @@ def test_module_config_errors_are_clear():
     cfg["depositioning"]["views"] = [{"source": "x1"}]
     with pytest.raises(ConfigError, match="no region augmentation"):
         module_cfgs(cfg)
+    cfg = small_cfg()
+    cfg["cutout"]["ratios"] = [0.1, 0.2]
+    with pytest.raises(ConfigError, match="unknown key.*'cutout'"):
+        D3SSLBatch(cfg)
     cfg = copy.deepcopy(small_cfg())
     cfg["decoupling"]["enabled"] = False
     cfg["depositioning"]["enabled"] = False

@@ -145,3 +145,11 @@ def test_heads_round_trip(tmp_path: Path) -> None:
     head.eval(), loaded.eval()
     x = torch.randn(4, 512)
     assert torch.equal(head(x), loaded(x))
+
+
+def test_old_checkpoint_without_bn_counters_is_filled_and_reported(tmp_path: Path) -> None:
+    state = {k: v for k, v in _prefixed(_resnet18_state(), "backbone.").items() if "num_batches_tracked" not in k}
+    torch.save({"state_dict": state}, tmp_path / "old.pth")
+    report = convert(tmp_path / "old.pth", tmp_path / "out")
+    assert report.arch == "resnet18" and len(report.filled) == 20 and "filled 20" in report.summary()
+    load_backbone(report.dst)

@@ -98,6 +98,31 @@ def apply_common(cfg: Config, preset: Mapping[str, Any], *, task: str, workdir: 
         cfg.model.pretrained = None
 
 
+def apply_options(cfg: Config, options: Mapping[str, Any], task: str) -> None:
+    """The preset's ``cfg_options``: mmengine overrides (as ``--cfg-options`` takes them),
+    nested or dotted, e.g. ``{"model": {"train_cfg": {"rcnn": {"sampler": {"num": 64}}}}}``.
+    Every overridden key must already exist in the config."""
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"task {task}: cfg_options must be a mapping")
+    flat = dict(_flatten(options))
+    tree = cfg.to_dict()
+    for key in flat:
+        parent, _, leaf = key.rpartition(".")
+        node = get_path(tree, parent) if parent else tree
+        if not isinstance(node, dict) or leaf not in node:
+            raise ConfigError(f"task {task}: cfg_options key {key!r} is not in the config")
+    cfg.merge_from_dict(flat)
+
+
+def _flatten(options: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in options.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            yield from _flatten(value, dotted + ".")
+        else:
+            yield dotted, value
+
+
 def _schedule(schedulers: list, preset: Mapping[str, Any], iters: int, task: str) -> list[dict]:
     """The base schedulers stretched to ``iters``: warm-up length and step milestones come
     from the preset, every other scheduler ends at the last iteration."""

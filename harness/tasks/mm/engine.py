@@ -48,6 +48,7 @@ def build_config(ctx: TaskContext, spec: DenseTask, dataset: DenseDataset):
         cfg, preset, task=spec.task, workdir=Path(ctx.workdir) / WORK_SUBDIR, seed=ctx.seed,
         device=ctx.device, backbone=Path(ctx.backbone), init_paths=list(spec.init_paths))
     spec.configure(cfg, preset, dataset, DEPTHS[arch])
+    mmconfig.apply_options(cfg, preset.get("cfg_options") or {}, spec.task)
     mmconfig.check_local(cfg)
     return cfg
 

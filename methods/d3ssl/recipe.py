@@ -1,0 +1,28 @@
+"""Checked access to the D3SSL-specific recipe sections (unknown keys are errors)."""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.errors import ConfigError
+
+KNOWN_KEYS = {
+    "model": {"arch", "hidden_dim", "proj_dim", "momentum", "zero_init_residual"},
+    "roi": {"level", "size", "per_image", "max_boxes", "jitter"},
+    "cutout": {"mode", "ratio", "around", "band", "prob", "pseudo_boxes", "invert_half"},
+    "base_cutout": {"prob", "ratio"},
+    "small_view": {"scale", "canvas"},
+    "decoupling": {"enabled", "weight", "sample_ratio", "views"},
+    "depositioning": {"enabled", "weight", "sample_ratio", "views"},
+}
+
+
+def section(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    """The recipe section ``name`` as a dict ({} when absent), its keys checked."""
+    sec = cfg.get(name) or {}
+    if not isinstance(sec, dict):
+        raise ConfigError(f"recipe section {name!r} must be a mapping, got {sec!r}")
+    unknown = set(sec) - KNOWN_KEYS[name]
+    if unknown:
+        raise ConfigError(f"unknown key(s) in recipe section {name!r}: {sorted(unknown)}; "
+                          f"known: {sorted(KNOWN_KEYS[name])}")
+    return dict(sec)
