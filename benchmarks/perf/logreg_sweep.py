@@ -90,9 +90,9 @@ def run_sklearn(train: Features, val: Features, test: Features, grid: list[float
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--features", type=Path, help="a feature-cache .pt file with x and y")
-    ap.add_argument("--n", type=int, default=6000)
-    ap.add_argument("--dim", type=int, default=512)
-    ap.add_argument("--classes", type=int, default=20)
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num", type=int, default=45, help="grid size over logspace(-6, 5)")
     ap.add_argument("--max-iter", type=int, default=1000)

@@ -5,6 +5,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.tasks.mm import ade20k_seg, coco_det, voc_det, voc_seg
+from harness.tasks.mm.config import leaf_datasets
 from harness.tasks.mm.engine import build_config
 
 SPECS = {"coco_det": coco_det.SPEC, "voc_det": voc_det.SPEC, "ade20k_seg": ade20k_seg.SPEC, "voc_seg": voc_seg.SPEC}
@@ -44,6 +45,11 @@ def test_tiny_config_points_everything_at_the_unit(task, tmp_path, dense_root, m
     assert cfg.model.backbone.get("frozen_stages", -1) == -1
     assert cfg.model.backbone.norm_eval is False
     assert cfg.default_hooks.checkpoint.interval == ctx.cfg["checkpoint_interval"]
+    if task.endswith("_det"):
+        train = next(leaf_datasets(cfg.train_dataloader.dataset)).pipeline
+        scales = next(step.scales for step in train if step.type == "RandomChoiceResize")
+        assert scales == [tuple(s) for s in ctx.cfg["train_scales"]]  # a list: choices, not one size
+        assert cfg.model.train_cfg.rcnn.sampler.num == ctx.cfg["cfg_options"]["model"]["train_cfg"]["rcnn"]["sampler"]["num"]
 
 
 @pytest.mark.parametrize("task", sorted(SPECS))
@@ -93,6 +99,9 @@ def test_bad_presets_are_config_errors(tmp_path, dense_root, mm_ctx, backbone_r1
         ctx = mm_ctx("coco_det", tmp_path, dense_root, backbone_r18)
         del ctx.cfg["lr"]
         build_config(ctx, spec, data)
+    with pytest.raises(ConfigError, match="'model.roi_head.no_such_key' is not in the config"):
+        options = {"model": {"roi_head": {"no_such_key": 1}}}
+        build_config(mm_ctx("coco_det", tmp_path, dense_root, backbone_r18, cfg_options=options), spec, data)
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ConfigError, match="not divisible"):
         build_config(mm_ctx("coco_det", tmp_path, dense_root, backbone_r18), spec, data)
