@@ -38,8 +38,9 @@ if ! ls "$wheels"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
   (cd "$work/mmcv-2.1.0" && MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" \
      "$venv/bin/python" -m pip --disable-pip-version-check -q wheel --no-build-isolation --no-deps . -w "$work/out")
   mv "$work"/out/mmcv-2.1.0-*.whl "$wheels/"
-  "${pip[@]}" install "setuptools>=77.0.3"
 fi
+# torch wants setuptools >= 77; mmengine imports pkg_resources, gone from setuptools 81.
+"${pip[@]}" install "setuptools>=77.0.3,<81"
 log "installing the project and its pinned stack"
 "${pip[@]}" install --find-links "$wheels" -e "$root[dev]"
 # mmengine/mmcv pull opencv-python; exactly one cv2 provider must remain: the contrib
