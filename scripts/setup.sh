@@ -27,8 +27,8 @@ if ! ls "$wheels"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
   log "building mmcv 2.1.0 from source (once; about 15 minutes on 2 cores)"
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' EXIT
-  # mmcv's setup.py imports pkg_resources (gone from setuptools >= 70); torch wants a
-  # newer setuptools at run time, which is restored right after the build.
+  # mmcv 2.1.0's setup.py needs an old setuptools (pkg_resources, legacy build); the
+  # version the stack runs with is installed below.
   "${pip[@]}" install "mmengine==0.10.7" ninja "setuptools<70"
   "${pip[@]}" download --no-build-isolation --no-deps --no-binary :all: mmcv==2.1.0 -d "$work"
   tar -xzf "$work"/mmcv-2.1.0.tar.gz -C "$work"
