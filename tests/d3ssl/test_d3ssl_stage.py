@@ -49,7 +49,7 @@ def test_filter_boxes_applies_the_soco_rules():
     cfg = ProposalCfg(min_size=10, max_aspect=3.0, size_range=(0.2, 0.9), max_boxes=2)
     boxes = [[0, 0, 5, 50], [0, 0, 40, 10], [10, 10, 40, 40], [0, 0, 100, 100], [20, 20, 30, 30], [5, 5, 30, 30]]
     out = filter_boxes(boxes, 100, 100, cfg)
-    assert out.tolist() == pytest.approx([[0.1, 0.1, 0.5, 0.5], [0.2, 0.2, 0.5, 0.5]])
+    assert out.flatten().tolist() == pytest.approx([0.1, 0.1, 0.5, 0.5, 0.2, 0.2, 0.5, 0.5])
 
 
 def test_stages_run_resume_and_export(coco_root, tmp_path):
