@@ -11,6 +11,8 @@ from harness.api import TaskContext, TaskResult
 from harness.config import read_yaml
 from harness.paths import benchmarks_dir
 
+pytestmark = pytest.mark.slow  # about 15 s unloaded, end to end with a ResNet-18 on CPU
+
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +45,9 @@ def _run(task: str, root: Path, backbone: Path, tmp_path: Path, **overrides) -> 
     return result
 
 
-def test_linear_probe_and_knn(synthetic_root: Path, backbone: Path, tmp_path: Path):
-    for dataset in ("coco_crop", "in9", "cub", "flowers", "pets", "food", "cifar10"):
+def test_linear_probe_and_knn(synthetic_root: Path, backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))  # where openimage_crops are built
+    for dataset in ("coco_crop", "in9", "cub", "flowers", "pets", "food", "cifar10", "openimage_crops"):
         result = _run("linear_probe", synthetic_root, backbone, tmp_path, dataset=dataset)
         (metric,) = result.metrics
         assert metric == ("mean_per_class" if dataset in ("flowers", "pets") else "top1")
