@@ -7,7 +7,7 @@ batch already augmented and in memory. Both use the MoCo v2 ``tiny`` recipe on t
 synthetic benchmark and are measured alternately in one process (``--rounds`` pairs);
 the printed ratio is the median over rounds (1.0 = no overhead).
 
-    python benchmarks/perf/pretrain_loop.py [--data-root DIR] [--steps 30] [--rounds 2]
+    python benchmarks/perf/pretrain_loop.py [--data-root DIR] [--steps 15] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ def full_loop(model: torch.nn.Module, cfg: LoopConfig, data: SceneImages, fn: Tw
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", type=Path)
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     if args.data_root is None:
         from harness.data.synthetic import ensure

@@ -16,6 +16,7 @@ region's area, exactly as if the region had been cropped out first (object-aware
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Sequence
 
@@ -218,34 +219,83 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel: int) -> torch.Te
     return y.view(n, c, hh, ww)
 
 
-def color_augment(x: torch.Tensor, aug: ViewAug, rng: StepRNG) -> torch.Tensor:
-    """Jitter, grayscale, blur and solarize a float [0, 1] batch (in place where possible)."""
-    n = x.shape[0]
+@dataclass
+class ColorParams:
+    """Per-image colour parameters of one view (CPU): which images are jittered, the four
+    jitter factors (brightness, contrast, saturation, hue) and their order, grayscale,
+    blur (with ``sigma``) and solarize flags."""
+
+    jitter: torch.Tensor
+    factors: torch.Tensor
+    order: torch.Tensor
+    gray: torch.Tensor
+    blur: torch.Tensor
+    sigma: torch.Tensor
+    solarize: torch.Tensor
+
+    def rows(self, rows: slice) -> "ColorParams":
+        return ColorParams(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+
+def sample_color_params(n: int, aug: ViewAug, rng: StepRNG) -> ColorParams:
+    """Draw the colour parameters of ``n`` images (fixed draw layout, see module docstring)."""
     u_jit, u_fac, u_perm = rng.rand(n), rng.rand(n, 4), rng.rand(n, 4)
     u_gray, u_blur, u_sigma, u_sol = rng.rand(n), rng.rand(n), rng.rand(n), rng.rand(n)
     b, c, s, hue = aug.jitter
     lo = torch.tensor([max(0.0, 1 - b), max(0.0, 1 - c), max(0.0, 1 - s), -hue])
     hi = torch.tensor([1 + b, 1 + c, 1 + s, hue])
-    factors = lo + (hi - lo) * u_fac
-    strength = torch.tensor([b, c, s, hue]) > 0
-    perm = u_perm.argsort(dim=1)
-    jitter = u_jit < aug.jitter_p
+    return ColorParams(jitter=u_jit < aug.jitter_p, factors=lo + (hi - lo) * u_fac, order=u_perm.argsort(dim=1),
+                       gray=u_gray < aug.gray_p, blur=u_blur < aug.blur_p,
+                       sigma=aug.blur_sigma[0] + (aug.blur_sigma[1] - aug.blur_sigma[0]) * u_sigma,
+                       solarize=u_sol < aug.solarize_p)
+
+
+def apply_color(x: torch.Tensor, p: ColorParams, aug: ViewAug) -> torch.Tensor:
+    """Jitter (in each image's order), grayscale, blur and solarize a float [0, 1] batch in place."""
+    strength = [v > 0 for v in aug.jitter]
     for slot in range(4):
         for op in range(4):
             if strength[op]:
-                _apply_to(x, jitter & (perm[:, slot] == op),
-                          lambda xs, rows, op=op: _adjust(xs, op, factors[rows, op].to(xs.device, xs.dtype)))
-    _apply_to(x, u_gray < aug.gray_p, lambda xs, rows: _gray(xs).expand(-1, 3, -1, -1).contiguous())
-    sigma = aug.blur_sigma[0] + (aug.blur_sigma[1] - aug.blur_sigma[0]) * u_sigma
-    _apply_to(x, u_blur < aug.blur_p, lambda xs, rows: gaussian_blur(xs, sigma[rows], aug.blur_kernel))
-    _apply_to(x, u_sol < aug.solarize_p, lambda xs, rows: torch.where(xs >= 0.5, 1.0 - xs, xs))
+                _apply_to(x, p.jitter & (p.order[:, slot] == op),
+                          lambda xs, rows, op=op: _adjust(xs, op, p.factors[rows, op].to(xs.device, xs.dtype)))
+    _apply_to(x, p.gray, lambda xs, rows: _gray(xs).expand(-1, 3, -1, -1).contiguous())
+    _apply_to(x, p.blur, lambda xs, rows: gaussian_blur(xs, p.sigma[rows], aug.blur_kernel))
+    _apply_to(x, p.solarize, lambda xs, rows: torch.where(xs >= 0.5, 1.0 - xs, xs))
     return x
+
+
+def color_augment(x: torch.Tensor, aug: ViewAug, rng: StepRNG) -> torch.Tensor:
+    """Draw colour parameters for ``x`` and apply them (in place)."""
+    return apply_color(x, sample_color_params(x.shape[0], aug, rng), aug)
 
 
 def normalize(x: torch.Tensor, aug: ViewAug) -> torch.Tensor:
     mean = torch.tensor(aug.mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     std = torch.tensor(aug.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     return x.sub_(mean).div_(std)
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _map_row_chunks(n: int, device: torch.device, fn: Callable[[slice], torch.Tensor]) -> torch.Tensor:
+    """``fn`` over row chunks, concatenated. On CPU the chunks run on parallel threads (the
+    per-image operations are small and mostly single-threaded inside torch); every image
+    is processed independently, so the result does not depend on the chunking."""
+    global _POOL
+    k = 1 if device.type != "cpu" else max(1, min(torch.get_num_threads(), n // 8))
+    if k == 1:
+        return fn(slice(0, n))
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=max(2, torch.get_num_threads()), thread_name_prefix="augment")
+    grad = torch.is_grad_enabled()  # grad mode is per thread: carry the caller's into the workers
+
+    def run(rows: slice) -> torch.Tensor:
+        with torch.set_grad_enabled(grad):
+            return fn(rows)
+
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    return torch.cat(list(_POOL.map(run, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])])))
 
 
 @dataclass
@@ -263,15 +313,20 @@ def make_view(raw: RawBatch, aug: ViewAug, rng: StepRNG, regions: torch.Tensor |
     """Augment every image of ``raw`` once. ``source``: the batch already as float, if any."""
     n = len(raw)
     boxes = sample_crop_boxes(raw.sizes, aug, rng, regions)
-    u_flip = rng.rand(n)
-    x = render_crops(raw.images if source is None else source, boxes, aug.size)
-    if source is not None:
-        x = x.div_(255.0)
-    x = color_augment(x, aug, rng)
-    flip = u_flip < aug.flip_p
-    _apply_to(x, flip, lambda xs, rows: xs.flip(-1))
+    flip = rng.rand(n) < aug.flip_p
+    colour = sample_color_params(n, aug, rng)
+    images = raw.images if source is None else source
+
+    def render(rows: slice) -> torch.Tensor:
+        x = render_crops(images[rows], boxes[rows], aug.size)
+        if source is not None:
+            x = x.div_(255.0)
+        x = apply_color(x, colour.rows(rows), aug)
+        _apply_to(x, flip[rows], lambda xs, _: xs.flip(-1))
+        return normalize(x, aug)
+
     wh = raw.sizes.detach().cpu().flip(1).repeat(1, 2).float()
-    return View(normalize(x, aug), boxes / wh, flip)
+    return View(_map_row_chunks(n, images.device, render), boxes / wh, flip)
 
 
 RegionFn = Callable[[RawBatch, StepRNG], "torch.Tensor | None"]

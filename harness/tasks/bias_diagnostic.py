@@ -25,13 +25,15 @@ measured on scenes built with the synthetic scene API
   ``test_fraction`` of the objects, averaged over x and y. 1 = position fully decodable,
   0 = no better than the mean; it can be negative.
 
-RoI feature of a level (``c4`` = ``layer3``, stride 16; ``c5`` = ``layer4``, stride
-32): RoIAlign (``aligned=True``) of the object's box to ``roi_size`` x ``roi_size`` cells,
-averaged. ``level`` picks the level of the headline ``coupling`` and ``position_r2``
-(default ``c4``: where a Faster R-CNN C4 head, and SoCo / D3SSL, pool their RoIs);
-every level in ``levels`` is also reported with a ``_<level>`` suffix. All metrics: lower
-is better; none is a percentage. The scenes depend only on ``scene_seed``, so every
-backbone is measured on the same images; the data root is not read.
+RoI feature of a level: RoIAlign (``aligned=True``) of the object's box to ``roi_size`` x
+``roi_size`` cells of a feature map, averaged. ``c4`` samples ``layer3`` (stride 16),
+``c5`` samples ``layer4`` (stride 32), ``c4head`` runs ``layer4`` on the RoIAlign of
+``layer3`` before averaging (the res5 RoI head of Faster R-CNN C4, SoCo C4 and D3SSL).
+``level`` picks the level of the headline ``coupling`` and ``position_r2`` (default
+``c4head``); every level in ``levels`` is also reported with a ``_<level>`` suffix. All
+metrics: lower is better; none is a percentage. The scenes depend only on
+``scene_seed``, so every backbone is measured on the same images; the data root is not
+read.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ import numpy as np
 from harness.api import Task, TaskContext, TaskResult
 from harness.errors import ConfigError
 
-LEVELS = {"c4": 16, "c5": 32}
+LEVELS = {"c4": 16, "c4head": 16, "c5": 32}  # level -> stride of the map RoIAlign samples
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -61,8 +63,8 @@ class DiagnosticCfg:
     position_objects: int = 320
     position_families: tuple[str, ...] = ("carpet", "wood", "grass", "sand", "brick", "tile", "wallpaper")
     test_fraction: float = 0.3
-    level: str = "c4"
-    levels: tuple[str, ...] = ("c4", "c5")
+    level: str = "c4head"
+    levels: tuple[str, ...] = ("c4", "c4head", "c5")
     roi_size: int = 7
     ridge_alphas: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
     scene_seed: int = 0
@@ -204,12 +206,14 @@ def roi_features(net: Any, scenes: SceneSet, cfg: DiagnosticCfg, device: str) ->
             rois = torch.cat([torch.arange(len(boxes), device=device, dtype=torch.float32)[:, None], boxes], dim=1)
             h = net.maxpool(net.relu(net.bn1(net.conv1(x))))
             c4 = net.layer3(net.layer2(net.layer1(h)))
-            maps = {"c4": c4}
+            maps = {"c4": c4, "c4head": c4}
             if "c5" in cfg.levels:
                 maps["c5"] = net.layer4(c4)
             for lv in cfg.levels:
                 f = roi_align(maps[lv].float(), rois, output_size=(cfg.roi_size, cfg.roi_size),
                               spatial_scale=1.0 / LEVELS[lv], sampling_ratio=2, aligned=True)
+                if lv == "c4head":
+                    f = net.layer4(f)
                 out[lv].append(f.mean(dim=(2, 3)).double().cpu().numpy())
     return {lv: np.concatenate(v) for lv, v in out.items()}
 

@@ -72,9 +72,9 @@ def test_run_on_a_random_backbone(tmp_path):
                       device="cpu", preset="tiny", task="bias_diagnostic", backbone=tmp_path / "backbone.pth")
     result = BiasDiagnostic().run(ctx)
     m = result.metrics
-    for lv in ("c4", "c5"):
+    for lv in ("c4", "c4head", "c5"):
         assert 0 <= m[f"coupling_{lv}"] <= 2 and m[f"position_r2_{lv}"] <= 1
         assert m[f"coupling_{lv}"] == pytest.approx((m[f"coupling_background_{lv}"] + m[f"coupling_neighbours_{lv}"]) / 2)
-    assert m["coupling"] == m["coupling_c4"] and m["position_r2"] == m["position_r2_c4"]
+    assert m["coupling"] == m["coupling_c4head"] and m["position_r2"] == m["position_r2_c4head"]
     assert result.higher_is_better == {k: False for k in m}
     assert result.dataset["size"] == {"coupling_images": 24, "position_images": 40}

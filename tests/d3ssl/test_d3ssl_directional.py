@@ -18,7 +18,7 @@ from methods.d3ssl.pretrain import run_pretrain
 from methods.d3ssl.proposals import run_proposals
 
 RECIPES = Path(__file__).resolve().parents[2] / "methods" / "d3ssl" / "recipes"
-SEEDS = (0, 1)
+SEEDS = (0, 1, 2)
 
 
 def _train_and_diagnose(recipe: str, seed: int, root: Path, work: Path) -> dict[str, float]:

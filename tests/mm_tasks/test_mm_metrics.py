@@ -47,8 +47,8 @@ def _run_coco(ann_file, boxes_xywh, scores):
     register_all_modules()
     metric = METRICS.build(coco_evaluator(str(ann_file)))
     metric.dataset_meta = {"classes": ("zebra", "banana")}
-    xyxy = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in boxes_xywh], dtype=torch.float32)
-    masks = torch.from_numpy(np.stack([_rect_mask(*b) for b in boxes_xywh]).astype(bool))
+    xyxy = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in boxes_xywh], dtype=torch.float32).reshape(-1, 4)
+    masks = torch.from_numpy(np.array([_rect_mask(*b) for b in boxes_xywh], dtype=bool).reshape(-1, SIZE, SIZE))
     sample = {"img_id": 1, "ori_shape": (SIZE, SIZE),
               "pred_instances": {"bboxes": xyxy, "scores": torch.tensor(scores), "labels": torch.ones(len(scores), dtype=torch.long),
                                  "masks": masks}}
@@ -91,6 +91,13 @@ def test_coco_partial_case_matches_pycocotools_and_hand_value(coco_gt):
         assert metrics[f"{iou_type}_AP"] == pytest.approx(ap, abs=0.05)
         assert metrics[f"{iou_type}_AP50"] == pytest.approx(ap50, abs=0.05)
         assert metrics[f"{iou_type}_AP75"] == pytest.approx(ap75, abs=0.05)
+
+
+def test_coco_no_detection_at_all_scores_zero(coco_gt):
+    # mmdet's own CocoMetric returns no metric here; the task's variant scores AP 0
+    metrics, undefined = _run_coco(coco_gt, [], [])
+    assert metrics == {f"{t}_{m}": 0.0 for t in ("bbox", "segm") for m in ("AP", "AP50", "AP75", "APm")}
+    assert set(undefined) == {"bbox_APs", "bbox_APl", "segm_APs", "segm_APl"}
 
 
 def _run_voc(gt_boxes, pred_boxes, scores):

@@ -41,8 +41,8 @@ def _run(task, tmp_path, dense_root, mm_ctx, backbone, **overrides):
 @pytest.mark.parametrize("task", [
     "voc_seg",
     pytest.param("ade20k_seg", marks=pytest.mark.slow),
-    "voc_det",
-    pytest.param("coco_det", marks=pytest.mark.slow),
+    pytest.param("voc_det", marks=pytest.mark.slow),
+    "coco_det",
 ])
 def test_tiny_preset_trains_and_evaluates(task, tmp_path, dense_root, mm_ctx, backbone_r18):
     result, steps = _run(task, tmp_path, dense_root, mm_ctx, backbone_r18)

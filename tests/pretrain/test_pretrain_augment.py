@@ -108,3 +108,13 @@ def test_grayscale_and_solarize_applied_when_certain() -> None:
 def test_unknown_augmentation_key_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="blurr"):
         TwoViewBatch.from_cfg({"blurr": 1})
+
+
+def test_parallel_row_chunks_give_the_same_views(monkeypatch) -> None:
+    raw = _raw(16)
+    fn = TwoViewBatch.from_cfg({"size": 16, "blur_kernel": 5, "solarize_p": 0.5})
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    chunked = fn(raw, StepRNG(0, 2))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    whole = fn(raw, StepRNG(0, 2))
+    assert torch.equal(chunked["view1"], whole["view1"]) and torch.equal(chunked["view2"], whole["view2"])

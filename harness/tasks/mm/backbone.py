@@ -2,8 +2,8 @@
 
 mmengine's ``Pretrained`` init loads with ``strict=False``: a missing or misnamed key only
 warns and leaves that weight random. Here the file is checked against the torchvision
-ResNet it claims to be before anything is built, and every tensor of the built model's
-backbone parts is compared with the file after initialisation.
+ResNet of the preset's arch before anything is built, and every tensor of the built
+model's backbone parts is compared with the file after initialisation.
 """
 from __future__ import annotations
 
@@ -15,65 +15,19 @@ from torch import nn
 
 from harness.errors import CheckpointError
 
-# (block kind, blocks per stage) -> torchvision arch name
-_LAYOUTS = {
-    ("basic", (2, 2, 2, 2)): "resnet18",
-    ("basic", (3, 4, 6, 3)): "resnet34",
-    ("bottleneck", (3, 4, 6, 3)): "resnet50",
-    ("bottleneck", (3, 4, 23, 3)): "resnet101",
-}
 DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101}
 
 
-def infer_arch(keys: list[str] | set[str]) -> str | None:
-    """The torchvision ResNet whose block layout the state-dict keys show, or None."""
-    kind = "bottleneck" if "layer1.0.conv3.weight" in keys else "basic"
-    blocks = []
-    for stage in range(1, 5):
-        ids = {int(k.split(".")[1]) for k in keys if k.startswith(f"layer{stage}.") and k.split(".")[1].isdigit()}
-        blocks.append(max(ids) + 1 if ids else 0)
-    return _LAYOUTS.get((kind, tuple(blocks)))
-
-
-def expected_keys(arch: str) -> dict[str, torch.Size]:
-    """Names and shapes of a torchvision ``arch`` state dict without ``fc.*``."""
-    import torchvision
+def read_backbone(path: Path, arch: str) -> dict[str, torch.Tensor]:
+    """The backbone file's tensors, after :func:`harness.checkpoints.load_backbone` checked
+    it strictly (weights-only load, exactly the torchvision ``arch`` keys and shapes without
+    fc, sha256 of its sidecar). Raises CheckpointError naming the file and the keys."""
+    from harness.checkpoints import load_backbone
 
     if arch not in DEPTHS:
-        raise CheckpointError(f"unsupported backbone arch {arch!r}; expected one of {sorted(DEPTHS)}")
-    with torch.device("meta"):
-        model = getattr(torchvision.models, arch)()
-    return {k: v.shape for k, v in model.state_dict().items() if not k.startswith("fc.")}
-
-
-def read_backbone(path: Path, arch: str) -> dict[str, torch.Tensor]:
-    """Load ``path`` (weights only) and check it is exactly a torchvision ``arch`` without fc.
-
-    Raises CheckpointError naming the file and every missing, unexpected or misshaped key.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: backbone file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for unreadable files
-        raise CheckpointError(f"{path}: not a readable weights-only checkpoint ({exc})") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path}: expected a flat state dict of tensors (torchvision ResNet without fc)")
-    want = expected_keys(arch)
-    missing = sorted(set(want) - set(state))
-    unexpected = sorted(set(state) - set(want))
-    misshaped = sorted(k for k in set(want) & set(state) if state[k].shape != want[k])
-    if missing or unexpected or misshaped:
-        found = infer_arch(set(state))
-        raise CheckpointError(
-            f"{path}: not a torchvision {arch} backbone without fc"
-            + (f" (its layout looks like {found})" if found and found != arch else "")
-            + _listing("missing keys", missing)
-            + _listing("unexpected keys", unexpected)
-            + _listing("wrong shapes", misshaped)
-        )
-    return state
+        raise CheckpointError(f"unsupported backbone arch {arch!r} for the dense tasks; expected one of {sorted(DEPTHS)}")
+    model = load_backbone(Path(path), arch)
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
 
 
 def verify_loaded(parts: Mapping[str, nn.Module], state: Mapping[str, torch.Tensor], source: str) -> None:

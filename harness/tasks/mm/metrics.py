@@ -19,8 +19,12 @@ COCO_NAMES = {"mAP": "AP", "mAP_50": "AP50", "mAP_75": "AP75", "mAP_s": "APs", "
 
 
 def coco_evaluator(ann_file: str, metrics: tuple[str, ...] = ("bbox", "segm")) -> dict[str, Any]:
-    """mmdet CocoMetric (pycocotools COCOeval) on ``ann_file``."""
-    return dict(type="CocoMetric", ann_file=ann_file, metric=list(metrics), format_only=False)
+    """mmdet CocoMetric (pycocotools COCOeval) on ``ann_file``, in the variant that also
+    scores a model without any detection (:mod:`harness.tasks.mm.coco_metric`)."""
+    from harness.tasks.mm import coco_metric
+
+    return dict(type=coco_metric.CocoMetricScoringEmpty.__name__, ann_file=ann_file, metric=list(metrics),
+                format_only=False)
 
 
 def coco_metrics(raw: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:

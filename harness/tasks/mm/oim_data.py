@@ -3,16 +3,16 @@
 ``check_oim_instances`` (Mask R-CNN) and ``check_oim_semantic`` (FCN) first get a build
 for the data root (:func:`harness.data.openimage_mini.ensure.ensure`: the folder
 ``<data_root>/openimage_mini`` or one built once from ``<data_root>/openimages`` with the
-preset's ``spec`` file), then check its files and return a :class:`DenseDataset` whose
-fingerprint is a sha256 over the files the task reads labels from.
+preset's ``spec`` file), then check its files and return a :class:`DenseDataset` named
+after the build's spec, with a sha256 fingerprint over the files labels are read from.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
-from harness.data.fileio import MalformedDataError, MissingDataError, file_names, require_dir
+from harness.data.coco import parse_coco_instances
+from harness.data.fileio import MalformedDataError, MissingDataError, file_names, read_json, require_dir
 from harness.data.openimage_mini import readers
 from harness.data.openimage_mini.ensure import ensure
 from harness.tasks.mm.datasets import DenseDataset
@@ -20,22 +20,23 @@ from harness.tasks.mm.datasets import DenseDataset
 BACKGROUND = "background"
 
 
-def _fingerprint(name: str, root: Path, files: list[Path]) -> str:
+def _fingerprint(name: str, files: list[Path], base: Path) -> str:
+    """sha256 over ``name`` and each file's path (relative to ``base``) and bytes, in order."""
     h = hashlib.sha256(name.encode())
     for path in files:
-        h.update(f"{path.relative_to(root)}\n".encode())
+        h.update(f"\n{path.relative_to(base)}\n".encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
 
-def _extra(root: Path) -> dict[str, object]:
-    manifest = readers.read_manifest(root)
-    return {"spec_name": (manifest.get("spec") or {}).get("name"), "spec_hash": manifest["spec_hash"]}
+def _spec_name(root: Path) -> str:
+    """The spec name the build records (e.g. ``OpenImage-MINI-tiny``): it names the dataset."""
+    return str((readers.read_manifest(root).get("spec") or {}).get("name") or "OpenImage-MINI")
 
 
 def check_oim_instances(data_root: Path, spec_file: str | None = None) -> DenseDataset:
-    """Both COCO-format files parse, list images and annotations, have exactly the
-    categories of ``classes.json`` (ids 1..C), and every listed image exists."""
+    """Both COCO-format files valid (the COCO reader's full checks, image files included),
+    with images and objects, and exactly the categories of ``classes.json`` (ids 1..C)."""
     root = ensure(Path(data_root), spec_file)
     classes = readers.read_classes(root)
     expected = [(i, name) for i, name in enumerate(classes, start=1)]
@@ -43,33 +44,18 @@ def check_oim_instances(data_root: Path, spec_file: str | None = None) -> DenseD
     files = [root / readers.CLASSES_FILE]
     for split in readers.SPLITS:
         ann = readers.instances_file(root, split)
-        if not ann.is_file():
-            raise MissingDataError(ann, f"missing; expected the COCO-format {split} annotations of OpenImage-MINI")
-        try:
-            data = json.loads(ann.read_bytes())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MalformedDataError(ann, f"invalid JSON ({exc})") from exc
-        for key in ("images", "annotations", "categories"):
-            if not isinstance(data.get(key), list) or not data[key]:
-                raise MalformedDataError(ann, f"expected a non-empty list under {key!r}")
-        try:
-            cats = sorted((int(c["id"]), str(c["name"])) for c in data["categories"])
-            listed = [str(im["file_name"]) for im in data["images"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise MalformedDataError(ann, f"every category needs an id and a name, every image a file_name ({exc!r})"
-                                     ) from exc
+        data = read_json(ann, f"the COCO-format {split} annotations of OpenImage-MINI")
+        image_dir = require_dir(readers.image_dir(root, split), f"the OpenImage-MINI {split} images")
+        ds = parse_coco_instances(data, ann, image_dir, name=f"openimage_mini_{split}", root=root)
+        if not ds.images or not any(image.objects for image in ds.images):
+            raise MalformedDataError(ann, "expected images with object annotations")
+        cats = sorted((int(c["id"]), str(c["name"])) for c in ds.categories)
         if cats != expected:
             raise MalformedDataError(ann, f"categories {cats} differ from {readers.CLASSES_FILE} {expected}")
-        folder = require_dir(readers.image_dir(root, split), f"the OpenImage-MINI {split} images")
-        present = file_names(folder)
-        missing = [name for name in listed if name not in present]
-        if missing:
-            raise MissingDataError(folder / missing[0], f"image listed in {ann.name} is missing "
-                                                        f"({len(missing)} missing in all)")
-        sizes[split] = len(data["images"])
+        sizes[split] = len(ds.images)
         files.append(ann)
-    return DenseDataset(name="OpenImage-MINI instances", root=root, classes=tuple(classes), sizes=sizes,
-                        fingerprint=_fingerprint("openimage-mini-instances", root, files), extra=_extra(root))
+    return DenseDataset(name=f"{_spec_name(root)} instances", root=root, classes=tuple(classes), sizes=sizes,
+                        fingerprint=_fingerprint("openimage-mini-instances", files, root))
 
 
 def check_oim_semantic(data_root: Path, spec_file: str | None = None) -> DenseDataset:
@@ -92,5 +78,5 @@ def check_oim_semantic(data_root: Path, spec_file: str | None = None) -> DenseDa
                 raise MissingDataError(labels / png, f"missing; expected the semantic map of {folder / name}")
             files.append(labels / png)
         sizes[split] = len(images)
-    return DenseDataset(name="OpenImage-MINI semantic", root=root, classes=classes, sizes=sizes,
-                        fingerprint=_fingerprint("openimage-mini-semantic", root, files), extra=_extra(root))
+    return DenseDataset(name=f"{_spec_name(root)} semantic", root=root, classes=classes, sizes=sizes,
+                        fingerprint=_fingerprint("openimage-mini-semantic", files, root))
