@@ -91,7 +91,8 @@ def plan(cfg: dict[str, Any]) -> list[Unit]:
         entry_t = registry.task_entry(task_cfg["task"])
         key = unit_key({"kind": "task", "task": instance, "cfg": task_cfg, "seed": cfg["seed"],
                         "data": common["data"], "backbone": backbone_unit.key})
-        units.append(Unit("task", instance, key, entry_t.entry, entry_t.version, task_cfg,
+        preset_cfg = {k: v for k, v in task_cfg.items() if k not in ("task", "version")}
+        units.append(Unit("task", instance, key, entry_t.entry, entry_t.version, preset_cfg,
                           [backbone_unit], task=task_cfg["task"]))
     return units
 
