@@ -28,10 +28,12 @@ from harness.pretrain.data import DataConfig, MetaFn, SceneImages
 from harness.pretrain.loop import BatchFn, LoopConfig, train
 
 
-class Exportable(Protocol):
-    backbone: nn.Module
-
+class HeadExporter(Protocol):
     def export_heads(self) -> dict[str, tuple[nn.Module, dict[str, Any]]]: ...
+
+
+class Exportable(HeadExporter, Protocol):
+    backbone: nn.Module
 
 
 def require(cfg: dict[str, Any], *keys: str) -> None:
@@ -46,6 +48,13 @@ def scene_dataset(ctx: StageContext, meta: MetaFn | None = None) -> SceneImages:
     return SceneImages.from_root(ctx.data_root, DataConfig.from_cfg(ctx.cfg.get("data")), meta)
 
 
+def save_model_heads(workdir: Path, model: HeadExporter, meta: dict[str, Any]) -> None:
+    """Write the model's exported heads (if any) as ``heads.pth``/``heads.json`` in ``workdir``."""
+    heads = model.export_heads()
+    if heads:
+        save_heads(workdir, {k: m for k, (m, _) in heads.items()}, {k: s for k, (_, s) in heads.items()}, meta)
+
+
 def export(ctx: StageContext, model: Exportable) -> Path | None:
     """Write ``backbone.pth``/``backbone.json`` and ``heads.pth``/``heads.json`` (rank 0)."""
     path = None
@@ -54,10 +63,7 @@ def export(ctx: StageContext, model: Exportable) -> Path | None:
                 "config_hash": ctx.config_hash, "stage": ctx.name, "seed": ctx.seed,
                 "pretrain_data": ctx.cfg.get("pretrain_data", ""), "epochs": ctx.cfg.get("epochs")}
         path = save_backbone(model.backbone, ctx.workdir, meta)
-        heads = model.export_heads()
-        if heads:
-            save_heads(ctx.workdir, {k: m for k, (m, _) in heads.items()}, {k: s for k, (_, s) in heads.items()},
-                       {"arch": ctx.cfg["arch"], "method": ctx.method, "stage": ctx.name})
+        save_model_heads(ctx.workdir, model, {"arch": ctx.cfg["arch"], "method": ctx.method, "stage": ctx.name})
     dist.barrier()
     return path
 

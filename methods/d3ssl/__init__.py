@@ -20,5 +20,5 @@ class D3SSL(Method):
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         return [
             Stage("proposals", run="methods.d3ssl.proposals:run_proposals", version="1"),
-            Stage("pretrain", run="methods.d3ssl.pretrain:run_pretrain", version="1", exports_backbone=True),
+            Stage("pretrain", run="methods.d3ssl.pretrain:run_pretrain", version="2", exports_backbone=True),
         ]

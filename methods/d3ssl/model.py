@@ -82,8 +82,10 @@ class D3SSLModel(nn.Module):
         hidden, dim = int(model.get("hidden_dim", 4096)), int(model.get("proj_dim", 256))
         self.encoder = RoIEncoder(arch, str(roi.get("level", "c4")), int(roi.get("size", 14)),
                                   bool(model.get("zero_init_residual", False)))
-        self.projector = build_head(mlp_spec([self.encoder.out_dim, hidden, dim]))
-        self.predictor = build_head(mlp_spec([dim, hidden, dim]))
+        self.projector_spec = mlp_spec([self.encoder.out_dim, hidden, dim])
+        self.predictor_spec = mlp_spec([dim, hidden, dim])
+        self.projector = build_head(self.projector_spec)
+        self.predictor = build_head(self.predictor_spec)
         self.teacher_encoder = frozen_copy(self.encoder)
         self.teacher_projector = frozen_copy(self.projector)
         self.base_momentum = float(model.get("momentum", 0.99))
@@ -91,6 +93,12 @@ class D3SSLModel(nn.Module):
                         "decoupling": float(section(cfg, "decoupling").get("weight", 0.0)),
                         "depositioning": float(section(cfg, "depositioning").get("weight", 0.0))}
         self.momentum = self.base_momentum
+
+    def export_heads(self) -> dict[str, tuple[nn.Module, dict[str, Any]]]:
+        """The student heads with their specs. The projector reads a mean-pooled layer4
+        vector, as the global heads of MoCo v2 / BYOL do, so contrastive CAM can use it."""
+        return {"projector": (self.projector, self.projector_spec),
+                "predictor": (self.predictor, self.predictor_spec)}
 
     def student(self, images: torch.Tensor, boxes: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         return self.predictor(self.projector(self.encoder(images, boxes, scale)))

@@ -18,6 +18,7 @@ def run_pretrain(ctx: StageContext) -> dict[str, Any]:
     from harness.checkpoints import save_backbone
     from harness.pretrain.data import DataConfig, SceneImages
     from harness.pretrain.loop import LoopConfig, train
+    from harness.pretrain.stage import save_model_heads
     from methods.d3ssl.model import D3SSLModel
     from methods.d3ssl.proposals import PROPOSALS_FILE, ProposalMeta, load_proposals_file
     from methods.d3ssl.views import D3SSLBatch, module_cfgs
@@ -32,5 +33,7 @@ def run_pretrain(ctx: StageContext) -> dict[str, Any]:
         save_backbone(model.backbone(), ctx.workdir,
                       {"arch": str(cfg["model"]["arch"]), "method": ctx.method, "recipe": ctx.recipe,
                        "config_hash": ctx.config_hash})
+        save_model_heads(ctx.workdir, model, {"arch": str(cfg["model"]["arch"]), "method": ctx.method,
+                                              "stage": ctx.name})
     summary["modules"] = ",".join(m.name for m in module_cfgs(cfg)) or "none"
     return summary
