@@ -15,6 +15,8 @@ from PIL import Image
 
 from harness.data.fileio import MalformedDataError, MissingDataError
 from harness.data.openimage_mini import build, select
+from harness.data.openimage_mini.capwalk import capped_walk
+from harness.data.openimage_mini.rankkey import rank_key, rank_key_expr, unrank_key
 from harness.data.openimages import BOX_COLUMNS, CLICK_COLUMNS, SEGMENTATION_COLUMNS
 
 TRAIN_COLS = BOX_COLUMNS + CLICK_COLUMNS
@@ -167,12 +169,144 @@ def test_bad_image_id_and_rank(tmp_path: Path) -> None:
     root = tmp_path / "oi"
     write_root(root)
     csv_path = root / "oidv6-train-annotations-bbox.csv"
-    rows = select.stream_boxes(csv_path, None)
-    assert select.u64_to_image_id(rows.image[0]) == image_id(0, "train")
+    spec = {"seed": 0, "boxes": {"min_area": 0.01}, "image_filter": {"min_objects": 2, "min_classes": 2}}
+    table = select.stream_boxes(csv_path, spec)
+    images = unrank_key(table.groups.image_rank, 0)
+    assert sorted(select.u64_to_image_id(v) for v in images) == sorted(image_id(i, "train") for i in range(24))
     text = csv_path.read_text().splitlines()
     text[3] = text[3].replace(image_id(0, "train")[-4:], "XYZW", 1)
     csv_path.write_text("\n".join(text) + "\n")
     with pytest.raises(MalformedDataError, match="oidv6-train-annotations-bbox.csv: ImageID of box row 3"):
-        select.stream_boxes(csv_path, None)
+        select.stream_boxes(csv_path, spec)
+    text[3] = text[3].replace("XYZW", image_id(0, "train")[-4:], 1).replace(MIDS[2], "", 1)
+    csv_path.write_text("\n".join(text) + "\n")
+    with pytest.raises(MalformedDataError, match="LabelName of box row 3 is empty"):
+        select.stream_boxes(csv_path, spec)
     v = np.array([1, 2, 3], dtype=np.uint64)
-    assert (select.rank_key(v, 0) != select.rank_key(v, 1)).all()
+    assert (rank_key(v, 0) != rank_key(v, 1)).all()
+
+
+def test_rank_key_inverse_and_polars_expression() -> None:
+    import polars as pl
+
+    v = np.random.default_rng(1).integers(0, 2**64 - 1, 1000, dtype=np.uint64, endpoint=True)
+    for seed in (0, 7, 2**40 + 3):
+        keys = rank_key(v, seed)
+        assert np.array_equal(unrank_key(keys, seed), v)
+        expr = pl.DataFrame({"x": v}).select(rank_key_expr(pl.col("x"), seed))["x"].to_numpy()
+        assert np.array_equal(expr, keys)
+
+
+def sequential_walk(lists: list[list[int]], size: int, cap: int) -> list[int]:
+    counts: dict[int, int] = {}
+    taken = []
+    for i, cls in enumerate(lists):
+        if len(taken) >= size:
+            break
+        if cap and any(counts.get(c, 0) >= cap for c in cls):
+            continue
+        for c in cls:
+            counts[c] = counts.get(c, 0) + 1
+        taken.append(i)
+    return taken
+
+
+def test_capped_walk_matches_the_sequential_walk() -> None:
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        n_classes = int(rng.integers(1, 12))
+        lists = [sorted(set(rng.integers(0, n_classes, int(rng.integers(0, 5))).tolist())) for _ in range(300)]
+        indptr = np.r_[0, np.cumsum([len(c) for c in lists])]
+        classes = np.array([c for cls in lists for c in cls], dtype=np.int64)
+        size, cap = int(rng.integers(1, 400)), int(rng.integers(0, 30))
+        got = capped_walk(indptr, classes, n_classes, size, cap, window=int(rng.integers(1, 64)))
+        assert got.tolist() == sequential_walk(lists, size, cap), trial
+
+
+def write_random_boxes(path: Path, rows: list[list], header: tuple[str, ...] = TRAIN_COLS) -> None:
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows([list(header)] + rows)
+
+
+def random_box_rows(n: int, seed: int) -> list[list]:
+    rng = np.random.default_rng(seed)
+    mids = [f"/m/0{k:05x}" for k in range(9)]
+    images = [f"{v:016x}" for v in rng.integers(0, 2**63, 120, dtype=np.uint64) * np.uint64(2) + np.uint64(1)]
+    out = []
+    for _ in range(n):
+        x0, y0 = rng.random(2) * 0.7
+        x1, y1 = x0 + rng.random() * 0.3, y0 + rng.random() * 0.3
+        out.append([images[int(rng.integers(0, len(images)))], "xclick", mids[int(rng.zipf(1.5)) % 9], 1,
+                    f"{x0:.6f}", f"{x1:.6f}", f"{y0:.6f}", f"{y1:.6f}", 0, 0,
+                    int(rng.random() < 0.04), int(rng.random() < 0.03), 0] + [-1] * 8)
+    return out
+
+
+def reference_pass(rows: list[list], spec: dict, size: int, cap: int) -> tuple[list[str], list[str], list[tuple]]:
+    """The selection rules written out box by box (float32 areas, as the pass computes them)."""
+    f = spec["image_filter"]
+    boxes = []
+    for r in rows:
+        x0, x1, y0, y1 = (np.float32(v) for v in r[4:8])
+        group, dep = r[10] == 1, r[11] == 1
+        boxes.append((r[0], r[2], (x0, y0, x1, y1), group, dep,
+                      not group and not dep and (x1 - x0) * (y1 - y0) >= np.float32(spec["boxes"]["min_area"])))
+    counts: dict[str, int] = {}
+    for b in boxes:
+        counts[b[1]] = counts.get(b[1], 0) + b[5]
+    cs = spec["classes"]
+    classes = [m for m in sorted(counts, key=lambda m: (-counts[m], m)) if counts[m] >= cs["min_instances"]]
+    classes = classes[: cs["max_classes"]]
+    per_image: dict[str, list] = {}
+    for b in boxes:
+        if b[1] in classes:
+            per_image.setdefault(b[0], []).append(b)
+    eligible = []
+    for img, bs in per_image.items():
+        present = sorted({b[1] for b in bs if b[5]})
+        excluded = any((b[3] and f["exclude_group_of"]) or (b[4] and f["exclude_depiction"]) for b in bs)
+        if sum(b[5] for b in bs) >= f["min_objects"] and len(present) >= f["min_classes"] and not excluded:
+            eligible.append((int(rank_key(np.array([int(img, 16)], np.uint64), spec["seed"])[0]), img, present))
+    eligible.sort()
+    chosen = [eligible[i][1] for i in sequential_walk([e[2] for e in eligible], size, cap)]
+    out = sorted((int(b[0], 16), b[1], *b[2]) for b in boxes if b[0] in chosen and b[5]
+                 and b[1] in classes)
+    return classes, chosen, out
+
+
+@pytest.mark.parametrize("filters", [(2, 2, True, True), (1, 1, False, True), (0, 0, True, False)])
+def test_pass_matches_the_rules_in_any_row_order(tmp_path: Path, filters: tuple) -> None:
+    min_objects, min_classes, group_of, depiction = filters
+    spec = {"seed": 5, "classes": {"mode": "auto", "min_instances": 3, "max_classes": 6},
+            "boxes": {"min_area": 0.01},
+            "image_filter": {"min_objects": min_objects, "min_classes": min_classes,
+                             "exclude_group_of": group_of, "exclude_depiction": depiction}}
+    rows = random_box_rows(900, seed=min_objects)
+    classes, chosen, boxes = reference_pass(rows, spec, size=40, cap=9)
+    assert len(chosen) >= 10
+    for order_seed in (None, 1):
+        if order_seed is not None:
+            random.Random(order_seed).shuffle(rows)
+        write_random_boxes(tmp_path / "boxes.csv", rows)
+        table = select.stream_boxes(tmp_path / "boxes.csv", spec)
+        for shift in (select.PAYLOAD_BITS, 62):  # 62: images share truncated keys, the exact sort groups them
+            table.shift = shift
+            assert select.choose_classes(table, spec, None) == classes
+            sel = select.select_images(table, classes, spec, size=40, cap=9)
+            assert sel.image_ids == chosen
+            got = [(int(i), table.labels[c], *b) for i, c, b in
+                   zip(sel.rows.image, sel.rows.cls, sel.rows.box)]
+            assert got == boxes
+
+
+def test_keep_labels_and_spec_mismatch(tmp_path: Path) -> None:
+    rows = random_box_rows(400, seed=3)
+    write_random_boxes(tmp_path / "boxes.csv", rows)
+    spec = {"seed": 0, "classes": {"mode": "auto", "min_instances": 1, "max_classes": 50},
+            "boxes": {"min_area": 0.01}, "image_filter": {"min_objects": 1, "min_classes": 1}}
+    keep = {"/m/000000", "/m/000002"}
+    table = select.stream_boxes(tmp_path / "boxes.csv", spec, keep)
+    assert table.labels == sorted(keep)
+    assert set(select.choose_classes(table, spec, None)) == keep
+    with pytest.raises(ValueError, match="streamed for"):
+        select.choose_classes(table, {**spec, "boxes": {"min_area": 0.02}}, None)

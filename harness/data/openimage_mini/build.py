@@ -57,10 +57,10 @@ def annotation_pass(oi_root: Path, spec: dict[str, Any]) -> tuple[list[str], dic
     if spec["classes"].get("require_masks", True):
         masked = select.mask_labels(_find(oi_root, SEGMENTATION_FILES["train"], "train segmentation CSV"))
     sources = {s["source"] for s in spec["splits"].values()}
-    rows = {src: select.stream_boxes(_find(oi_root, BOX_FILES[src], f"{src} box CSV"),
+    rows = {src: select.stream_boxes(_find(oi_root, BOX_FILES[src], f"{src} box CSV"), spec,
                                      masked if src == "train" else None) for src in sorted(sources)}
     if "train" not in rows:
-        rows["train"] = select.stream_boxes(_find(oi_root, BOX_FILES["train"], "train box CSV"), masked)
+        rows["train"] = select.stream_boxes(_find(oi_root, BOX_FILES["train"], "train box CSV"), spec, masked)
     classes = select.choose_classes(rows["train"], spec, masked)
     if len(classes) < 2:
         raise MalformedDataError(_find(oi_root, BOX_FILES["train"], "train box CSV"),
