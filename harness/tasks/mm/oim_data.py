@@ -8,25 +8,15 @@ after the build's spec, with a sha256 fingerprint over the files labels are read
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from harness.data.coco import parse_coco_instances
 from harness.data.fileio import MalformedDataError, MissingDataError, file_names, read_json, require_dir
 from harness.data.openimage_mini import readers
 from harness.data.openimage_mini.ensure import ensure
-from harness.tasks.mm.datasets import DenseDataset
+from harness.tasks.mm.datasets import DenseDataset, fingerprint
 
 BACKGROUND = "background"
-
-
-def _fingerprint(name: str, files: list[Path], base: Path) -> str:
-    """sha256 over ``name`` and each file's path (relative to ``base``) and bytes, in order."""
-    h = hashlib.sha256(name.encode())
-    for path in files:
-        h.update(f"\n{path.relative_to(base)}\n".encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def _spec_name(root: Path) -> str:
@@ -55,7 +45,7 @@ def check_oim_instances(data_root: Path, spec_file: str | None = None) -> DenseD
         sizes[split] = len(ds.images)
         files.append(ann)
     return DenseDataset(name=f"{_spec_name(root)} instances", root=root, classes=tuple(classes), sizes=sizes,
-                        fingerprint=_fingerprint("openimage-mini-instances", files, root))
+                        fingerprint=fingerprint("openimage-mini-instances", files, root))
 
 
 def check_oim_semantic(data_root: Path, spec_file: str | None = None) -> DenseDataset:
@@ -79,4 +69,4 @@ def check_oim_semantic(data_root: Path, spec_file: str | None = None) -> DenseDa
             files.append(labels / png)
         sizes[split] = len(images)
     return DenseDataset(name=f"{_spec_name(root)} semantic", root=root, classes=classes, sizes=sizes,
-                        fingerprint=_fingerprint("openimage-mini-semantic", files, root))
+                        fingerprint=fingerprint("openimage-mini-semantic", files, root))
