@@ -36,8 +36,8 @@ def seconds_per_call(fn, repeats: int) -> float:
 
 
 def main() -> None:
-    from methods.contracam.boxes import CRF_DEFAULTS, crf_available, dense_crf
-    from methods.contracam.cam import ContrastiveCAM
+    from harness.cam.boxes import CRF_DEFAULTS, crf_available, dense_crf
+    from harness.cam.contrastive import ContrastiveCAM
     from methods.mocov2.model import MoCoV2Model
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -189,8 +189,8 @@ def fingerprint(items: list[GroundTruth]) -> str:
 def evaluate(model: Any, items: list[GroundTruth], cfg: LocalizationConfig, device: str,
              progress: Any = None) -> dict[str, float]:
     """Mask mIoU and box recall (percentages) of ContraCAM on ``items``."""
-    from methods.contracam.boxes import dense_crf, keep_large_components, mask_to_boxes
-    from methods.contracam.infer import cam_batches
+    from harness.cam.boxes import dense_crf, keep_large_components, mask_to_boxes
+    from harness.cam.infer import cam_batches
 
     ious, found, total = [], 0, 0
     paths = [it.image for it in items]
@@ -217,8 +217,8 @@ class CamLocalization(Task):
         import torch
         import torchvision
 
-        from methods.contracam.boxes import crf_available
-        from methods.contracam.infer import load_cam_model
+        from harness.cam.boxes import crf_available
+        from harness.cam.infer import load_cam_model
 
         cfg = LocalizationConfig.from_cfg(dict(ctx.cfg))
         if cfg.crf and not crf_available():

@@ -32,7 +32,7 @@ def meta_reader(keys: dict[Path, str], boxes: dict[str, list[Any]] | None,
     """The dataset meta hook: boxes and/or mask of an image, looked up by its key."""
     import numpy as np
 
-    from methods.contracam.boxes import load_mask, mask_path
+    from harness.cam.boxes import load_mask, mask_path
 
     def meta(index: int, path: Path) -> dict[str, Any]:
         key = keys[Path(path)]

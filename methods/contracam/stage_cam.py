@@ -6,7 +6,7 @@ workdir and the image list of the second pretraining stage. Work is split into c
 negatives); a chunk is done when ``chunks/boxes-<c>.json`` exists, which is written after
 its masks. Under torchrun, rank ``r`` takes chunks ``c % world == r``.
 
-Artifacts (schemas in :mod:`methods.contracam.boxes`):
+Artifacts (schemas in :mod:`harness.cam.boxes`):
 
 - ``boxes.json``: normalised ``xyxy`` boxes keyed by the image path relative to the data
   root (e.g. ``coco/train2017/000000000009.jpg``);
@@ -45,8 +45,8 @@ def image_keys(data_root: Path, paths: list[Path]) -> list[str]:
 def compute_chunk(model: Any, paths: list[Path], keys: list[str], cam: CamConfig, workdir: Path,
                   device: str) -> dict[str, list[Any]]:
     """Masks (written to ``masks/``) and boxes of one chunk of images."""
-    from methods.contracam.boxes import boxes_from_mask, mask_path, save_mask
-    from methods.contracam.infer import cam_batches
+    from harness.cam.boxes import boxes_from_mask, mask_path, save_mask
+    from harness.cam.infer import cam_batches
 
     boxes: dict[str, list[Any]] = {}
     for batch in cam_batches(model, paths, cam.image_size, cam.batch_size, cam.iterations, device):
@@ -64,9 +64,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
 
     from harness.pretrain import dist
     from harness.pretrain.data import DataConfig, list_scene_images
-    from methods.contracam.boxes import load_boxes, save_boxes
+    from harness.cam.boxes import load_boxes, save_boxes
     from methods.contracam.config import base_recipe
-    from methods.contracam.infer import load_cam_model
+    from harness.cam.infer import load_cam_model
 
     recipe = ContraCamRecipe.from_recipe(ctx.cfg)
     cam = recipe.cam

@@ -30,7 +30,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     from harness.pretrain.stage import pretrain
     from methods.contracam.augment import BackgroundMixup
     from methods.contracam.batches import ObjectAwareBatch, meta_reader, object_regions
-    from methods.contracam.boxes import load_boxes
+    from harness.cam.boxes import load_boxes
     from methods.contracam.models import build_model
     from methods.contracam.stage_cam import BOXES_FILE, MASK_DIR, image_keys
 

@@ -18,7 +18,7 @@ from methods.contracam.stage_cam import BOXES_FILE
 def gt_boxes(data_root: Path, split: str, min_area: float, margin: float) -> dict[str, list[tuple[float, ...]]]:
     """Normalised ``xyxy`` boxes of the COCO objects larger than ``min_area`` per image."""
     from harness.data.coco import read_coco
-    from methods.contracam.boxes import expand_box
+    from harness.cam.boxes import expand_box
 
     coco = read_coco(data_root, split)
     out: dict[str, list[tuple[float, ...]]] = {}
@@ -35,7 +35,7 @@ def gt_boxes(data_root: Path, split: str, min_area: float, margin: float) -> dic
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
-    from methods.contracam.boxes import save_boxes
+    from harness.cam.boxes import save_boxes
 
     oracle = ContraCamRecipe.from_recipe(ctx.cfg).oracle
     boxes = gt_boxes(ctx.data_root, oracle.split, oracle.min_area, oracle.margin)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from contracam_scenes import mean_iou, object_scenes, tiny_model
-from methods.contracam.cam import (ContrastiveCAM, contrastive_score, expand_resolution, gradient_cam,
+from harness.cam.contrastive import (ContrastiveCAM, contrastive_score, expand_resolution, gradient_cam,
                                    minmax_normalize)
 
 torch.set_num_threads(2)

@@ -129,3 +129,55 @@ def test_task_needs_the_projector_beside_the_backbone(contracam_root, tmp_path):
     backbone = export_model(tmp_path / "model", heads=False)
     with pytest.raises(CheckpointError, match="heads.pth"):
         CamLocalization().run(_ctx(backbone, contracam_root, {**TINY, "datasets": ["coco"]}))
+
+
+class _BrightnessCam:
+    """A stand-in CAM whose mask is the bright pixels of the input: the objects of
+    ``_object_image`` exactly, so the metrics have known values."""
+
+    def __init__(self, keep: str = "all") -> None:
+        self.keep = keep
+
+    def __call__(self, x: torch.Tensor, iterations: int) -> torch.Tensor:
+        mask = (x.mean(dim=1, keepdim=True) > 0).float()
+        if self.keep == "none":
+            mask.zero_()
+        elif self.keep == "left":
+            mask[..., mask.shape[-1] // 2:] = 0
+        return mask
+
+
+def _truth(tmp_path: Path, n: int = 3, side: int = 40) -> list:
+    from harness.tasks.cam_localization import GroundTruth
+
+    rng = np.random.default_rng(3)
+    items = []
+    for i in range(n):
+        image, mask = _object_image(rng, side)
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(image).save(path)
+        items.append(GroundTruth(path, mask, foreground_box(mask)))
+    return items
+
+
+def test_evaluate_scores_exact_masks_at_one_hundred(tmp_path):
+    from harness.tasks.cam_localization import evaluate
+
+    items = _truth(tmp_path)
+    cfg = LocalizationConfig.from_cfg({**TINY, "image_size": 40, "min_component": 0.0})
+    assert evaluate(_BrightnessCam(), items, cfg, "cpu") == {"mask_miou": 100.0, "box_recall": 100.0}
+    assert evaluate(_BrightnessCam("none"), items, cfg, "cpu") == {"mask_miou": 0.0, "box_recall": 0.0}
+
+
+def test_evaluate_partial_masks_give_the_hand_computed_iou(tmp_path):
+    from harness.tasks.cam_localization import evaluate
+
+    items = _truth(tmp_path)
+    cfg = LocalizationConfig.from_cfg({**TINY, "image_size": 40, "min_component": 0.0})
+    expected = []
+    for it in items:
+        left = it.mask.copy()
+        left[:, 20:] = False
+        expected.append(left.sum() / it.mask.sum())  # the prediction is inside the truth
+    scores = evaluate(_BrightnessCam("left"), items, cfg, "cpu")
+    assert scores["mask_miou"] == pytest.approx(100 * float(np.mean(expected)))

@@ -13,7 +13,7 @@ from harness.api import StageContext
 from harness.checkpoints import load_backbone, load_heads
 from harness.errors import ConfigError, DataError
 from methods.contracam import ContraCAM
-from methods.contracam.boxes import load_boxes, load_mask, mask_path
+from harness.cam.boxes import load_boxes, load_mask, mask_path
 
 RECIPES = Path(__file__).resolve().parents[2] / "methods" / "contracam" / "recipes"
 
@@ -105,7 +105,7 @@ def test_crop_and_bgmix_pipeline_end_to_end_and_resume(contracam_root, tmp_path)
 def test_objaware_stage_rejects_boxes_of_other_images(contracam_root, tmp_path):
     cfg = toy_recipe("crop")
     (tmp_path / "cam_boxes").mkdir()
-    from methods.contracam.boxes import save_boxes
+    from harness.cam.boxes import save_boxes
 
     save_boxes(tmp_path / "cam_boxes" / "boxes.json", {"other.jpg": []})
     stage = ContraCAM().stages(cfg)[-1]

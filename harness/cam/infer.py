@@ -16,7 +16,7 @@ import torch
 
 from harness.errors import CheckpointError
 from harness.pretrain.augment import IMAGENET_MEAN, IMAGENET_STD
-from methods.contracam.cam import ContrastiveCAM
+from harness.cam.contrastive import ContrastiveCAM
 
 PROJECTOR = "projector"
 
