@@ -1,8 +1,9 @@
 """Object-crop classification sets built from box annotations (COCO-Crop and the like).
 
-ContraCAM's COCO-Crop recipe, applied to any :class:`DetectionSet`: every object that is
-not a crowd / group box and whose area (the annotated area, else the box area) is at least
-``min_area`` of its image is cropped with its box grown by ``margin`` of the box size on
+ContraCAM's COCO-Crop recipe, applied to any :class:`DetectionSet`: every object whose
+area (the annotated area, else the box area) is at least ``min_area`` of its image (COCO
+crowd regions included, as ContraCAM's crops; ``include_crowd: false`` leaves them out;
+Open Images group-of boxes are always left out) is cropped with its box grown by ``margin`` of the box size on
 each side (clipped to the image), resized so that its shorter side is ``size`` (bilinear),
 and saved as ``<out>/<category name>/<object id>.jpg``. A build is deterministic, runs
 in a process pool, and resumes: crops already on disk are skipped, each file is written
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from harness import paths
 from harness.data import layout
 from harness.data.coco import read_coco
 from harness.data.records import DetectionSet, ObjectAnnotation
@@ -34,11 +36,13 @@ class CropSpec:
     margin: float = 0.2  # fraction of the box width/height added on each side
     size: int = 256  # shorter side of the saved crop
     quality: int = 75  # JPEG quality (PIL's default, as the published crops)
+    include_crowd: bool = True  # COCO iscrowd regions (ContraCAM's crops keep them)
 
     @classmethod
     def from_cfg(cls, cfg: dict[str, Any]) -> "CropSpec":
         return cls(min_area=float(cfg.get("min_area", 0.01)), margin=float(cfg.get("margin", 0.2)),
-                   size=int(cfg.get("size", 256)), quality=int(cfg.get("quality", 75)))
+                   size=int(cfg.get("size", 256)), quality=int(cfg.get("quality", 75)),
+                   include_crowd=bool(cfg.get("include_crowd", True)))
 
 
 def expand_box(box: tuple[float, float, float, float], width: int, height: int, margin: float
@@ -49,8 +53,8 @@ def expand_box(box: tuple[float, float, float, float], width: int, height: int, 
             min(float(width), x + w + w * margin), min(float(height), y + h + h * margin))
 
 
-def _is_group(obj: ObjectAnnotation) -> bool:
-    return obj.iscrowd or obj.extra.get("IsGroupOf") == 1
+def _left_out(obj: ObjectAnnotation, spec: CropSpec) -> bool:
+    return (obj.iscrowd and not spec.include_crowd) or obj.extra.get("IsGroupOf") == 1
 
 
 def crop_jobs(ds: DetectionSet, spec: CropSpec) -> list[Job]:
@@ -64,7 +68,7 @@ def crop_jobs(ds: DetectionSet, spec: CropSpec) -> list[Job]:
         crops = []
         for k, obj in enumerate(img.objects):
             area = obj.area if obj.area is not None else obj.bbox[2] * obj.bbox[3]
-            if _is_group(obj) or area < min_area:
+            if _left_out(obj, spec) or area < min_area:
                 continue
             x0, y0, x1, y1 = expand_box(obj.bbox, img.width, img.height, spec.margin)
             if round(x1) - round(x0) < 1 or round(y1) - round(y0) < 1:
@@ -147,3 +151,23 @@ def cache_root(files: list[Path], spec: CropSpec, base: Path) -> Path:
             raise DataError(f"{path}: missing; object crops are built from this annotation file")
         h.update(sha256_file(path).encode())
     return Path(base) / h.hexdigest()[:16]
+
+
+def build_coco_crop(data_root: Path, cfg: dict[str, Any], progress: Callable[..., None] | None = None) -> Path:
+    """Build (or resume) both COCO-Crop splits; returns the root holding ``coco_crop/``."""
+    spec = CropSpec.from_cfg(cfg.get("crops") or {})
+    anns = [Path(data_root) / layout.COCO / "annotations" / f"instances_{s}2017.json" for s in ("train", "val")]
+    out = Path(cfg["crop_dir"]).expanduser() if cfg.get("crop_dir") else \
+        cache_root(anns, spec, paths.cache_dir() / "coco_crop")
+    workers = int(cfg.get("build_workers", 1))
+    for split in ("train", "val"):
+        report = (lambda done, total, s=split: progress(done, total, phase=f"crops {s}")) if progress else None
+        build_coco_split(data_root, out, split, spec, workers=workers, progress=report)
+    return out
+
+
+def coco_crop_root(data_root: Path, cfg: dict[str, Any], progress: Callable[..., None] | None = None) -> Path:
+    """``data_root`` when it already holds ``coco_crop/``, else the built crops' root."""
+    if (Path(data_root) / layout.COCO_CROP / "train").is_dir():
+        return Path(data_root)
+    return build_coco_crop(data_root, cfg, progress)

@@ -12,10 +12,12 @@
 | openimage_crops| train box crops  | seeded subset of train      | validation crops| top-1          |
 | openimage_mini | train crops      | seeded subset of train      | val crops       | top-1          |
 
+``coco_crop`` reads ``<data_root>/coco_crop`` when it is there, else builds the crops from
+the COCO instances into the harness cache (:func:`harness.data.object_crops.coco_crop_root`).
 The seeded subset is ``val_size`` of the training split (a fraction or a count; 20 % by
 default, as Ericsson et al.; ContraCAM used 10,000 COCO-Crop crops, 1,000 CUB, 740 Pets,
 10 % Food and 5 % ImageNet-9 train, which a preset can set). ``openimage_crops`` are
-object crops of Open Images boxes built like COCO-Crop (:mod:`harness.tasks.object_crops`;
+object crops of Open Images boxes built like COCO-Crop (:mod:`harness.data.object_crops`;
 ``crops`` spec, optional ``openimage_labels`` list of class mids to keep, e.g. an
 OpenImage-MINI class list), cached under ``<harness cache>/openimage_crops``.
 ``openimage_mini`` are the object crops of an OpenImage-MINI build (the one under the data
@@ -47,8 +49,10 @@ class ProbeSplits:
 
 def _coco_crop(root: Path, cfg: dict[str, Any]) -> ProbeSplits:
     from harness.data.folders import read_coco_crop
+    from harness.data.object_crops import coco_crop_root
 
-    return ProbeSplits("coco_crop", read_coco_crop(root, "train"), read_coco_crop(root, "val"), None, "top1")
+    crops = coco_crop_root(root, cfg)
+    return ProbeSplits("coco_crop", read_coco_crop(crops, "train"), read_coco_crop(crops, "val"), None, "top1")
 
 
 def _in9(root: Path, cfg: dict[str, Any]) -> ProbeSplits:
@@ -98,7 +102,7 @@ def _cifar100(root: Path, cfg: dict[str, Any]) -> ProbeSplits:
 def _openimage_crops(root: Path, cfg: dict[str, Any]) -> ProbeSplits:
     from harness.data.folders import read_image_folder
     from harness.data.openimages import box_csv, read_openimages_det
-    from harness.tasks.object_crops import CropSpec, build_crops, cache_root
+    from harness.data.object_crops import CropSpec, build_crops, cache_root
 
     labels = sorted(cfg.get("openimage_labels") or [])
     spec = CropSpec.from_cfg(cfg.get("crops") or {})

@@ -28,7 +28,7 @@ from harness.data.records import ClassificationSet
 from harness.data.siscore import FACTORS, read_siscore
 from harness.errors import ConfigError, DataError
 from harness.tasks import class_maps, cls_common
-from harness.tasks.coco_crop import coco_crop_root
+from harness.data.object_crops import coco_crop_root
 from harness.tasks.features import FeatureExtractor, Features, TransformSpec
 from harness.tasks.probe import probe_with_seeded_val
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.tasks.object_crops import MARKER, CropSpec, build_coco_split, expand_box
+from harness.data.object_crops import MARKER, CropSpec, build_coco_split, expand_box
 
 SPEC = CropSpec(size=32)
 
@@ -49,12 +49,12 @@ def test_build_selects_crops_and_resumes(tmp_path: Path):
     data = _coco(tmp_path / "data")
     out = build_coco_split(data, tmp_path / "out", "train", SPEC)
     crops = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg"))
-    assert crops == ["dog/21.jpg", "traffic light/11.jpg"]  # tiny and crowd objects are skipped
+    assert crops == ["dog/13.jpg", "dog/21.jpg", "traffic light/11.jpg"]  # the tiny object is skipped
     with Image.open(out / "traffic light" / "11.jpg") as im:
         assert im.size == (int(32 * 56 / 28), 32)  # 56x28 expanded box, shorter side -> 32
     with Image.open(out / "dog" / "21.jpg") as im:
         assert im.size == (32, int(32 * 72 / 36))
-    assert json.loads((out / MARKER).read_text())["crops"] == 2
+    assert json.loads((out / MARKER).read_text())["crops"] == 3
 
     (out / MARKER).unlink()
     (out / "dog" / "21.jpg").unlink()
@@ -62,6 +62,13 @@ def test_build_selects_crops_and_resumes(tmp_path: Path):
     build_coco_split(data, tmp_path / "out", "train", SPEC, workers=2)
     assert (out / "dog" / "21.jpg").is_file()
     assert (out / "traffic light" / "11.jpg").stat().st_mtime_ns == before  # finished crops are kept
+
+
+def test_crowd_regions_can_be_left_out(tmp_path: Path):
+    data = _coco(tmp_path / "data")
+    out = build_coco_split(data, tmp_path / "out", "train", CropSpec(min_area=0.01, margin=0.2, size=32,
+                                                                     include_crowd=False))
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg")) == ["dog/21.jpg", "traffic light/11.jpg"]
 
 
 def test_build_is_deterministic(tmp_path: Path):
