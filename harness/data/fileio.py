@@ -25,6 +25,10 @@ class DataFileError(DataError):
         self.detail = detail
         super().__init__(f"{self.path}: {detail}")
 
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        """Rebuild from ``(path, detail)`` so the error survives a process pool."""
+        return type(self), (self.path, self.detail)
+
 
 class MissingDataError(DataFileError):
     """A file or folder the format requires does not exist."""

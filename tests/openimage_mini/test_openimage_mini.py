@@ -310,3 +310,67 @@ def test_keep_labels_and_spec_mismatch(tmp_path: Path) -> None:
     assert set(select.choose_classes(table, spec, None)) == keep
     with pytest.raises(ValueError, match="streamed for"):
         select.choose_classes(table, {**spec, "boxes": {"min_area": 0.02}}, None)
+
+
+def test_missing_image_is_a_clear_error_with_worker_processes(tmp_path: Path) -> None:
+    root = tmp_path / "oi"
+    write_root(root)
+    spec = spec_file(tmp_path)
+    victim = run_build(root, tmp_path / "ok", spec)["selected"]["train"][0]
+    (root / "train" / f"{victim}.jpg").unlink()
+    with pytest.raises(MissingDataError, match=f"{victim}.jpg"):  # the error crosses the process pool
+        build.build(root, tmp_path / "o", spec, workers=2, report=lambda *_: None)
+    assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_box_csv_layout_and_values_are_checked(tmp_path: Path) -> None:
+    root = tmp_path / "oi"
+    write_root(root)
+    spec = {"seed": 0, "boxes": {"min_area": 0.01}, "image_filter": {"min_objects": 2, "min_classes": 2}}
+    csv_path = root / "validation-annotations-bbox.csv"
+    rows = csv_path.read_text().splitlines()
+    csv_path.write_text("\n".join([rows[0] + ",Extra"] + [r + ",0" for r in rows[1:]]) + "\n")
+    with pytest.raises(MalformedDataError, match=r"validation-annotations-bbox.csv: .*unexpected: \['Extra'\]"):
+        select.stream_boxes(csv_path, spec)
+    fields = rows[2].split(",")
+    fields[4], fields[5] = fields[5], fields[4]  # XMin > XMax
+    csv_path.write_text("\n".join([rows[0], rows[1], ",".join(fields)] + rows[3:]) + "\n")
+    with pytest.raises(MalformedDataError, match="box row 2: XMin=0.95, XMax=0.5,.*expected 0 <= min <= max <= 1"):
+        select.stream_boxes(csv_path, spec)
+
+
+def test_explicit_class_without_boxes_is_an_error(tmp_path: Path) -> None:
+    root = tmp_path / "oi"
+    write_root(root)
+    spec = tmp_path / "explicit.yaml"
+    spec.write_text(SPEC.format(seed=0, size=10).replace("mode: auto", "mode: explicit").replace(
+        "explicit: []", "explicit: ['/m/0aaa01', '/m/0zzz99']"))
+    with pytest.raises(MalformedDataError, match=r"classes.explicit names \['/m/0zzz99'\]"):
+        run_build(root, tmp_path / "o", spec)
+
+
+def test_rebuild_with_another_spec_leaves_no_stale_outputs(tmp_path: Path) -> None:
+    root = tmp_path / "oi"
+    write_root(root)
+    out = tmp_path / "o"
+    first = run_build(root, out, spec_file(tmp_path, seed=0, size=10))
+    second = run_build(root, out, spec_file(tmp_path, seed=1, size=4))
+    for split in ("train", "val"):
+        linked = {p.stem for p in (out / "images" / split).iterdir()}
+        assert linked == set(second["selected"][split]), split
+        assert {p.stem for p in (out / "seg" / split).iterdir()} == linked
+        cropped = {p.stem.rsplit("_", 1)[0] for p in (out / "crops" / split).rglob("*.jpg")}
+        assert cropped <= linked
+    assert set(first["selected"]["train"]) - set(second["selected"]["train"])  # something had to go
+    assert len(list((out / ".work").iterdir())) == 1
+
+
+def test_prebuilt_copy_of_another_spec_is_refused(tmp_path: Path) -> None:
+    from harness.data.openimage_mini.ensure import BUILT_DIR, ensure
+
+    root = tmp_path / "data"
+    write_root(root / "openimages")
+    run_build(root / "openimages", root / BUILT_DIR, spec_file(tmp_path, seed=0))
+    assert ensure(root, str(spec_file(tmp_path, seed=0))) == root / BUILT_DIR
+    with pytest.raises(MalformedDataError, match="built from spec"):
+        ensure(root, str(spec_file(tmp_path, seed=1)))

@@ -33,6 +33,8 @@ from harness.data.openimage_mini.spec import load_spec, spec_hash
 from harness.data.openimages import BOX_FILES, CLASS_FILES, SEGMENTATION_FILES, parse_class_descriptions
 from harness.store import atomic_write_text
 
+BUILDING = ".building"  # the identity of the build in progress in an output folder
+OUTPUT_DIRS = ("images", "annotations", "seg", "crops", ".work")
 SEG_NEEDED = ("MaskPath", "ImageID", "LabelName", "BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax")
 
 
@@ -166,17 +168,54 @@ def process_image(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _input_csvs(oi_root: Path, spec: dict[str, Any]) -> list[Path]:
+    """Every CSV the build reads: box and segmentation files of each source split, class names."""
+    found = []
+    for split in sorted({s["source"] for s in spec["splits"].values()} | {"train"}):
+        for files in (BOX_FILES[split], SEGMENTATION_FILES[split]):
+            found.append(_find(oi_root, files, f"{split} CSV"))
+    return found + [_find(oi_root, CLASS_FILES, "class descriptions")]
+
+
+def build_identity(oi_root: Path, spec: dict[str, Any]) -> str:
+    """What a finished build in a folder must match: the spec hash and each input CSV's
+    name, size and modification time (cheap; the manifest holds their sha256)."""
+    stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in _input_csvs(oi_root, spec)]
+    return hashlib.sha256(json.dumps([spec_hash(spec), stats]).encode()).hexdigest()
+
+
+def _clear_other_build(out: Path, identity: str) -> None:
+    """Remove the outputs of a different (older spec or inputs) build from ``out``, so that
+    no stale crop, link or label map survives; a partial build of ``identity`` is kept to resume."""
+    import shutil
+
+    marker = out / BUILDING
+    previous = marker.read_text().strip() if marker.is_file() else None
+    manifest = out / "manifest.json"
+    if previous is None and manifest.is_file():
+        previous = json.loads(manifest.read_text()).get("build_identity", "unknown")
+    if previous is not None and previous != identity:
+        for name in OUTPUT_DIRS:
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in ("classes.json", "manifest.json"):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(marker, identity + "\n")
+
+
 def build(oi_root: Path, out: Path, spec_path: Path, workers: int | None = None,
           report: Any = print) -> Path:
     """Build (or finish building) OpenImage-MINI into ``out``; returns the manifest path."""
     spec = load_spec(spec_path)
     digest = spec_hash(spec)
+    oi_root = Path(oi_root)
+    identity = build_identity(oi_root, spec)
     manifest_path = out / "manifest.json"
-    if manifest_path.is_file() and json.loads(manifest_path.read_text()).get("spec_hash") == digest:
+    if manifest_path.is_file() and json.loads(manifest_path.read_text()).get("build_identity") == identity:
         report(f"OpenImage-MINI already built in {out} (spec {digest[:12]})")
         return manifest_path
-    oi_root = Path(oi_root)
-    work = out / ".work" / digest[:16]
+    _clear_other_build(out, identity)
+    work = out / ".work" / identity[:16]
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     classes, splits = annotation_pass(oi_root, spec)
@@ -229,15 +268,11 @@ def build(oi_root: Path, out: Path, spec_path: Path, workers: int | None = None,
         atomic_write_text(out / "annotations" / f"instances_{name}.json", json.dumps(coco))
         counts[name] = {"images": len(results), "instances": ann_id - 1,
                         "crowd_regions": sum(a["iscrowd"] for a in coco["annotations"])}
-    inputs = {}
-    for split in sorted({s["source"] for s in spec["splits"].values()} | {"train"}):
-        for files in (BOX_FILES[split], SEGMENTATION_FILES[split]):
-            p = _find(oi_root, files, f"{split} CSV")
-            inputs[p.name] = sha256_file(p)
-    p = _find(oi_root, CLASS_FILES, "class descriptions")
-    inputs[p.name] = sha256_file(p)
+    inputs = {p.name: sha256_file(p) for p in _input_csvs(oi_root, spec)}
     manifest = {"spec_hash": digest, "spec": spec, "inputs_sha256": inputs, "classes": classes,
-                "selected": {k: v.image_ids for k, v in splits.items()}, "counts": counts}
+                "selected": {k: v.image_ids for k, v in splits.items()}, "counts": counts,
+                "build_identity": identity}
     atomic_write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=True))
+    (out / BUILDING).unlink(missing_ok=True)
     report(f"OpenImage-MINI built in {out} ({time.monotonic() - t0:.1f} s): {counts}")
     return manifest_path

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness import paths
 from harness.data import layout
-from harness.data.fileio import MissingDataError
+from harness.data.fileio import MalformedDataError, MissingDataError
 from harness.data.openimage_mini import build, spec as spec_mod
 
 BUILT_DIR = "openimage_mini"  # a dataset built with `harness data openimage-mini --out <root>/openimage_mini`
@@ -18,26 +18,29 @@ def ensure(data_root: Path, spec_file: str | None = None) -> Path:
     """The folder of a complete OpenImage-MINI build for ``data_root``.
 
     ``spec_file``: a path, or None for the default spec. A build found at
-    ``<data_root>/openimage_mini`` is used as it is (its manifest names its spec).
+    ``<data_root>/openimage_mini`` is used as it is when no spec is named, and when its
+    manifest records the named spec's hash; one built from another spec is an error.
     """
-    prebuilt = Path(data_root) / BUILT_DIR
-    if (prebuilt / "manifest.json").is_file():
-        return prebuilt
     spec_path = Path(spec_file) if spec_file else spec_mod.default_spec_path()
     if not spec_path.is_absolute() and not spec_path.is_file():
         spec_path = paths.benchmarks_dir().parent / spec_path
+    digest = spec_mod.spec_hash(spec_mod.load_spec(spec_path))
+    prebuilt = Path(data_root) / BUILT_DIR
+    if (prebuilt / "manifest.json").is_file():
+        built = json.loads((prebuilt / "manifest.json").read_text()).get("spec_hash", "")
+        if spec_file and built != digest:
+            raise MalformedDataError(prebuilt / "manifest.json", f"built from spec {built[:12]}, but this run asks "
+                                     f"for {spec_path} (spec {digest[:12]}); rebuild it with that spec")
+        return prebuilt
     oi_root = Path(data_root) / layout.OPEN_IMAGES
     if not oi_root.is_dir():
         raise MissingDataError(oi_root, "missing: OpenImage-MINI needs a built copy in "
                                f"{prebuilt} or the Open Images files to build it from")
-    digest = spec_mod.spec_hash(spec_mod.load_spec(spec_path))
     out = paths.cache_dir() / "openimage_mini" / f"{digest[:16]}-{_root_tag(data_root)}"
     out.mkdir(parents=True, exist_ok=True)
     with open(out / ".lock", "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        manifest = out / "manifest.json"
-        if not (manifest.is_file() and json.loads(manifest.read_text()).get("spec_hash") == digest):
-            build.build(oi_root, out, spec_path, report=lambda *_: None)
+        build.build(oi_root, out, spec_path, report=lambda *_: None)
     return out
 
 

@@ -25,7 +25,9 @@ import numpy as np
 from harness.data.fileio import MalformedDataError, MissingDataError
 from harness.data.openimage_mini.capwalk import capped_walk
 from harness.data.openimage_mini.rankkey import rank_key_expr, unrank_key
+from harness.data.openimages import BOX_COLUMNS, CLICK_COLUMNS
 
+BOX_LAYOUTS = (BOX_COLUMNS, BOX_COLUMNS + CLICK_COLUMNS)  # 13 columns; the train file's 21
 BOX_NEEDED = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax", "IsGroupOf", "IsDepiction")
 PAYLOAD_BITS = 12  # low bits of a sort key: label code (10 bits) and the 2 flags
 MAX_LABELS = 1 << (PAYLOAD_BITS - 2)
@@ -38,8 +40,8 @@ def u64_to_image_id(v: int) -> str:
     return f"{int(v):016x}"
 
 
-def check_header(path: Path, needed: tuple[str, ...], expected: tuple[str, ...] | None = None) -> list[str]:
-    """The CSV's header; missing columns (or, with ``expected``, a different column set) are errors."""
+def check_header(path: Path, needed: tuple[str, ...], layouts: tuple[tuple[str, ...], ...] = ()) -> list[str]:
+    """The CSV's header; missing columns (or, with ``layouts``, a column list that is none of them) are errors."""
     if not path.is_file():
         raise MissingDataError(path, "missing (an Open Images annotation CSV)")
     with open(path, newline="") as fh:
@@ -47,9 +49,10 @@ def check_header(path: Path, needed: tuple[str, ...], expected: tuple[str, ...] 
     missing = [c for c in needed if c not in header]
     if missing:
         raise MalformedDataError(path, f"missing columns {missing} (header: {header})")
-    if expected is not None and tuple(header) != expected:
-        extra = [c for c in header if c not in expected]
-        raise MalformedDataError(path, f"columns {header} differ from the expected {list(expected)}"
+    if layouts and tuple(header) not in layouts:
+        extra = [c for c in header if all(c not in cols for cols in layouts)]
+        raise MalformedDataError(path, f"columns {header} are none of the Open Images layouts "
+                                       f"{[list(cols) for cols in layouts]}"
                                  + (f" (unexpected: {extra})" if extra else ""))
     return header
 
@@ -126,7 +129,7 @@ def stream_boxes(path: Path, spec: dict[str, Any], keep_labels: set[str] | None 
     (all when None) take part in the selection."""
     import polars as pl
 
-    check_header(path, BOX_NEEDED)
+    check_header(path, BOX_NEEDED, BOX_LAYOUTS)
     flt = BoxFilter.from_spec(spec)
     categories = pl.Categories.random()
     f32 = pl.Float32
@@ -139,14 +142,16 @@ def stream_boxes(path: Path, spec: dict[str, Any], keep_labels: set[str] | None 
     area = (pl.col("XMax") - pl.col("XMin")) * (pl.col("YMax") - pl.col("YMin"))
     valid = (~group & ~depiction & (area >= flt.min_area)).fill_null(False)
     excluding = (group & flt.exclude_group_of) | (depiction & flt.exclude_depiction)
-    q = q.with_columns(flags=valid.cast(pl.UInt64) * VALID + excluding.cast(pl.UInt64) * EXCLUDING, image=image)
+    q = q.with_columns(flags=valid.cast(pl.UInt64) * VALID + excluding.cast(pl.UInt64) * EXCLUDING, image=image,
+                       sane=_sane_row().fill_null(False))
     if not flt.keep_irrelevant:
-        q = q.filter((pl.col("flags") > 0) | pl.col("image").is_null() | pl.col("LabelName").is_null())
+        q = q.filter((pl.col("flags") > 0) | pl.col("image").is_null() | pl.col("LabelName").is_null()
+                     | ~pl.col("sane"))
     unit = pl.lit(1 << PAYLOAD_BITS, dtype=pl.UInt64)
     code = pl.col("LabelName").to_physical().cast(pl.UInt64)
+    key = pl.when(pl.col("sane")).then(pl.col("rank") // unit * unit + code * 4 + pl.col("flags"))
     q = q.with_columns(rank=rank_key_expr(pl.col("image"), flt.seed)).select(
-        "rank", (pl.col("rank") // unit * unit + code * 4 + pl.col("flags")).alias("key"), "XMin", "YMin", "XMax",
-        "YMax")
+        "rank", key.alias("key"), "XMin", "YMin", "XMax", "YMax")
     try:
         frame = q.collect(engine="streaming")
     except pl.exceptions.PolarsError as exc:
@@ -163,20 +168,38 @@ def stream_boxes(path: Path, spec: dict[str, Any], keep_labels: set[str] | None 
     return BoxTable(path, flt, labels, code_index, frame)
 
 
+def _sane_row() -> Any:
+    """A box row's coordinates satisfy 0 <= min <= max <= 1 and its flags are 1, 0 or -1."""
+    import polars as pl
+
+    x0, x1, y0, y1 = (pl.col(c) for c in ("XMin", "XMax", "YMin", "YMax"))
+    flags_ok = pl.col("IsGroupOf").is_in([-1, 0, 1]) & pl.col("IsDepiction").is_in([-1, 0, 1])
+    return (x0 >= 0) & (x0 <= x1) & (x1 <= 1) & (y0 >= 0) & (y0 <= y1) & (y1 <= 1) & flags_ok
+
+
 def _raise_first_bad_row(path: Path) -> None:
-    """Name the first box row with an unusable ImageID or an empty LabelName (error path only)."""
+    """Name the first box row with an unusable ImageID, an empty LabelName, a box outside
+    the image or a flag outside {1, 0, -1} (error path only)."""
     import polars as pl
 
     img = pl.col("ImageID")
     bad_id = (img.str.len_bytes() != 16) | img.str.to_integer(base=16, dtype=pl.UInt64, strict=False).is_null()
-    q = (pl.scan_csv(path, schema_overrides={"ImageID": pl.String, "LabelName": pl.String})
+    q = (pl.scan_csv(path, schema_overrides={"ImageID": pl.String, "LabelName": pl.String, "XMin": pl.Float32,
+                                             "XMax": pl.Float32, "YMin": pl.Float32, "YMax": pl.Float32,
+                                             "IsGroupOf": pl.Int8, "IsDepiction": pl.Int8})
          .with_row_index("row", offset=1)
-         .select("row", bad_id=bad_id.fill_null(True), no_label=pl.col("LabelName").is_null())
-         .filter(pl.col("bad_id") | pl.col("no_label")).head(1))
+         .select("row", "XMin", "XMax", "YMin", "YMax", "IsGroupOf", "IsDepiction", bad_id=bad_id.fill_null(True),
+                 no_label=pl.col("LabelName").is_null(), insane=~_sane_row().fill_null(False))
+         .filter(pl.col("bad_id") | pl.col("no_label") | pl.col("insane")).head(1))
     first = q.collect(engine="streaming").row(0, named=True)
     if first["bad_id"]:
         raise MalformedDataError(path, f"ImageID of box row {first['row']} is not 16 hex digits")
-    raise MalformedDataError(path, f"LabelName of box row {first['row']} is empty")
+    if first["no_label"]:
+        raise MalformedDataError(path, f"LabelName of box row {first['row']} is empty")
+    values = ", ".join(f"{c}={first[c]:.6g}" if first[c] is not None else f"{c}=(empty)"
+                       for c in ("XMin", "XMax", "YMin", "YMax", "IsGroupOf", "IsDepiction"))
+    raise MalformedDataError(path, f"box row {first['row']}: {values}; expected 0 <= min <= max <= 1 and "
+                                   "flags in {1, 0, -1}")
 
 
 def _sorted_copy(column: Any) -> np.ndarray:
@@ -239,6 +262,10 @@ def choose_classes(table: BoxTable, spec: dict[str, Any], masked: set[str] | Non
     """Class MIDs per the spec: explicit, or the most frequent valid ones (ties by MID)."""
     cs = spec["classes"]
     if cs["mode"] == "explicit":
+        absent = [m for m in cs["explicit"] if m not in table.labels or (masked is not None and m not in masked)]
+        if absent:
+            raise MalformedDataError(table.path, f"classes.explicit names {absent}, which have no boxes here"
+                                     + (" or no segmentation masks" if masked is not None else ""))
         return list(cs["explicit"])
     _check_filter(table, spec)
     counts = table.valid_counts()
