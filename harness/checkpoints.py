@@ -60,6 +60,7 @@ LAYOUTS = (
     ("torchvision", ""),
 )
 _NESTING = ("state_dict", "model", "network")
+_MIN_BACKBONE_KEYS = 20  # a ResNet-18 backbone has 122 keys; a head or stray tensor has a few
 
 
 def sha256_file(path: Path) -> str:
@@ -158,20 +159,11 @@ def _torch_load(path: Path) -> Any:
         raise CheckpointError(f"{path}: cannot read checkpoint ({exc})") from exc
 
 
-def infer_arch(keys: Any) -> str:
-    """The torchvision ResNet whose backbone keys are exactly ``keys`` (``fc.*`` ignored)."""
-    keys = {k for k in keys if not k.startswith("fc.")}
-    for arch in ARCHS:
-        if set(_expected_keys(arch)) == keys:
-            return arch
-    raise CheckpointError(f"the keys match no torchvision ResNet of {ARCHS} ({len(keys)} keys, e.g. "
-                          f"{sorted(keys)[:5]})")
-
-
 def load_backbone(path: Path, arch: str | None = None) -> nn.Module:
     """A torchvision ResNet with ``fc = nn.Identity()`` loaded strictly from a backbone file.
 
-    ``arch``: given, else the sidecar's, else inferred from the keys. If the sidecar has a
+    ``arch``: given, else the sidecar's, else the one nearest to the keys (a missing or
+    unexpected key is then an error that lists it). If the sidecar has a
     ``sha256`` it must match the file.
     """
     from torchvision.models import ResNet
@@ -185,7 +177,7 @@ def load_backbone(path: Path, arch: str | None = None) -> nn.Module:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a flat state dict of tensors (a backbone file); use "
                               f"`harness convert` for other checkpoint layouts")
-    arch = arch or meta.get("arch") or infer_arch(state)
+    arch = arch or meta.get("arch") or nearest_arch({k for k in state if not k.startswith("fc.")})
     _check_keys(state, arch, str(path))
     import torchvision.models as tvm
 
@@ -235,23 +227,40 @@ def _flatten(obj: Any, src: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
-def _group(key: str) -> str:
-    parts = key.split(".")
-    for i, p in enumerate(parts):  # group by the prefix up to the first module name below the model
-        if p in ("encoder_q", "encoder_k", "online_net", "target_net", "backbone", "neck", "head", "encoder",
-                 "projector", "predictor", "fc", "queue", "queue_ptr", "queue2", "queue2_ptr"):
-            return ".".join(parts[:i + 1]) + (".*" if i + 1 < len(parts) else "")
-    return parts[0] + (".*" if len(parts) > 1 else "")
+def _group(key: str, prefix: str) -> str:
+    """A dropped key's group: its path up to the first component not shared with the
+    backbone ``prefix`` (``module.encoder_q.fc.*``, ``module.encoder_k.*``, ``online_net.1.*``)."""
+    parts, base = key.split("."), prefix.rstrip(".").split(".") if prefix else []
+    n = 0
+    while n < min(len(parts) - 1, len(base)) and parts[n] == base[n]:
+        n += 1
+    return ".".join(parts[:n + 1]) + (".*" if n + 1 < len(parts) else "")
+
+
+_BACKBONE_ROOTS = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
+
+
+def _backbone_part(key: str) -> bool:
+    return key.split(".")[0] in _BACKBONE_ROOTS
 
 
 def detect_layout(state: Mapping[str, torch.Tensor]) -> tuple[str, str]:
-    """``(layout name, prefix)`` of the first known prefix holding a ResNet stem and layer1."""
+    """``(layout name, prefix)`` of the first known prefix holding most of a ResNet
+    (its stem and layers; a few missing keys are reported later, by name)."""
     for name, prefix in LAYOUTS:
-        if f"{prefix}conv1.weight" in state and f"{prefix}layer1.0.conv1.weight" in state:
+        found = sum(1 for k in state if k.startswith(prefix) and _backbone_part(k[len(prefix):]))
+        if found >= _MIN_BACKBONE_KEYS:
             return name, prefix
     sample = sorted(state)[:8]
     raise CheckpointError(f"no ResNet backbone found: none of the prefixes {[p for _, p in LAYOUTS]} holds "
-                          f"'conv1.weight' and 'layer1.0.conv1.weight' (first keys: {sample})")
+                          f"conv1/bn1/layer1-4 keys (first keys: {sample})")
+
+
+def nearest_arch(keys: set[str]) -> str:
+    """The torchvision ResNet whose backbone keys differ least from ``keys`` (BN
+    ``num_batches_tracked`` buffers ignored)."""
+    keys = _weights_only_keys(keys)
+    return min(ARCHS, key=lambda a: len(_weights_only_keys(_expected_keys(a)) ^ keys))
 
 
 def _weights_only_keys(keys: Any) -> set[str]:
@@ -276,14 +285,7 @@ def convert(src: Path, dst: Path, arch: str | None = None) -> ConversionReport:
     except CheckpointError as exc:
         raise CheckpointError(f"{src}: {exc}") from None
     stripped = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    candidates = {k for k in stripped if not k.startswith("fc.") and k.split(".")[0] in
-                  ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")}
-    if arch is None:
-        arch = next((a for a in ARCHS if _weights_only_keys(_expected_keys(a)) == _weights_only_keys(candidates)),
-                    None)
-        if arch is None:
-            raise CheckpointError(f"{src}: the {layout} backbone under prefix {prefix!r} matches no torchvision "
-                                  f"ResNet of {ARCHS}; pass the arch explicitly to see the key differences")
+    arch = arch or nearest_arch({k for k in stripped if _backbone_part(k)})
     expected = _expected_keys(arch)
     filled = sorted(k for k in expected if k not in stripped and k.endswith("num_batches_tracked"))
     missing = sorted(k for k in expected if k not in stripped and k not in filled)
@@ -293,7 +295,15 @@ def convert(src: Path, dst: Path, arch: str | None = None) -> ConversionReport:
     backbone = {k: stripped[k] for k in expected if k in stripped}
     backbone.update({k: torch.zeros((), dtype=torch.long) for k in filled})
     used = {prefix + k for k in backbone}
-    dropped = Counter(_group(k) for k in state if k not in used)
+    unexpected = sorted(k for k in stripped if _backbone_part(k) and k not in expected)
+    if unexpected:
+        raise CheckpointError(f"{src}: {len(unexpected)} key(s) under prefix {prefix!r} are not in a torchvision "
+                              f"{arch}: {unexpected[:20]}{' ...' if len(unexpected) > 20 else ''}")
+    wrong = sorted(k for k in backbone if tuple(backbone[k].shape) != expected[k])
+    if wrong:
+        raise CheckpointError(f"{src}: wrong shapes for {arch}: "
+                              + ", ".join(f"{k} {tuple(backbone[k].shape)} (expected {expected[k]})" for k in wrong[:10]))
+    dropped = Counter(_group(k, prefix) for k in state if k not in used)
     path = dst / BACKBONE_FILE if dst.is_dir() or dst.suffix == "" else dst
     save_backbone(backbone, path.parent, {"arch": arch, "method": "imported", "recipe": layout,
                                           "config_hash": "", "source": str(src), "source_sha256": sha256_file(src)},

@@ -55,9 +55,15 @@ def _layouts(state: dict[str, torch.Tensor]) -> dict[str, tuple[object, str]]:
     }
 
 
+DROPPED_HEADS = {"moco": "module.encoder_q.fc.*", "openselfsup": "neck.*", "byol": "online_net.1.*",
+                 "lightning": "projection.*", "torchvision": "fc.*"}
+
+
 @pytest.mark.parametrize("name", ["moco", "openselfsup", "byol", "lightning", "torchvision", "ddp"])
 def test_convert_each_public_layout_then_strict_load(tmp_path: Path, name: str) -> None:
-    state = _resnet18_state()
+    exported = save_backbone(torchvision.models.resnet18(), tmp_path / "exported", {"arch": "resnet18"})
+    state = {**torch.load(exported, weights_only=True), "fc.weight": torch.randn(1000, 512),
+             "fc.bias": torch.randn(1000)}
     obj, layout = _layouts(state)[name]
     src = tmp_path / f"{name}.pth"
     torch.save(obj, src)
@@ -67,6 +73,8 @@ def test_convert_each_public_layout_then_strict_load(tmp_path: Path, name: str) 
     assert report.dst == tmp_path / "out" / "backbone.pth"
     if name == "moco":
         assert report.dropped["module.encoder_k.*"] > 0 and report.dropped["module.queue"] == 1
+    if name in DROPPED_HEADS:  # projector / fc keys are dropped and named as such
+        assert report.dropped[DROPPED_HEADS[name]] > 0 and DROPPED_HEADS[name] in report.summary()
     net = load_backbone(report.dst)
     assert isinstance(net.fc, torch.nn.Identity)
     for k, v in _backbone_only(state).items():
@@ -94,6 +102,28 @@ def test_missing_backbone_key_is_listed(tmp_path: Path) -> None:
     torch.save({"state_dict": state}, tmp_path / "moco.pth")
     with pytest.raises(CheckpointError, match="layer4.1.bn2.weight"):
         convert(tmp_path / "moco.pth", tmp_path / "out", arch="resnet18")
+
+
+@pytest.mark.parametrize("victim", ["layer4.1.bn2.weight", "conv1.weight", "layer1.0.conv1.weight"])
+def test_missing_backbone_key_is_listed_without_an_arch(tmp_path: Path, victim: str) -> None:
+    state = _prefixed(_resnet18_state(), "module.encoder_q.")
+    del state["module.encoder_q." + victim]
+    torch.save({"state_dict": state}, tmp_path / "moco.pth")
+    with pytest.raises(CheckpointError, match=rf"1 resnet18 backbone key\(s\) missing .*'{victim}'"):
+        convert(tmp_path / "moco.pth", tmp_path / "out")
+    plain = _backbone_only(_resnet18_state())
+    del plain[victim]
+    torch.save(plain, tmp_path / "backbone.pth")
+    with pytest.raises(CheckpointError, match=rf"missing keys \['{victim}'\]"):
+        load_backbone(tmp_path / "backbone.pth")
+
+
+def test_wrong_shape_is_an_error(tmp_path: Path) -> None:
+    state = _prefixed(_resnet18_state(), "backbone.")
+    state["backbone.layer2.0.conv1.weight"] = torch.zeros(128, 64, 1, 1)
+    torch.save({"state_dict": state}, tmp_path / "src.pth")
+    with pytest.raises(CheckpointError, match=r"layer2.0.conv1.weight \(128, 64, 1, 1\) \(expected \(128, 64, 3, 3\)\)"):
+        convert(tmp_path / "src.pth", tmp_path / "out")
 
 
 class _Payload:
