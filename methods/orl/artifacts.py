@@ -47,14 +47,14 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _load(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+def _load(path: Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"{path}: missing ORL correspondence file (stage 'correspondence' has not finished)")
     with np.load(path) as data:
         missing = [k for k in keys if k not in data.files]
         if missing:
             raise DataError(f"{path}: missing arrays {missing} (expected {list(keys)})")
-        return {k: data[k] for k in keys}
+        return {k: data[k] for k in keys + optional if k in data.files}
 
 
 @dataclass
@@ -73,6 +73,7 @@ class Correspondence:
     score: np.ndarray
     params: dict[str, Any]
     summary: dict[str, Any]
+    knn_cache_key: str = ""  # what the neighbours were computed from (see ``nearest_images``)
 
     @property
     def num_images(self) -> int:
@@ -93,7 +94,7 @@ class Correspondence:
     def save(self, workdir: Path) -> None:
         """Write all files; the JSON (completion marker) last."""
         atomic_savez(workdir / KNN_FILE, neighbors=self.neighbors.astype(np.int32),
-                     similarity=self.similarity.astype(np.float32))
+                     similarity=self.similarity.astype(np.float32), cache_key=np.asarray(self.knn_cache_key))
         atomic_savez(workdir / ROIS_FILE, boxes=self.roi_boxes.astype(np.int32),
                      offsets=self.roi_offsets.astype(np.int64), sizes=self.sizes.astype(np.int32))
         atomic_savez(workdir / PAIRS_FILE, offsets=self.pair_offsets.astype(np.int64),
@@ -110,13 +111,15 @@ class Correspondence:
         meta = json.loads(meta_path.read_text())
         if meta.get("schema") != SCHEMA_VERSION:
             raise DataError(f"{meta_path}: schema {meta.get('schema')!r}, expected {SCHEMA_VERSION}")
-        knn = _load(Path(workdir) / KNN_FILE, ("neighbors", "similarity"))
+        knn = _load(Path(workdir) / KNN_FILE, ("neighbors", "similarity"), ("cache_key",))
+        knn_key = str(knn["cache_key"]) if "cache_key" in knn else ""
         rois = _load(Path(workdir) / ROIS_FILE, ("boxes", "offsets", "sizes"))
         pairs = _load(Path(workdir) / PAIRS_FILE, ("offsets", "query_box", "key_box", "score"))
         out = cls(names=list(meta["names"]), neighbors=knn["neighbors"], similarity=knn["similarity"],
                   roi_boxes=rois["boxes"], roi_offsets=rois["offsets"], sizes=rois["sizes"],
                   pair_offsets=pairs["offsets"], query_box=pairs["query_box"], key_box=pairs["key_box"],
-                  score=pairs["score"], params=meta.get("params", {}), summary=meta.get("summary", {}))
+                  score=pairs["score"], params=meta.get("params", {}), summary=meta.get("summary", {}),
+                  knn_cache_key=knn_key)
         out.validate(meta_path.parent)
         return out
 

@@ -89,12 +89,17 @@ def _digest(obj: Any) -> str:
     return h.hexdigest()
 
 
+def knn_cache_key(names: Sequence[str], model_id: str, cfg: CorrespondenceConfig) -> str:
+    """Digest of what the neighbours depend on: images, stage-1 model, kNN settings."""
+    return _digest([*names, model_id, cfg.k, cfg.knn_resize, cfg.knn_crop])
+
+
 def nearest_images(backbone: nn.Module, projector: nn.Module, paths: Sequence[Path], names: Sequence[str],
                    workdir: Path, cfg: CorrespondenceConfig, device: str, model_id: str = "",
                    progress: PhaseProgress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Step 1, cached in ``knn.npz``: ``(neighbors (N, K) int, similarity (N, K))``."""
     path = workdir / KNN_FILE
-    key = _digest([*names, model_id, cfg.k, cfg.knn_resize, cfg.knn_crop])
+    key = knn_cache_key(names, model_id, cfg)
     if path.is_file():
         with np.load(path) as data:
             if "cache_key" in data.files and str(data["cache_key"]) == key:
@@ -197,6 +202,7 @@ def build_correspondence(backbone: nn.Module, projector: nn.Module, paths: Seque
     result = Correspondence(names=list(names), neighbors=neighbors, similarity=similarity, roi_boxes=roi_flat,
                             roi_offsets=roi_offsets,
                             sizes=sizes, pair_offsets=offsets, query_box=q_box, key_box=k_box, score=score,
-                            params={**asdict(cfg), "model": model_id}, summary=summary)
+                            params={**asdict(cfg), "model": model_id}, summary=summary,
+                            knn_cache_key=knn_cache_key(names, model_id, cfg))
     result.save(workdir)
     return result

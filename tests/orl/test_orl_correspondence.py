@@ -1,6 +1,8 @@
 """Stage 2 end to end on small scenes: files, resume, and same-class RoI pairs."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -8,6 +10,7 @@ from harness.pretrain.data import list_scene_images
 from harness.pretrain.models import build_head, build_resnet, mlp_spec
 from methods.orl.artifacts import Correspondence
 from methods.orl.boxes import iou_pairwise
+from methods.orl import correspondence
 from methods.orl.correspondence import CorrespondenceConfig, build_correspondence
 from orl_scenes import make_scenes
 
@@ -30,7 +33,7 @@ def _match(boxes: np.ndarray, truth) -> np.ndarray:
     return np.where(iou.max(1) >= 0.5, cls[best], -1)
 
 
-def test_correspondence_files_resume_and_same_class_pairs(tmp_path):
+def test_correspondence_files_resume_and_same_class_pairs(tmp_path, monkeypatch):
     truth = make_scenes(tmp_path / "data", n=24, side=96)
     paths = list_scene_images(tmp_path / "data")
     names = [p.relative_to(tmp_path / "data").as_posix() for p in paths]
@@ -73,7 +76,9 @@ def test_correspondence_files_resume_and_same_class_pairs(tmp_path):
     rate, chance = same / total, chance_num / chance_den
     assert rate > chance + 0.2, f"same-class rate {rate:.2f} vs chance {chance:.2f}"
 
-    # a second run reuses every cache and gives the same files
+    # a second run reuses every cache (kNN included, even with another pair ratio) and gives the same files
+    with np.load(work / "knn.npz") as knn:
+        assert str(knn["cache_key"]) == correspondence.knn_cache_key(names, "", CFG)
     before = {p.name: p.stat().st_mtime_ns for p in (work / "ss").glob("chunk_*")}
     before.update({p.name: p.stat().st_mtime_ns for p in (work / "roi_emb").glob("chunk_*")})
     again = build_correspondence(backbone, projector, paths, names, work, CFG, device="cpu")
@@ -81,3 +86,10 @@ def test_correspondence_files_resume_and_same_class_pairs(tmp_path):
     after.update({p.name: p.stat().st_mtime_ns for p in (work / "roi_emb").glob("chunk_*")})
     assert before == after
     np.testing.assert_array_equal(again.key_box, corr.key_box)
+
+    def no_embedding(*args, **kwargs):
+        raise AssertionError("the kNN step ran again")
+
+    monkeypatch.setattr(correspondence, "image_embeddings", no_embedding)
+    build_correspondence(backbone, projector, paths, names, work, dataclasses.replace(CFG, pair_ratio=0.5),
+                         device="cpu")
