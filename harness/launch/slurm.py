@@ -1,8 +1,9 @@
 """Submit each unit as a SLURM job through submitit.
 
 Stages run as multi-node DDP jobs (one task per GPU; rank/world/master taken from the
-SLURM job environment), tasks as single-node jobs; mmdet/mmseg tasks see
-``HARNESS_DIST_LAUNCHER=slurm`` and hand distribution to mmengine's slurm launcher. A
+SLURM job environment), tasks as single-node jobs; every job exports ``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK`` and ``MASTER_ADDR`` from the SLURM job, which is what
+torch.distributed and mmengine's ``pytorch`` launcher (mmdet/mmseg tasks) start from. A
 task's job depends (``afterok``) on the job of the stage that exports its backbone.
 Jobs are requeued on preemption or timeout, and the unit resumes from its own last
 checkpoint. The job itself writes the unit's record when it ends.
@@ -56,8 +57,7 @@ def _set_dist_env() -> dict[str, int]:
 
     env = submitit.JobEnvironment()
     os.environ.update(RANK=str(env.global_rank), WORLD_SIZE=str(env.num_tasks), LOCAL_RANK=str(env.local_rank),
-                      MASTER_ADDR=env.hostnames[0], MASTER_PORT=os.environ.get("MASTER_PORT", "29533"),
-                      HARNESS_DIST_LAUNCHER="slurm")
+                      MASTER_ADDR=env.hostnames[0], MASTER_PORT=os.environ.get("MASTER_PORT", "29533"))
     return {"rank": env.global_rank, "world_size": env.num_tasks}
 
 

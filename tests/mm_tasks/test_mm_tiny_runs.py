@@ -79,6 +79,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, dense_root, mm_ct
                  progress=lambda s, t, **_: steps.append(s))
     result = VocSeg().run(ctx)
     assert result.extra["start_iter"] == 2
+    assert result.extra["backbone_verified"] is True  # checked by the killed run that started from the file
     assert steps[:2] == [3, 4]
     assert (work / "iter_4.pth").is_file()
     assert all(0.0 <= v <= 100.0 for v in result.metrics.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
@@ -58,6 +59,8 @@ def apply_common(cfg: Config, preset: Mapping[str, Any], *, task: str, workdir: 
     workers = int(preset.get("num_workers", 2)) if device == "cuda" else 0
 
     cfg.work_dir = str(workdir)
+    if "visualizer" in cfg:  # a name of its own: mmengine keeps one visualizer per name per process
+        cfg.visualizer.name = f"{task}-{os.getpid()}-{time.time_ns()}"
     cfg.resume = True
     cfg.load_from = None
     cfg.launcher = "pytorch" if world > 1 else "none"

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from harness.api import TaskContext, TaskResult
+from harness.checkpoints import sha256_file
 from harness.errors import CheckpointError
 from harness.tasks.mm import config as mmconfig
 from harness.tasks.mm.datasets import DenseDataset
 
 WORK_SUBDIR = "mmengine"
+BACKBONE_CHECK_FILE = "backbone_check.json"  # in the mmengine work dir: the check passed, for which file
 VERSION_PACKAGES = ("mmdet", "mmsegmentation", "mmcv", "mmengine", "torch", "torchvision", "pycocotools")
 
 
@@ -72,7 +74,8 @@ def run_dense(ctx: TaskContext, spec: DenseTask) -> TaskResult:
     from harness.tasks.mm.hooks import BackboneCheckHook, ProgressHook, WeightsOnlyCheckpointHook
 
     runner = Runner.from_cfg(cfg)
-    check = BackboneCheckHook(spec.parts, state, str(ctx.backbone))
+    check = BackboneCheckHook(spec.parts, state, str(ctx.backbone), sha256_file(Path(ctx.backbone)),
+                              Path(cfg.work_dir) / BACKBONE_CHECK_FILE)
     runner.register_hook(check)
     runner.register_hook(ProgressHook(ctx.progress))
     runner.register_hook(WeightsOnlyCheckpointHook())

@@ -1,6 +1,8 @@
 """mmengine hooks the dense tasks add to the Runner."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
@@ -9,6 +11,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from torch import nn
 
+from harness.store import atomic_write_text
 from harness.tasks.mm.backbone import verify_loaded
 
 
@@ -16,27 +19,34 @@ class BackboneCheckHook(Hook):
     """Before the first iteration, check that the backbone parts hold the file's tensors.
 
     ``parts`` maps a file-key prefix to a dotted module path in the model (``"backbone"``,
-    ``"roi_head.shared_head"``). A resumed run (iteration > 0) restores its own trained
-    weights; the check ran before that run's first iteration, so it is not repeated.
+    ``"roi_head.shared_head"``). A passed check is written to ``marker`` (with the file's
+    sha256). A resumed run (iteration > 0) restores its own trained weights, so it cannot
+    repeat the check: it reports the marker of the run that started from the file.
     """
 
     priority = "VERY_HIGH"
 
-    def __init__(self, parts: Mapping[str, str], state: Mapping[str, torch.Tensor], source: str) -> None:
+    def __init__(self, parts: Mapping[str, str], state: Mapping[str, torch.Tensor], source: str, sha256: str,
+                 marker: Path) -> None:
         self.parts = dict(parts)
         self.state = state
         self.source = source
+        self.sha256 = sha256
+        self.marker = marker
         self.checked = False
         self.start_iter = 0
 
     def before_train(self, runner) -> None:
         self.start_iter = runner.iter
         if runner.iter > 0:
+            self.checked = self.marker.is_file() and json.loads(self.marker.read_text()).get("sha256") == self.sha256
             return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         modules: dict[str, nn.Module] = {prefix: model.get_submodule(path) for prefix, path in self.parts.items()}
         verify_loaded(modules, self.state, self.source)
         self.checked = True
+        atomic_write_text(self.marker, json.dumps({"source": self.source, "sha256": self.sha256,
+                                                   "tensors": len(self.state)}))
         runner.logger.info(f"backbone check passed: {len(self.state)} tensors of {self.source} loaded")
 
 
