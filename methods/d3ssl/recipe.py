@@ -8,11 +8,11 @@ from harness.errors import ConfigError
 KNOWN_KEYS = {
     "model": {"arch", "hidden_dim", "proj_dim", "momentum", "zero_init_residual"},
     "roi": {"level", "size", "per_image", "max_boxes", "jitter"},
-    "cutout": {"mode", "ratio", "around", "band", "prob", "pseudo_boxes", "invert_half"},
+    "cutout": {"mode", "ratio", "around", "band", "prob", "pseudo_boxes"},
     "base_cutout": {"prob", "ratio"},
     "small_view": {"scale", "canvas"},
-    "decoupling": {"enabled", "weight", "sample_ratio", "views"},
-    "depositioning": {"enabled", "weight", "sample_ratio", "views"},
+    "decoupling": {"enabled", "weight", "sample_ratio", "views", "invert_half"},
+    "depositioning": {"enabled", "weight", "sample_ratio", "views", "invert_half"},
 }
 
 

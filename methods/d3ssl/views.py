@@ -65,6 +65,7 @@ class ModuleCfg:
     weight: float
     sample_ratio: float
     views: tuple[ViewSpec, ...]
+    invert_half: bool = False  # half of this module's cut-out samples use the mask's complement
 
 
 def module_cfgs(cfg: dict[str, Any]) -> list[ModuleCfg]:
@@ -80,7 +81,7 @@ def module_cfgs(cfg: dict[str, Any]) -> list[ModuleCfg]:
         views = tuple(ViewSpec.from_cfg(v, f"recipe {name}.views[{i}]") for i, v in enumerate(sec.get("views") or []))
         if not views:
             raise ConfigError(f"recipe {name}: enabled but no views listed")
-        out.append(ModuleCfg(name, float(sec.get("weight", 1.0)), ratio, views))
+        out.append(ModuleCfg(name, float(sec.get("weight", 1.0)), ratio, views, bool(sec.get("invert_half", False))))
     return out
 
 
@@ -212,7 +213,7 @@ class D3SSLBatch:
                     background = F.interpolate(background, size=images.shape[-2:], mode="bilinear",
                                                align_corners=False, antialias=True)
             if spec.cutout:
-                images, _ = self._cutout(images, boxes, valid, gen, background)
+                images, _ = self._cutout(images, boxes, valid, gen, background, mod.invert_half)
             if background is not None:
                 images, boxes = background_replace(images, boxes, valid, background, gen,
                                                    reposition=spec.background == "moved")
@@ -226,10 +227,10 @@ class D3SSLBatch:
         return views
 
     def _cutout(self, images: torch.Tensor, boxes: torch.Tensor, valid: torch.Tensor, gen: torch.Generator,
-                background: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                background: torch.Tensor | None, invert_half: bool) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.cutout
         return region_cutout(images, boxes, valid, gen, mode=str(c.get("mode", "rcc")),
                              ratio=tuple(c.get("ratio", (0.2, 0.6))), around=bool(c.get("around", True)),
                              band=float(c.get("band", 0.5)), prob=float(c.get("prob", 1.0)),
                              pseudo_boxes=str(c.get("pseudo_boxes", "rois")),
-                             invert_half=bool(c.get("invert_half", False)), fill_source=background)
+                             invert_half=invert_half, fill_source=background)

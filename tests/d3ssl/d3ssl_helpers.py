@@ -16,12 +16,12 @@ def small_cfg() -> dict:
         "augment": {"blur_kernel": 3, "view1": {"size": SIZE, "scale": [1.0, 1.0], "ratio": [0.1, 10.0]},
                     "view2": {"size": SIZE, "scale": [0.6, 1.0]}},
         "base_cutout": {"prob": 0.5, "ratio": [0.1, 0.3]},
-        "decoupling": {"enabled": True, "weight": 0.3, "sample_ratio": 0.5,
+        "decoupling": {"enabled": True, "weight": 0.3, "sample_ratio": 0.5, "invert_half": True,
                        "views": [{"source": "x1", "cutout": True, "targets": ["x2"]},
                                  {"source": "x2", "cutout": True, "small": True, "targets": ["x1"]}]},
         "depositioning": {"enabled": True, "weight": 0.3, "sample_ratio": 0.5,
                           "views": [{"source": "x2", "cutout": True, "background": "moved", "targets": ["x1", "x2"]}]},
-        "cutout": {"mode": "rcc", "ratio": [0.2, 0.6], "invert_half": True},
+        "cutout": {"mode": "rcc", "ratio": [0.2, 0.6]},
         "small_view": {"scale": 0.5, "canvas": 0.75},
     }
 

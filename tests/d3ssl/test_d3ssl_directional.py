@@ -42,7 +42,9 @@ def test_modules_lower_coupling_and_position_decodability(tmp_path):
     means = {}
     for recipe in ("tiny-base", "tiny"):
         runs = [_train_and_diagnose(recipe, s, root, tmp_path / f"{recipe}-{s}") for s in SEEDS]
-        means[recipe] = {k: sum(r[k] for r in runs) / len(runs) for k in ("coupling", "position_r2")}
+        relative = "coupling_relative_" + registry.task_entry("bias_diagnostic").presets["tiny"]["level"]
+        means[recipe] = {k: sum(r[k] for r in runs) / len(runs) for k in ("coupling", relative, "position_r2")}
     base, full = means["tiny-base"], means["tiny"]
     assert full["coupling"] < base["coupling"], means
+    assert full[relative] < base[relative], means  # not a mere shrinking of every feature distance
     assert full["position_r2"] < base["position_r2"], means
