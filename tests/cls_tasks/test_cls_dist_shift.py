@@ -51,3 +51,33 @@ def test_no_shifted_set_is_a_data_error(tmp_path: Path):
     ex = FeatureExtractor(_never_built, "x", TransformSpec(), cache_dir=tmp_path / "cache")
     with pytest.raises(DataError, match="no shifted set"):
         evaluate_dist_shift(ex, tmp_path, {}, "cpu")
+
+
+def _imagenet_r(root: Path, drop: str | None = None) -> dict[str, str]:
+    """An ImageNet-R tree with one image per folder the mapping names, plus an unmapped folder."""
+    from harness.tasks import class_maps
+
+    mapping = class_maps.load_class_map(class_maps.IMAGENET_R_9)
+    label_of = {w: label for label, wnids in mapping["targets"].items() for w in wnids}
+    for wnid in [*label_of, "n07753592"]:  # banana: in ImageNet-R, outside ImageNet-9
+        if wnid == drop:
+            continue
+        (root / "imagenet-r" / wnid).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "imagenet-r" / wnid / "a.jpg")
+    return label_of
+
+
+def test_imagenet_r_folders_take_their_imagenet9_label(tmp_path: Path):
+    from harness.tasks.dist_shift import imagenet_r_set
+
+    label_of = _imagenet_r(tmp_path)
+    ds = imagenet_r_set(tmp_path, {})
+    assert len(ds.samples) == len(label_of) == 99
+    assert {path.parent.name: ds.classes[y] for path, y in ds.samples} == label_of
+
+
+def test_imagenet_r_without_a_mapped_folder_fails_naming_file_and_class(tmp_path: Path):
+    _imagenet_r(tmp_path, drop="n02085620")
+    ex = FeatureExtractor(_never_built, "x", TransformSpec(), cache_dir=tmp_path / "cache")
+    with pytest.raises(DataError, match=r"imagenet_r_9\.json: label 'dog' maps to class 'n02085620'"):
+        evaluate_dist_shift(ex, tmp_path, {"siscore_factors": []}, "cpu")
