@@ -27,7 +27,6 @@ the specs of :func:`harness.pretrain.models.build_head`, plus ``sha256``).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -41,6 +40,7 @@ import torch.nn as nn
 
 from harness.api import BACKBONE_FILE
 from harness.errors import CheckpointError
+from harness.hashing import sha256_file
 
 HEADS_FILE = "heads.pth"
 HEADS_META = "heads.json"
@@ -61,14 +61,6 @@ LAYOUTS = (
 )
 _NESTING = ("state_dict", "model", "network")
 _MIN_BACKBONE_KEYS = 20  # a ResNet-18 backbone has 122 keys; a head or stray tensor has a few
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sidecar_path(path: Path) -> Path:

@@ -24,7 +24,7 @@ from harness.data import layout
 from harness.data.coco import read_coco
 from harness.data.records import DetectionSet, ObjectAnnotation
 from harness.errors import DataError
-from harness.checkpoints import sha256_file
+from harness.hashing import sha256_file
 
 MARKER = ".complete.json"
 Job = tuple[str, list[tuple[str, tuple[float, float, float, float]]]]

@@ -38,12 +38,7 @@ def _run(task, tmp_path, dense_root, mm_ctx, backbone, **overrides):
     return result, steps
 
 
-@pytest.mark.parametrize("task", [
-    "voc_seg",
-    pytest.param("ade20k_seg", marks=pytest.mark.slow),
-    pytest.param("voc_det", marks=pytest.mark.slow),
-    "coco_det",
-])
+@pytest.mark.parametrize("task", ["voc_seg", "ade20k_seg", "voc_det", "coco_det"])
 def test_tiny_preset_trains_and_evaluates(task, tmp_path, dense_root, mm_ctx, backbone_r18):
     result, steps = _run(task, tmp_path, dense_root, mm_ctx, backbone_r18)
     _check(result, task)

@@ -23,7 +23,7 @@ def _final_model(workdir: Path) -> dict[str, torch.Tensor]:
     return state["model"]
 
 
-@pytest.mark.parametrize("method", ["mocov2", "byol"])
+@pytest.mark.parametrize("method", ["mocov2", "byol", "densecl"])
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path, method: str) -> None:
     root = write_scenes(tmp_path / "data", n=16)
     cfg = small_recipe(epochs=3)  # 6 steps, checkpoints every 2

@@ -31,6 +31,7 @@ from harness.data.fileio import MalformedDataError, MissingDataError
 from harness.data.openimage_mini import select
 from harness.data.openimage_mini.spec import load_spec, spec_hash
 from harness.data.openimages import BOX_FILES, CLASS_FILES, SEGMENTATION_FILES, parse_class_descriptions
+from harness.hashing import sha256_file
 from harness.store import atomic_write_text
 
 BUILDING = ".building"  # the identity of the build in progress in an output folder
@@ -43,14 +44,6 @@ def _find(root: Path, names: tuple[str, ...], what: str) -> Path:
         if (root / n).is_file():
             return root / n
     raise MissingDataError(root / names[0], f"missing ({what}; also looked for {list(names[1:])})")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def annotation_pass(oi_root: Path, spec: dict[str, Any]) -> tuple[list[str], dict[str, select.SplitSelection]]:

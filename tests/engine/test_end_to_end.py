@@ -1,0 +1,29 @@
+"""`harness run` end to end for the multi-stage methods: every stage and the smoke suite's
+tasks on the synthetic benchmark, each unit in its own process, records written."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.store import load_records
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["contracam", "orl", "d3ssl"])
+def test_method_runs_its_stages_and_the_smoke_suite(tmp_path: Path, method: str) -> None:
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--method", method, "--suite", "smoke", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    records = load_records(out / "records")
+    assert sorted(records["task"]) == ["bg_shift", "coco_crop", "knn"]
+    assert set(records["status"]) == {"ok"}, records[["task", "status", "error"]]
+    assert (records["method"] == method).all() and records["backbone_sha256"].str.len().eq(64).all()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # every unit is done: nothing reruns
+    assert again.returncode == 0, again.stderr[-3000:]
+    for task in ("knn", "coco_crop", "bg_shift"):
+        assert re.search(rf"^task {task}\s+skipped", again.stdout, re.M), again.stdout[-2000:]
