@@ -13,7 +13,9 @@ Instances come from the box CSV (valid boxes of the selected classes). A box get
 of the segmentation mask of the same class whose box matches it best (IoU >= 0.5); the
 mask PNG is resized (nearest) to the image when their sizes differ. A box with no mask
 becomes ``iscrowd=1`` (an ignore region for COCO evaluation and training) and 255 in the
-semantic map. Per-image results are cached in ``.work/`` so a killed build resumes.
+semantic map. Per-image results are cached in ``.work/`` so a killed build resumes; a
+build into a folder that holds another build (another spec, or changed input CSVs) first
+removes that build's outputs.
 """
 from __future__ import annotations
 
