@@ -15,7 +15,12 @@ Contract with the model (an ``nn.Module``):
 
 Contract with the batch function: ``batch_fn(raw: RawBatch, rng: StepRNG) -> dict`` turns
 a padded uint8 batch (already on the device) into model inputs, under ``torch.no_grad``;
-:class:`~harness.pretrain.augment.TwoViewBatch` is the default two-view augmentation.
+:class:`~harness.pretrain.augment.TwoViewBatch` is the default two-view augmentation. It
+runs one step ahead of the model, in a helper thread, so the next batch is prepared while
+the current step computes; its randomness must come from the step's ``rng``. A batch
+function that keeps state across steps (a queue of backgrounds, ...) exposes
+``state_dict()`` / ``load_state_dict()``: the state it had after preparing a checkpointed
+step is saved with that checkpoint.
 
 What the loop guarantees:
 
@@ -23,13 +28,15 @@ What the loop guarantees:
 - checkpoint ``checkpoint.pt`` every ``checkpoint_every`` steps and at the end, written
   atomically (temp file + ``os.replace``), by rank 0, never from a non-finite state;
 - exact resume from that checkpoint: model (incl. queues/targets), optimiser, step (data
-  order and augmentation are functions of ``(seed, step)``), torch/numpy/python RNGs;
+  order and augmentation are functions of ``(seed, step)``), the batch function's state,
+  torch/numpy/python RNGs;
 - a non-finite loss raises :class:`NonFiniteLossError` naming the step;
 - on CUDA: bf16 autocast and channels_last (configurable); under torchrun: DDP with
   SyncBatchNorm (CUDA only; on CPU/gloo each rank keeps its own BN statistics).
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -245,6 +252,9 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
         rngs = state["rng"]
         if len(rngs) == info.world_size:
             _set_rng_state(rngs[info.rank])
+        batch_states = state.get("batch_fn") or []
+        if len(batch_states) == info.world_size and batch_states[info.rank] is not None:
+            batch_fn.load_state_dict(batch_states[info.rank])
         start, summary = int(state["step"]), dict(state["summary"])
         ctx.log.info("resuming %s from step %d/%d", workdir, start, total)
     if start >= total:
@@ -264,10 +274,12 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
     after_step = getattr(model, "after_step", None)
     net.train()
     t0, images = time.perf_counter(), 0
-    step = start
-    for step, raw in enumerate(loader, start=start):
-        lr = lr_at(cfg.optim, step, spe, cfg.epochs, cfg.batch_size)
-        set_lr(optimizer, lr)
+
+    def checkpointed(step: int) -> bool:
+        done = step + 1
+        return bool(cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == total
+
+    def prepare(step: int, raw: RawBatch) -> tuple[dict[str, Any], Any]:
         raw = raw.to(device)
         rng = StepRNG(ctx.seed, step, info.rank, info.world_size)
         with torch.no_grad():
@@ -275,6 +287,12 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
         if cuda and cfg.channels_last:
             batch = _to_channels_last(batch)
         batch["step"], batch["rng"] = step, rng
+        batch_state = _batch_fn_state(batch_fn) if checkpointed(step) else None
+        return batch, batch_state
+
+    for step, raw, (batch, batch_state) in _prepared_ahead(enumerate(loader, start=start), prepare):
+        lr = lr_at(cfg.optim, step, spe, cfg.epochs, cfg.batch_size)
+        set_lr(optimizer, lr)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda and cfg.amp):
             out = net(batch)
         loss = out["loss"]
@@ -298,26 +316,53 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
             if first is None:
                 first = summary.get("loss")
             summary["loss_start"] = first
-        if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == total:
+        if checkpointed(step):
             if cuda:
                 _check_finite(loss, step, workdir)
-            _save(ckpt_path, model, optimizer, done, total, fingerprint, summary, info)
+            _save(ckpt_path, model, optimizer, done, total, fingerprint, summary, info, batch_state)
         ctx.progress(done, total)
     elapsed = time.perf_counter() - t0
     return {**summary, "steps": total, "epochs": cfg.epochs, "resumed_from": start,
             "images_per_s": images / elapsed if elapsed > 0 else 0.0}
 
 
+def _prepared_ahead(steps: Any, prepare: Callable[[int, RawBatch], Any]) -> Any:
+    """``(step, raw, prepare(step, raw))`` for each ``(step, raw)``, the next one prepared
+    (loaded and augmented) in a helper thread while the caller trains on the current one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def next_prepared() -> tuple[int, RawBatch, Any] | None:
+        item = next(steps, None)
+        return None if item is None else (item[0], item[1], prepare(*item))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="batch") as pool:
+        pending = pool.submit(next_prepared)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next_prepared)
+            yield item
+
+
+def _batch_fn_state(batch_fn: BatchFn) -> Any:
+    """A copy of a stateful batch function's state (None for a stateless one)."""
+    state_dict = getattr(batch_fn, "state_dict", None)
+    return copy.deepcopy(state_dict()) if callable(state_dict) else None
+
+
+def _gather(obj: Any, info: dist.DistInfo) -> list[Any]:
+    """``obj`` of every rank, in rank order."""
+    if not info.distributed:
+        return [obj]
+    out: list[Any] = [None] * info.world_size
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+
 def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, total: int,
-          fingerprint: dict[str, Any], summary: dict[str, Any], info: dist.DistInfo) -> None:
-    rng = _rng_state()
-    if info.distributed:
-        rngs: list[Any] = [None] * info.world_size
-        torch.distributed.all_gather_object(rngs, rng)
-    else:
-        rngs = [rng]
+          fingerprint: dict[str, Any], summary: dict[str, Any], info: dist.DistInfo, batch_state: Any) -> None:
+    rngs = _gather(_rng_state(), info)
+    batch_states = _gather(batch_state, info)
     if info.is_main:
         atomic_torch_save({"format": _FORMAT, "step": step, "total_steps": total, "model": _unwrap(model).state_dict(),
-                           "optimizer": optimizer.state_dict(), "rng": rngs, "fingerprint": fingerprint,
-                           "summary": summary}, path)
+                           "optimizer": optimizer.state_dict(), "rng": rngs, "batch_fn": batch_states,
+                           "fingerprint": fingerprint, "summary": summary}, path)
     dist.barrier()

@@ -78,6 +78,14 @@ class BackgroundMixup:
         self.queue: deque[torch.Tensor] = deque(maxlen=queue_size)
         self.generator = generator
 
+    def state_dict(self) -> dict[str, list[torch.Tensor]]:
+        """The background queue (CPU tensors, oldest first)."""
+        return {"queue": [bg.detach().cpu() for bg in self.queue]}
+
+    def load_state_dict(self, state: dict[str, list[torch.Tensor]]) -> None:
+        self.queue.clear()
+        self.queue.extend(state["queue"])
+
     def backgrounds(self, images: torch.Tensor, masks: torch.Tensor,
                     generator: torch.Generator | None = None) -> list[torch.Tensor | None]:
         """Each image's background (or ``None`` when it is left unchanged)."""

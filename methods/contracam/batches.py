@@ -77,6 +77,14 @@ class ObjectAwareBatch:
             raise ValueError(f"mix must be None, 'mixup' or 'cutmix', got {mix!r}")
         self.views, self.bgmix, self.mix, self.alpha = views, bgmix, mix, alpha
 
+    def state_dict(self) -> dict[str, Any]:
+        """The background mixup queue (the only state carried from step to step)."""
+        return {"bgmix": self.bgmix.state_dict() if self.bgmix is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.bgmix is not None and state.get("bgmix") is not None:
+            self.bgmix.load_state_dict(state["bgmix"])
+
     def __call__(self, raw: RawBatch, rng: StepRNG) -> dict[str, Any]:
         out = self.views(raw, rng)
         view1 = out["view1"]

@@ -119,3 +119,41 @@ def test_completed_stage_returns_stored_summary(tmp_path: Path) -> None:
     first = train(ctx, _Tiny(), data, cfg, fn)
     again = train(ctx, _Tiny(), data, cfg, fn)
     assert again["resumed_from"] == 6 and again["loss"] == first["loss"]
+
+
+class _RecentSteps:
+    """A stateful batch function: its output depends on the steps it prepared before."""
+
+    def __init__(self, views: TwoViewBatch) -> None:
+        self.views, self.recent = views, []
+
+    def state_dict(self) -> dict:
+        return {"recent": torch.tensor(self.recent, dtype=torch.long)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.recent = state["recent"].tolist()
+
+    def __call__(self, raw, rng) -> dict:
+        out = self.views(raw, rng)
+        out["view1"] = out["view1"] + 0.01 * sum(self.recent)
+        self.recent = (self.recent + [rng.step])[-3:]
+        return out
+
+
+def test_resume_restores_the_batch_function_state(tmp_path: Path) -> None:
+    ctx, data, cfg, fn = _loop_args(tmp_path / "ref", checkpoint_every=2)
+    torch.manual_seed(0)
+    train(ctx, _Tiny(), data, cfg, _RecentSteps(fn))
+    ref = read_checkpoint(ctx.workdir / CHECKPOINT_FILE)
+
+    ctx, data, cfg, fn = _loop_args(tmp_path / "cut", checkpoint_every=2)
+    torch.manual_seed(0)
+    with pytest.raises(NonFiniteLossError):  # dies at step 4, after the checkpoint of step 4 was prepared ahead
+        train(ctx, _Tiny(nan_at=3), data, cfg, _RecentSteps(fn))
+    state = read_checkpoint(ctx.workdir / CHECKPOINT_FILE)
+    assert state["step"] == 2 and state["batch_fn"][0]["recent"].tolist() == [0, 1]
+    train(ctx, _Tiny(), data, cfg, _RecentSteps(fn))
+    resumed = read_checkpoint(ctx.workdir / CHECKPOINT_FILE)
+    assert resumed["batch_fn"][0]["recent"].tolist() == ref["batch_fn"][0]["recent"].tolist() == [3, 4, 5]
+    for k, v in ref["model"].items():
+        assert torch.equal(v, resumed["model"][k]), k
