@@ -364,3 +364,17 @@ def test_prebuilt_copy_of_another_spec_is_refused(tmp_path: Path) -> None:
     assert ensure(root, str(spec_file(tmp_path, seed=0))) == root / BUILT_DIR
     with pytest.raises(MalformedDataError, match="built from spec"):
         ensure(root, str(spec_file(tmp_path, seed=1)))
+
+
+def test_cli_builds_and_reports_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from harness.cli import main
+
+    root = tmp_path / "oi"
+    write_root(root)
+    spec = spec_file(tmp_path)
+    assert main(["data", "openimage-mini", "--oi-root", str(root), "--out", str(tmp_path / "o"), "--spec", str(spec),
+                 "--workers", "1"]) == 0
+    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["selected"]["train"]
+    (root / "class-descriptions-boxable.csv").unlink()
+    code = main(["data", "openimage-mini", "--oi-root", str(root), "--out", str(tmp_path / "o2"), "--spec", str(spec)])
+    assert code == 2 and "class-descriptions-boxable.csv" in capsys.readouterr().err
