@@ -58,6 +58,15 @@ def all_gather_cat(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, 0)
 
 
+def gather_objects(obj: object) -> list[object]:
+    """Any picklable ``obj`` of every rank, in rank order (``[obj]`` in one process)."""
+    if not is_distributed():
+        return [obj]
+    out: list[object] = [None] * tdist.get_world_size()
+    tdist.all_gather_object(out, obj)
+    return out
+
+
 def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     """Mean of ``x`` over ranks (a new tensor; no gradient)."""
     if not is_distributed():

@@ -348,19 +348,10 @@ def _batch_fn_state(batch_fn: BatchFn) -> Any:
     return copy.deepcopy(state_dict()) if callable(state_dict) else None
 
 
-def _gather(obj: Any, info: dist.DistInfo) -> list[Any]:
-    """``obj`` of every rank, in rank order."""
-    if not info.distributed:
-        return [obj]
-    out: list[Any] = [None] * info.world_size
-    torch.distributed.all_gather_object(out, obj)
-    return out
-
-
 def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, total: int,
           fingerprint: dict[str, Any], summary: dict[str, Any], info: dist.DistInfo, batch_state: Any) -> None:
-    rngs = _gather(_rng_state(), info)
-    batch_states = _gather(batch_state, info)
+    rngs = dist.gather_objects(_rng_state())
+    batch_states = dist.gather_objects(batch_state)
     if info.is_main:
         atomic_torch_save({"format": _FORMAT, "step": step, "total_steps": total, "model": _unwrap(model).state_dict(),
                            "optimizer": optimizer.state_dict(), "rng": rngs, "batch_fn": batch_states,
