@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from harness.errors import ConfigError
+
 BACKBONE_FILE = "backbone.pth"
 BACKBONE_META = "backbone.json"
 
@@ -93,12 +95,59 @@ class TaskResult:
 @dataclass
 class Stage:
     """One stage of a method. ``run`` executes inside the unit's process; give it as a
-    ``"module:function"`` string so that planning never imports torch."""
+    ``"module:function"`` string so that planning never imports torch.
+
+    ``reads``: the top-level recipe keys the stage's output depends on (None: all of
+    them). Only these enter the stage's unit key, so changing a later stage's settings
+    does not rerun it; the stage sees them through a :class:`StageRecipe`, which refuses
+    any other recipe key, so an incomplete list fails loudly instead of going stale.
+    """
 
     name: str
     run: str | Callable[[StageContext], dict[str, Any]]
     version: str = "1"
     exports_backbone: bool = False
+    reads: tuple[str, ...] | None = None
+
+    def view(self, recipe: dict[str, Any]) -> dict[str, Any]:
+        """The recipe as this stage sees it (``ctx.cfg``)."""
+        return recipe if self.reads is None else StageRecipe(recipe, self.reads, self.name)
+
+
+ALWAYS_VISIBLE = ("name", "recipe")  # the method and recipe names
+
+
+class StageRecipe(dict):
+    """A stage's view of its recipe: the keys it declared in :attr:`Stage.reads`. Reading
+    (``[]``, ``get``, ``in``) a recipe key it did not declare is an error."""
+
+    def __init__(self, recipe: dict[str, Any], reads: tuple[str, ...] | None, stage: str):
+        keep = None if reads is None else set(reads) | set(ALWAYS_VISIBLE)
+        super().__init__({k: v for k, v in recipe.items() if keep is None or k in keep})
+        self.hidden = frozenset(recipe) - frozenset(dict.keys(self))
+        self.stage = stage
+
+    def _check(self, key: Any) -> None:
+        if key in self.hidden:
+            raise ConfigError(f"stage {self.stage!r} reads recipe key {key!r}, which is not in its Stage.reads "
+                              f"{sorted(k for k in self if k not in ALWAYS_VISIBLE)}")
+
+    def __getitem__(self, key: Any) -> Any:
+        self._check(key)
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._check(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: Any) -> bool:
+        self._check(key)
+        return super().__contains__(key)
+
+
+def stage_view(recipe: dict[str, Any], stage: Stage) -> dict[str, Any]:
+    """The recipe keys that determine ``stage``'s output (what its unit key hashes)."""
+    return dict(StageRecipe(recipe, stage.reads, stage.name))
 
 
 class Method(abc.ABC):

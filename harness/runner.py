@@ -22,11 +22,13 @@ from typing import Any, Callable
 
 from harness import config as config_mod
 from harness import paths, registry, store
-from harness.api import BACKBONE_FILE
+from harness.api import BACKBONE_FILE, stage_view
 from harness.errors import ConfigError, HarnessError
 from harness.launch import local
 
 KEY_LEN = 16
+# record fields that describe the run, not the unit: rewritten when a finished unit is reused
+RUN_FIELDS = ("recipe", "recipe_name", "config", "config_hash", "pretrain_data", "epochs", "preset")
 
 
 @dataclass
@@ -79,12 +81,12 @@ def plan(cfg: dict[str, Any]) -> list[Unit]:
     stages = method.stages(method_cfg)
     if not stages or not stages[-1].exports_backbone:
         raise ConfigError(f"method {method_cfg['name']!r}: its last stage must export the backbone")
-    common = {"method": method_cfg, "seed": cfg["seed"], "data": data_identity(cfg)}
+    common = {"seed": cfg["seed"], "data": data_identity(cfg)}
     units: list[Unit] = []
     for stage in stages:
         upstream = list(units)
-        key = unit_key({**common, "kind": "stage", "stage": stage.name, "version": stage.version,
-                        "upstream": [u.key for u in upstream]})
+        key = unit_key({**common, "method": stage_view(method_cfg, stage), "kind": "stage", "stage": stage.name,
+                        "version": stage.version, "upstream": [u.key for u in upstream]})
         units.append(Unit("stage", stage.name, key, entry, stage.version, method_cfg, upstream))
     backbone_unit = units[-1]
     for instance, task_cfg in cfg["tasks"].items():
@@ -194,7 +196,9 @@ class Runner:
         if not done.is_file():
             return None
         record = json.loads(done.read_text())
-        if not self.record_file(unit).is_file():
+        if not self.record_file(unit).is_file():  # also a stage shared with another configuration
+            base = self._base(unit, self.workdir(unit))
+            record = {**record, **{k: base[k] for k in RUN_FIELDS}}
             store.write_record(self.record_file(unit), record)
         return record
 
@@ -244,9 +248,10 @@ class Runner:
         if tty and last_line:
             print("\r" + " " * (len(prefix) + len(last_line) + 2) + "\r", end="", flush=True)
 
-    def _record(self, unit: Unit, wd: Path) -> dict[str, Any]:
+    def _base(self, unit: Unit, wd: Path) -> dict[str, Any]:
+        """The fields of a unit's record that describe this run and the unit."""
         method = self.cfg["method"]
-        base = {"kind": unit.kind, "method": method["name"], "recipe": self.recipe_label,
+        return {"kind": unit.kind, "method": method["name"], "recipe": self.recipe_label,
                 "recipe_name": method["recipe"], "seed": self.cfg["seed"], "task": unit.record_task,
                 "task_type": unit.task or f"stage.{unit.name}", "task_version": unit.version,
                 "unit_key": unit.key, "upstream_keys": [u.key for u in unit.upstream],
@@ -256,6 +261,9 @@ class Runner:
                 "pretrain_data": method.get("pretrain_data", "unknown"), "epochs": method.get("epochs"),
                 "preset": self.cfg["preset"], "harness_git_sha": git_sha(), "workdir": str(wd),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def _record(self, unit: Unit, wd: Path) -> dict[str, Any]:
+        base = self._base(unit, wd)
         result_path = wd / "result.json"
         if result_path.is_file():
             res = json.loads(result_path.read_text())

@@ -18,7 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.api import BACKBONE_FILE, BACKBONE_META, Progress, Stage, StageContext, Task, TaskContext, TaskResult
+from harness.api import (BACKBONE_FILE, BACKBONE_META, Progress, Stage, StageContext, Task, TaskContext,
+                         TaskResult)
 from harness.store import atomic_write_text
 
 VERSIONED_PACKAGES = ("torch", "torchvision", "numpy", "mmengine", "mmcv", "mmdet", "mmsegmentation",
@@ -82,11 +83,11 @@ def load_unit(spec: dict[str, Any]) -> Any:
     method = import_entry(spec["entry"])()
     method.name = spec["method"]
     stage = {s.name: s for s in method.stages(spec["cfg"])}[spec["name"]]
-    return Stage(stage.name, _callable(stage.run), stage.version, stage.exports_backbone)
+    return Stage(stage.name, _callable(stage.run), stage.version, stage.exports_backbone, stage.reads)
 
 
 def run_stage(stage: Stage, spec: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:
-    ctx = StageContext(**common, method=spec["method"], recipe=spec["recipe"],
+    ctx = StageContext(**{**common, "cfg": stage.view(common["cfg"])}, method=spec["method"], recipe=spec["recipe"],
                        upstream={k: Path(v) for k, v in spec["upstream"].items()},
                        config_hash=spec["config_hash"])
     summary = stage.run(ctx) or {}

@@ -9,6 +9,9 @@ Stages per ``variant`` (recipe key; see :mod:`methods.contracam.config`):
 - ``oracle``: ``gt_boxes`` (COCO ground-truth boxes) -> ``objaware_pretrain``;
 - ``mixup`` / ``cutmix`` (baselines): ``objaware_pretrain`` only.
 
+The first stages read only their part of the recipe (``Stage.reads``): changing the
+variant, ``bgmix`` or ``objaware`` settings reuses the vanilla pretraining.
+
 Light module (no torch): planning imports it.
 """
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.api import Method, Stage
-from methods.contracam.config import ContraCamRecipe
+from methods.contracam.config import CAM_READS, ORACLE_READS, ContraCamRecipe, vanilla_reads
 
 
 class ContraCAM(Method):
@@ -28,10 +31,12 @@ class ContraCAM(Method):
         recipe = ContraCamRecipe.from_recipe(cfg)
         stages = []
         if recipe.uses_cam:
-            stages += [Stage("pretrain", run="methods.contracam.stage_pretrain:run", version="1"),
-                       Stage("cam_boxes", run="methods.contracam.stage_cam:run", version="1")]
+            stages += [Stage("pretrain", run="methods.contracam.stage_pretrain:run", version="1",
+                             reads=vanilla_reads(cfg)),
+                       Stage("cam_boxes", run="methods.contracam.stage_cam:run", version="1", reads=CAM_READS)]
         elif recipe.variant == "oracle":
-            stages.append(Stage("gt_boxes", run="methods.contracam.stage_oracle:run", version="1"))
+            stages.append(Stage("gt_boxes", run="methods.contracam.stage_oracle:run", version="1",
+                                reads=ORACLE_READS))
         stages.append(Stage("objaware_pretrain", run="methods.contracam.stage_objaware:run", version="1",
                             exports_backbone=True))
         return stages

@@ -115,17 +115,39 @@ class ContraCamRecipe:
 
     @classmethod
     def from_recipe(cls, recipe: dict[str, Any]) -> "ContraCamRecipe":
-        base = recipe.get("base", "mocov2")
-        if base not in BASES:
-            raise ConfigError(f"contracam recipe: base must be one of {BASES}, got {base!r}")
         variant = recipe.get("variant", "crop")
         if variant not in VARIANTS:
             raise ConfigError(f"contracam recipe: variant must be one of {VARIANTS}, got {variant!r}")
-        return cls(base, variant, _section(recipe, "cam", CamConfig).check(), _section(recipe, "bgmix", BgMixConfig),
-                   _section(recipe, "mix", MixConfig), _section(recipe, "oracle", OracleConfig))
+        return cls(base_name(recipe), variant, cam_config(recipe), _section(recipe, "bgmix", BgMixConfig),
+                   _section(recipe, "mix", MixConfig), oracle_config(recipe))
+
+
+def base_name(recipe: dict[str, Any]) -> str:
+    """The ``base`` pretraining method."""
+    base = recipe.get("base", "mocov2")
+    if base not in BASES:
+        raise ConfigError(f"contracam recipe: base must be one of {BASES}, got {base!r}")
+    return str(base)
+
+
+def cam_config(recipe: dict[str, Any]) -> CamConfig:
+    return _section(recipe, "cam", CamConfig).check()
+
+
+def oracle_config(recipe: dict[str, Any]) -> OracleConfig:
+    return _section(recipe, "oracle", OracleConfig)
 
 
 METHOD_KEYS = ("base", "variant", "cam", "bgmix", "mix", "oracle", "objaware")
+
+
+def vanilla_reads(recipe: dict[str, Any]) -> tuple[str, ...]:
+    """The recipe keys of the vanilla pretraining stage: ``base`` and the base method's keys."""
+    return ("base",) + tuple(k for k in recipe if k not in METHOD_KEYS)
+
+
+CAM_READS = ("cam", "data", "objaware")  # the CAM runs on the second stage's images
+ORACLE_READS = ("oracle",)
 
 
 def base_recipe(recipe: dict[str, Any], second_stage: bool = False) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from harness.api import StageContext
 from harness.errors import DataError
-from methods.contracam.config import CamConfig, ContraCamRecipe
+from methods.contracam.config import CamConfig, cam_config
 
 BOXES_FILE = "boxes.json"
 MASK_DIR = "masks"
@@ -68,8 +68,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     from methods.contracam.config import base_recipe
     from harness.cam.infer import load_cam_model
 
-    recipe = ContraCamRecipe.from_recipe(ctx.cfg)
-    cam = recipe.cam
+    cam = cam_config(ctx.cfg)
     workdir = Path(ctx.workdir)
     (workdir / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
     data_cfg = DataConfig.from_cfg(base_recipe(ctx.cfg, second_stage=True).get("data"))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import StageContext
-from methods.contracam.config import ContraCamRecipe
+from methods.contracam.config import oracle_config
 from methods.contracam.stage_cam import BOXES_FILE
 
 
@@ -37,7 +37,7 @@ def gt_boxes(data_root: Path, split: str, min_area: float, margin: float) -> dic
 def run(ctx: StageContext) -> dict[str, Any]:
     from harness.cam.boxes import save_boxes
 
-    oracle = ContraCamRecipe.from_recipe(ctx.cfg).oracle
+    oracle = oracle_config(ctx.cfg)
     boxes = gt_boxes(ctx.data_root, oracle.split, oracle.min_area, oracle.margin)
     Path(ctx.workdir).mkdir(parents=True, exist_ok=True)
     save_boxes(Path(ctx.workdir) / BOXES_FILE, boxes)

@@ -9,13 +9,12 @@ import dataclasses
 from typing import Any
 
 from harness.api import StageContext
-from methods.contracam.config import ContraCamRecipe, base_recipe
+from methods.contracam.config import base_name, base_recipe
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
     from harness.pretrain.stage import pretrain
     from methods.contracam.models import build_model
 
-    recipe = ContraCamRecipe.from_recipe(ctx.cfg)
     cfg = base_recipe(ctx.cfg)
-    return pretrain(dataclasses.replace(ctx, cfg=cfg), build_model(recipe.base, cfg))
+    return pretrain(dataclasses.replace(ctx, cfg=cfg), build_model(base_name(ctx.cfg), cfg))

@@ -44,7 +44,7 @@ def test_bgmix_has_a_smaller_bg_gap_than_vanilla_mocov2(tmp_path):
     for seed in SEEDS:
         work, upstream = tmp_path / f"seed{seed}", {}
         for stage in ContraCAM().stages(cfg):
-            ctx = StageContext(name=stage.name, cfg=copy.deepcopy(cfg), workdir=work / stage.name, data_root=root,
+            ctx = StageContext(name=stage.name, cfg=stage.view(copy.deepcopy(cfg)), workdir=work / stage.name, data_root=root,
                                seed=seed, device="cpu", preset="tiny", method="contracam", recipe="tiny-bgmix",
                                upstream=dict(upstream), config_hash=f"bgmix-gap-{seed}")
             ctx.workdir.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ def toy_recipe(variant: str = "crop+bgmix", base: str = "mocov2") -> dict:
 def run_stage(stage, cfg: dict, root: Path, work: Path, upstream: dict[str, Path]) -> dict:
     from harness.registry import import_entry
 
-    ctx = StageContext(name=stage.name, cfg=copy.deepcopy(cfg), workdir=work / stage.name, data_root=root, seed=0,
+    ctx = StageContext(name=stage.name, cfg=stage.view(copy.deepcopy(cfg)), workdir=work / stage.name, data_root=root, seed=0,
                        device="cpu", preset="tiny", method="contracam", recipe="toy", upstream=dict(upstream),
                        config_hash="test")
     ctx.workdir.mkdir(parents=True, exist_ok=True)

@@ -66,7 +66,7 @@ def test_trained_model_cam_overlaps_objects_better_than_baselines(tmp_path):
     cfg["augment"].update(size=32, scale=[0.3, 1.0])
     cfg["loop"] = {"checkpoint_every": 0, "log_every": 4, "amp": False, "channels_last": False, "sync_bn": False}
     stage = ContraCAM().stages(cfg)[0]
-    ctx = StageContext(name=stage.name, cfg=copy.deepcopy(cfg), workdir=tmp_path / "pretrain", data_root=root, seed=0,
+    ctx = StageContext(name=stage.name, cfg=stage.view(copy.deepcopy(cfg)), workdir=tmp_path / "pretrain", data_root=root, seed=0,
                        device="cpu", preset="tiny", method="contracam", recipe="test", config_hash="trained-cam")
     ctx.workdir.mkdir()
     torch.manual_seed(0)

@@ -14,6 +14,7 @@ from harness.api import StageContext, TaskContext
 from harness.data.synthetic.coco import write_coco
 from harness.data.synthetic.sizes import DEFAULT
 from harness.tasks.bias_diagnostic import BiasDiagnostic
+from methods.d3ssl import D3SSL
 from methods.d3ssl.pretrain import run_pretrain
 from methods.d3ssl.proposals import run_proposals
 
@@ -23,11 +24,12 @@ SEEDS = (0, 1, 2)
 
 def _train_and_diagnose(recipe: str, seed: int, root: Path, work: Path) -> dict[str, float]:
     cfg = yaml.safe_load((RECIPES / f"{recipe}.yaml").read_text())
-    kw = dict(cfg=cfg, data_root=root, seed=seed, device="cpu", preset="tiny", method="d3ssl", recipe=recipe)
+    proposals, pretrain = D3SSL().stages(cfg)
+    kw = dict(data_root=root, seed=seed, device="cpu", preset="tiny", method="d3ssl", recipe=recipe)
     torch.manual_seed(seed)
-    run_proposals(StageContext(name="proposals", workdir=work / "proposals", **kw))
-    run_pretrain(StageContext(name="pretrain", workdir=work / "pretrain", upstream={"proposals": work / "proposals"},
-                              **kw))
+    run_proposals(StageContext(name="proposals", cfg=proposals.view(cfg), workdir=work / "proposals", **kw))
+    run_pretrain(StageContext(name="pretrain", cfg=pretrain.view(cfg), workdir=work / "pretrain",
+                              upstream={"proposals": work / "proposals"}, **kw))
     preset = registry.task_entry("bias_diagnostic").presets["tiny"]
     ctx = TaskContext(name="bias_diagnostic", cfg=preset, workdir=work / "diag", data_root=root, seed=0,
                       device="cpu", preset="tiny", task="bias_diagnostic", backbone=work / "pretrain" / "backbone.pth")

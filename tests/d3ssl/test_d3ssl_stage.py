@@ -15,6 +15,7 @@ from harness.data.synthetic.coco import write_coco
 from harness.data.synthetic.sizes import TINY
 from harness.errors import DataError
 from harness.tasks.bias_diagnostic import BiasDiagnostic
+from methods.d3ssl import D3SSL
 from methods.d3ssl.pretrain import run_pretrain
 from methods.d3ssl.proposals import PROPOSALS_FILE, filter_boxes, ProposalCfg, run_proposals
 
@@ -34,7 +35,8 @@ def tiny_cfg() -> dict:
 
 
 def _stage(name: str, cfg: dict, root: Path, work: Path, **kw) -> StageContext:
-    return StageContext(name=name, cfg=cfg, workdir=work / name, data_root=root, seed=0, device="cpu",
+    stage = {s.name: s for s in D3SSL().stages(cfg)}[name]
+    return StageContext(name=name, cfg=stage.view(cfg), workdir=work / name, data_root=root, seed=0, device="cpu",
                         preset="tiny", method="d3ssl", recipe="tiny", config_hash="x", **kw)
 
 

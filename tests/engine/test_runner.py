@@ -17,8 +17,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
 
-def run_once(tmp_path: Path, overrides: list[str] | None = None, suite: str = "toy") -> list[runner.Outcome]:
-    cfg = config.resolve("toy", suite, preset="tiny", overrides=overrides)
+def run_once(tmp_path: Path, overrides: list[str] | None = None, suite: str = "toy",
+             method: str = "toy") -> list[runner.Outcome]:
+    cfg = config.resolve(method, suite, preset="tiny", overrides=overrides)
     units = runner.plan(cfg)
     r = runner.Runner(cfg, tmp_path / "out", report=lambda line: None, poll_s=0.05)
     return r.run(units, Path(cfg["data"]["root"]))
@@ -66,6 +67,29 @@ def test_failed_stage_blocks_its_tasks(bench: Path, tmp_path: Path) -> None:
     assert [o.status for o in out] == ["failed", "blocked", "blocked", "blocked"]
     rec = store.load_records(tmp_path / "out" / "records", kind="stage").iloc[0]
     assert "failed on purpose" in rec["error"]
+
+
+def test_stage_reused_when_only_keys_it_does_not_read_change(bench: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = run_once(tmp_path, method="toy_split")
+    assert [o.status for o in first] == ["ok"] * 4
+    second = run_once(tmp_path, overrides=["method.epochs=5"], method="toy_split")
+    assert [o.status for o in second] == ["skipped", "ok", "ok", "ok"]
+    assert second[0].unit.key == first[0].unit.key and second[1].unit.key != first[1].unit.key
+    assert executed(out, "a") == ["a 1", "a 2", "a 3"]
+    stages = store.load_records(out / "records", kind="stage")
+    reused = stages[(stages["task"] == "stage.a") & (stages["recipe"] != "tiny")].iloc[0]
+    assert reused["recipe"].startswith("tiny+") and reused["config"]["method"]["epochs"] == 5
+    assert reused["unit_key"] == first[0].unit.key and reused["epochs"] == 5
+    third = run_once(tmp_path, overrides=["method.value=4"], method="toy_split")
+    assert [o.status for o in third] == ["ok"] * 4
+    assert third[2].record["metrics"]["score"] == 8.0
+
+
+def test_stage_reading_an_undeclared_key_fails_clearly(bench: Path, tmp_path: Path) -> None:
+    out = run_once(tmp_path, method="toy_undeclared")
+    assert [o.status for o in out] == ["failed", "blocked", "blocked", "blocked"]
+    assert "stage 'a' reads recipe key 'value', which is not in its Stage.reads" in out[0].record["error"]
 
 
 def _harness(tmp_path: Path, bench: Path, *extra: str) -> subprocess.Popen:

@@ -59,6 +59,25 @@ class ToyMethod(Method):
         return [Stage("a", run=f"{__name__}:stage_a"), Stage("b", run=f"{__name__}:stage_b", exports_backbone=True)]
 
 
+@register_method("toy_split")
+class ToySplitMethod(Method):
+    """The toy method with stage ``a`` declaring the recipe keys it reads."""
+
+    recipes = ToyMethod.recipes
+    reads_a: tuple[str, ...] = ("value", "steps", "sleep", "fail_stage")
+
+    def stages(self, cfg: dict) -> list[Stage]:
+        return [Stage("a", run=f"{__name__}:stage_a", reads=self.reads_a),
+                Stage("b", run=f"{__name__}:stage_b", exports_backbone=True)]
+
+
+@register_method("toy_undeclared")
+class ToyUndeclaredMethod(ToySplitMethod):
+    """Stage ``a`` reads ``value`` without declaring it."""
+
+    reads_a = ("steps", "sleep", "fail_stage")
+
+
 @register_task("toy_score", version="2", presets={"tiny": {"scale": 2.0, "fail_if": None}})
 class ToyScore(Task):
     """Scores the toy backbone: scale x the number in it."""

@@ -36,7 +36,8 @@ def _tiny_cfg(**over) -> dict:
 
 
 def _ctx(cfg, root, work, name, upstream=None) -> StageContext:
-    return StageContext(name=name, cfg=copy.deepcopy(cfg), workdir=work / name, data_root=root, seed=0,
+    stage = {s.name: s for s in ORL().stages(cfg)}[name]
+    return StageContext(name=name, cfg=stage.view(copy.deepcopy(cfg)), workdir=work / name, data_root=root, seed=0,
                         device="cpu", preset="tiny", method="orl", recipe="tiny",
                         upstream=dict(upstream or {}), config_hash="test")
 
