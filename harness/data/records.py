@@ -28,6 +28,15 @@ class ClassificationSet:
             h.update(f"{rel}\t{label}\t{path.stat().st_size}\n".encode())
         return h.hexdigest()
 
+    def file_stamp(self) -> str:
+        """sha256 over (absolute path, size, modification time) of every sample: a local
+        check that no file changed since (unlike :meth:`fingerprint`, not portable)."""
+        h = hashlib.sha256()
+        for path, _ in self.samples:
+            st = path.stat()
+            h.update(f"{path.resolve()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()
+
 
 @dataclass(frozen=True)
 class ObjectAnnotation:

@@ -164,24 +164,21 @@ def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     delta = maxc - minc
     s = delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc))
     d = torch.where(delta > 0, delta, torch.ones_like(delta))
-    rc, gc, bc = (maxc - r) / d, (maxc - g) / d, (maxc - b) / d
-    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    h = torch.where(maxc == r, g - b, torch.where(maxc == g, 2.0 * d + b - r, 4.0 * d + r - g)) / d
     h = torch.where(delta > 0, h, torch.zeros_like(h))
     return torch.stack([torch.remainder(h / 6.0, 1.0), s, maxc], 1)
 
 
+_HSV_OFFSETS = (5.0, 3.0, 1.0)  # R, G, B
+
+
 def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`rgb_to_hsv`."""
-    h, s, v = x.unbind(1)
-    h6 = h * 6.0
-    i = torch.floor(h6)
-    f = h6 - i
-    i = i.long().remainder(6)
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    table = torch.stack([torch.stack(c, 0) for c in (
-        (v, q, p, p, t, v), (t, v, v, q, p, p), (p, p, t, v, v, q))], 0)  # (3, 6, N, H, W)
-    idx = i.unsqueeze(0).unsqueeze(0).expand(3, 1, *i.shape)
-    return table.gather(1, idx)[:, 0].permute(1, 0, 2, 3)
+    """Inverse of :func:`rgb_to_hsv`: channel ``c = v - v s clamp(min(k, 4 - k), 0, 1)`` with
+    ``k = (n_c + 6 h) mod 6``, ``n = 5, 3, 1`` (the sector formula in closed form)."""
+    h, s, v = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    offsets = torch.tensor(_HSV_OFFSETS, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    k = torch.remainder(offsets + 6.0 * h, 6.0)
+    return v - v * s * torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
 
 
 def _adjust(x: torch.Tensor, op: int, f: torch.Tensor) -> torch.Tensor:

@@ -290,7 +290,8 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
         batch_state = _batch_fn_state(batch_fn) if checkpointed(step) else None
         return batch, batch_state
 
-    for step, raw, (batch, batch_state) in _prepared_ahead(enumerate(loader, start=start), prepare):
+    ahead = _prepared_ahead(enumerate(loader, start=start), prepare, single_threaded=not cuda)
+    for step, raw, (batch, batch_state) in ahead:
         lr = lr_at(cfg.optim, step, spe, cfg.epochs, cfg.batch_size)
         set_lr(optimizer, lr)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda and cfg.amp):
@@ -326,20 +327,30 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
             "images_per_s": images / elapsed if elapsed > 0 else 0.0}
 
 
-def _prepared_ahead(steps: Any, prepare: Callable[[int, RawBatch], Any]) -> Any:
+def _prepared_ahead(steps: Any, prepare: Callable[[int, RawBatch], Any], single_threaded: bool) -> Any:
     """``(step, raw, prepare(step, raw))`` for each ``(step, raw)``, the next one prepared
-    (loaded and augmented) in a helper thread while the caller trains on the current one."""
+    (loaded and augmented) in a helper thread while the caller trains on the current one.
+
+    ``single_threaded`` (CPU training): the helper's torch operations use one intra-op
+    thread (a per-thread OpenMP setting), so that the step keeps every core it had and the
+    two do not oversubscribe them."""
     from concurrent.futures import ThreadPoolExecutor
+
+    main_threads = torch.get_num_threads()
 
     def next_prepared() -> tuple[int, RawBatch, Any] | None:
         item = next(steps, None)
         return None if item is None else (item[0], item[1], prepare(*item))
 
-    with ThreadPoolExecutor(1, thread_name_prefix="batch") as pool:
-        pending = pool.submit(next_prepared)
-        while (item := pending.result()) is not None:
+    init = (lambda: torch.set_num_threads(1)) if single_threaded else None
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="batch", initializer=init) as pool:
             pending = pool.submit(next_prepared)
-            yield item
+            while (item := pending.result()) is not None:
+                pending = pool.submit(next_prepared)
+                yield item
+    finally:
+        torch.set_num_threads(main_threads)  # the default of threads started later
 
 
 def _batch_fn_state(batch_fn: BatchFn) -> Any:

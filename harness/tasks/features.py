@@ -1,7 +1,10 @@
 """Frozen-backbone features of a :class:`ClassificationSet`, cached on disk.
 
-A cache entry is keyed by sha256(model key, dataset fingerprint, transform spec); the
-model key of an exported backbone is the sha256 of its ``backbone.pth``. Entries are
+A cache entry is keyed by sha256(model key, dataset fingerprint, transform spec, file
+stamp); the model key of an exported backbone is the sha256 of its ``backbone.pth``. The
+fingerprint (the one results record) hashes paths, labels and sizes; the file stamp adds
+every image file's modification time, so that a file rewritten in place at the same size
+is extracted again (array datasets: the fingerprint hashes the pixels themselves). Entries are
 written atomically, so a killed run never leaves a half-written file behind, and a
 second run with the same key does no forward pass at all.
 """
@@ -172,8 +175,9 @@ class FeatureExtractor:
 
     def cache_path(self, dataset: ImageSet, fingerprint: str | None = None, spec: TransformSpec | None = None
                    ) -> Path:
+        stamp = dataset.file_stamp() if isinstance(dataset, ClassificationSet) else ""
         key = hashlib.sha256("\n".join([self.model_key, fingerprint or dataset.fingerprint(),
-                                        (spec or self.spec).key()]).encode()).hexdigest()
+                                        (spec or self.spec).key(), stamp]).encode()).hexdigest()
         return self.cache_dir / f"{key}.pt"
 
     def __call__(self, dataset: ImageSet, fingerprint: str | None = None, spec: TransformSpec | None = None

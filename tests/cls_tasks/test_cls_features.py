@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from cls_task_fixtures import backbone_file, write_image_folder
@@ -52,6 +54,21 @@ def test_cache_key_follows_model_transform_and_data(tmp_path: Path):
     assert ex.cache_path(ds, spec=TransformSpec(resize=20, crop=12)) != base
     (tmp_path / "imgs" / "a" / "0.png").write_bytes((tmp_path / "imgs" / "a" / "0.png").read_bytes() + b"\0")
     assert ex.cache_path(ds) != base
+
+
+def test_image_rewritten_at_the_same_size_is_extracted_again(tmp_path: Path):
+    ds = _dataset(tmp_path)
+    a0 = tmp_path / "imgs" / "a" / "0.png"
+    Image.open(a0).save(a0, compress_level=0)  # stored deflate: the file size depends on the dimensions only
+    first = FeatureExtractor(MeanColour(), "model-1", SPEC, cache_dir=tmp_path / "cache", batch_size=4)
+    feats = first(ds)
+    fingerprint, size = ds.fingerprint(), a0.stat().st_size
+    Image.fromarray(np.full((24, 24, 3), 250, np.uint8)).save(a0, compress_level=0)
+    assert a0.stat().st_size == size and ds.fingerprint() == fingerprint  # the portable fingerprint cannot see it
+    second = FeatureExtractor(MeanColour(), "model-1", SPEC, cache_dir=tmp_path / "cache", batch_size=4)
+    again = second(ds)
+    assert second.forward_batches == 3  # the cache key can
+    assert again.x[0, 0] > feats.x[0, 0] + 1.0 and torch.equal(again.x[1:], feats.x[1:])
 
 
 def test_backbone_file_features_are_resnet_pooled(tmp_path: Path):
