@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from harness.pretrain.data import list_scene_images
@@ -93,3 +94,42 @@ def test_correspondence_files_resume_and_same_class_pairs(tmp_path, monkeypatch)
     monkeypatch.setattr(correspondence, "image_embeddings", no_embedding)
     build_correspondence(backbone, projector, paths, names, work, dataclasses.replace(CFG, pair_ratio=0.5),
                          device="cpu")
+
+
+def test_roi_embedding_resumes_after_an_interruption(tmp_path, monkeypatch):
+    """Interrupted while embedding RoIs (after one of three chunks, with a half-written temp
+    file left behind as a kill would), the rerun embeds only the missing chunks and gives
+    the uninterrupted run's pairs."""
+    make_scenes(tmp_path / "data", n=24, side=96)
+    paths = list_scene_images(tmp_path / "data")
+    names = [p.relative_to(tmp_path / "data").as_posix() for p in paths]
+    backbone, projector = _encoder()
+    reference = build_correspondence(backbone, projector, paths, names, tmp_path / "ref", CFG, device="cpu")
+
+    real, calls = correspondence.roi_embeddings, []
+
+    class Killed(Exception):
+        pass
+
+    def embed_then_die(backbone, image_paths, *args, **kwargs):
+        calls.append(len(image_paths))
+        if len(calls) == 2:
+            (work / "roi_emb" / ".chunk_000001.npy.999.tmp").write_bytes(b"\x93NUMPY half")
+            raise Killed
+        return real(backbone, image_paths, *args, **kwargs)
+
+    work = tmp_path / "work"
+    monkeypatch.setattr(correspondence, "roi_embeddings", embed_then_die)
+    with pytest.raises(Killed):
+        build_correspondence(backbone, projector, paths, names, work, CFG, device="cpu")
+    assert sorted(p.name for p in (work / "roi_emb").glob("chunk_*.npy")) == ["chunk_000000.npy"]
+
+    calls.clear()
+    monkeypatch.setattr(correspondence, "roi_embeddings",
+                        lambda backbone, image_paths, *a, **kw: calls.append(len(image_paths)) or real(
+                            backbone, image_paths, *a, **kw))
+    resumed = build_correspondence(backbone, projector, paths, names, work, CFG, device="cpu")
+    assert calls == [CFG.roi_chunk_size] * 2  # chunks 1 and 2 only
+    np.testing.assert_array_equal(resumed.query_box, reference.query_box)
+    np.testing.assert_array_equal(resumed.key_box, reference.key_box)
+    np.testing.assert_allclose(resumed.score, reference.score, rtol=1e-6)
