@@ -21,6 +21,9 @@ layout                      backbone keys
 ``torchvision``             plain torchvision keys (``fc.*`` dropped)
 ==========================  =============================================================
 
+:func:`convert` also writes the checkpoint's projector as ``heads.pth`` when it finds one
+(see :mod:`harness.checkpoint_heads`), so that ContraCAM runs on public weights.
+
 Heads (projector, predictor, ...) are exported beside the backbone as ``heads.pth``
 (keys ``<head name>.<module key>``) and ``heads.json`` (``{"heads": {name: spec}}`` with
 the specs of :func:`harness.pretrain.models.build_head`, plus ``sha256``).
@@ -193,6 +196,7 @@ class ConversionReport:
     dropped: dict[str, int] = field(default_factory=dict)  # key group -> count
     filled: list[str] = field(default_factory=list)  # num_batches_tracked buffers absent in the source
     sha256: str = ""
+    heads: str = ""  # the projector written as heads.pth, or why none was
 
     def summary(self) -> str:
         dropped = ", ".join(f"{g} ({n})" for g, n in sorted(self.dropped.items())) or "none"
@@ -202,6 +206,7 @@ class ConversionReport:
         if self.filled:
             lines.append(f"  filled {len(self.filled)} absent BN num_batches_tracked buffers with 0")
         lines.append(f"  sha256 {self.sha256}")
+        lines.append(f"  heads: {self.heads}")
         return "\n".join(lines)
 
 
@@ -301,7 +306,25 @@ def convert(src: Path, dst: Path, arch: str | None = None) -> ConversionReport:
                                           "config_hash": "", "source": str(src), "source_sha256": sha256_file(src)},
                   filename=path.name)
     meta = json.loads(sidecar_path(path).read_text())
-    return ConversionReport(src, path, layout, prefix, arch, len(backbone), dict(dropped), filled, meta["sha256"])
+    heads = _write_projector(state, prefix, path.parent, {"method": "imported", "source": str(src)})
+    return ConversionReport(src, path, layout, prefix, arch, len(backbone), dict(dropped), filled, meta["sha256"],
+                            heads)
+
+
+def _write_projector(state: Mapping[str, torch.Tensor], prefix: str, folder: Path, meta: dict[str, Any]) -> str:
+    """Write the checkpoint's projector as ``heads.pth`` in ``folder`` (removing a stale one
+    when there is none); returns what was written, or why nothing was."""
+    from harness.checkpoint_heads import PROJECTOR, ProjectorNotFound, import_projector
+
+    try:
+        head, spec, source = import_projector(state, prefix)
+    except ProjectorNotFound as exc:
+        for stale in (folder / HEADS_FILE, sidecar_path(folder / HEADS_FILE)):
+            stale.unlink(missing_ok=True)
+        return f"none ({exc})"
+    save_heads(folder, {PROJECTOR: head}, {PROJECTOR: spec}, meta)
+    dims = "-".join(map(str, spec["dims"]))
+    return f"{PROJECTOR} (MLP {dims}{', BN' if spec['bn'] else ''}) from {source}* -> {folder / HEADS_FILE}"
 
 
 def convert_main(src: str | Path, dst: str | Path, arch: str | None = None) -> int:

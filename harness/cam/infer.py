@@ -17,8 +17,8 @@ import torch
 from harness.errors import CheckpointError
 from harness.pretrain.augment import IMAGENET_MEAN, IMAGENET_STD
 from harness.cam.contrastive import ContrastiveCAM
+from harness.checkpoint_heads import PROJECTOR
 
-PROJECTOR = "projector"
 
 
 def heads_file_for(backbone: Path) -> Path:
@@ -37,7 +37,8 @@ def load_cam_model(backbone: Path, expand_res: int = 1, device: str | torch.devi
         raise CheckpointError(
             f"{heads_path}: not found. ContraCAM needs the projection head of the pretrained model: the "
             f"method that exported {Path(backbone).name} must also write heads.pth/heads.json beside it "
-            f"(harness.checkpoints.save_heads) with a head named {PROJECTOR!r}")
+            f"(harness.checkpoints.save_heads) with a head named {PROJECTOR!r}; `harness convert` writes it "
+            f"for public MoCo / OpenSelfSup / mmselfsup / BYOL checkpoints that hold their projector")
     heads = load_heads(heads_path)
     if PROJECTOR not in heads:
         raise CheckpointError(f"{heads_path}: has heads {sorted(heads)}, but ContraCAM needs {PROJECTOR!r}")

@@ -183,3 +183,62 @@ def test_old_checkpoint_without_bn_counters_is_filled_and_reported(tmp_path: Pat
     report = convert(tmp_path / "old.pth", tmp_path / "out")
     assert report.arch == "resnet18" and len(report.filled) == 20 and "filled 20" in report.summary()
     load_backbone(report.dst)
+
+
+def _reference_projector(state: dict[str, torch.Tensor], prefix: str, bn: bool) -> torch.nn.Sequential:
+    """The source checkpoint's own projector module (torch layers, its key names), eval mode."""
+    sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if bn:
+        d_in, hid, out = sub["0.weight"].shape[1], sub["0.weight"].shape[0], sub["3.weight"].shape[0]
+        net = torch.nn.Sequential(torch.nn.Linear(d_in, hid), torch.nn.BatchNorm1d(hid), torch.nn.ReLU(),
+                                  torch.nn.Linear(hid, out))
+    else:
+        d_in, hid, out = sub["0.weight"].shape[1], sub["0.weight"].shape[0], sub["2.weight"].shape[0]
+        net = torch.nn.Sequential(torch.nn.Linear(d_in, hid), torch.nn.ReLU(), torch.nn.Linear(hid, out))
+    net.load_state_dict(sub, strict=True)
+    return net.eval()
+
+
+def _bn_projector(prefix: str, d: int = 512, hid: int = 256, out: int = 64) -> dict[str, torch.Tensor]:
+    """OpenSelfSup BYOL neck keys: Linear(bias) - BN - ReLU - Linear, with trained BN statistics."""
+    return {f"{prefix}0.weight": torch.randn(hid, d), f"{prefix}0.bias": torch.randn(hid),
+            f"{prefix}1.weight": torch.rand(hid) + 0.5, f"{prefix}1.bias": torch.randn(hid),
+            f"{prefix}1.running_mean": torch.randn(hid), f"{prefix}1.running_var": torch.rand(hid) + 0.5,
+            f"{prefix}1.num_batches_tracked": torch.tensor(100), f"{prefix}3.weight": torch.randn(out, hid),
+            f"{prefix}3.bias": torch.randn(out)}
+
+
+@pytest.mark.parametrize("name,head_prefix,bn", [
+    ("moco", "module.encoder_q.fc.", False), ("openselfsup", "neck.mlp.", False), ("byol", "online_net.1.mlp.", True)])
+def test_convert_imports_the_projector_as_heads(tmp_path: Path, name: str, head_prefix: str, bn: bool) -> None:
+    from harness.cam.infer import load_cam_model
+
+    state = _resnet18_state()
+    obj, _ = _layouts(state)[name]
+    if bn:  # replace the layout's Linear-ReLU-Linear projector by a BN one
+        obj["state_dict"] = {k: v for k, v in obj["state_dict"].items() if not k.startswith(head_prefix)}
+        obj["state_dict"].update(_bn_projector(head_prefix))
+    torch.save(obj, tmp_path / "src.pth")
+    report = convert(tmp_path / "src.pth", tmp_path / "out")
+    assert report.heads.startswith("projector") and head_prefix in report.heads and head_prefix in report.summary()
+    head = load_heads(tmp_path / "out")["projector"].eval()
+    reference = _reference_projector(obj["state_dict"], head_prefix, bn)
+    x = torch.randn(6, 512)
+    with torch.no_grad():
+        assert torch.allclose(head(x), reference(x), rtol=1e-4, atol=1e-4)
+    cam = load_cam_model(tmp_path / "out" / "backbone.pth")  # ContraCAM runs on the imported weights
+    assert cam.projector is not None
+
+
+def test_convert_without_a_projector_says_so_and_removes_stale_heads(tmp_path: Path) -> None:
+    moco = _layouts(_resnet18_state())["moco"][0]
+    torch.save(moco, tmp_path / "moco.pth")
+    assert convert(tmp_path / "moco.pth", tmp_path / "out").heads.startswith("projector")
+    torch.save({"state_dict": _prefixed(_resnet18_state(2), "encoder.")}, tmp_path / "lightning.pth")
+    report = convert(tmp_path / "lightning.pth", tmp_path / "out")
+    assert report.heads.startswith("none (no known projector location")
+    assert not (tmp_path / "out" / "heads.pth").exists() and not (tmp_path / "out" / "heads.json").exists()
+    torch.save({"state_dict": {**_prefixed(_resnet18_state(), "backbone."), "neck.fc.weight": torch.randn(8, 512)}},
+               tmp_path / "odd.pth")
+    assert "unexpected key 'neck.mlp" not in convert(tmp_path / "odd.pth", tmp_path / "out2").heads
+    assert convert(tmp_path / "odd.pth", tmp_path / "out2").heads == "none (no keys under 'neck.mlp.')"
