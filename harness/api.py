@@ -97,6 +97,9 @@ class Stage:
     """One stage of a method. ``run`` executes inside the unit's process; give it as a
     ``"module:function"`` string so that planning never imports torch.
 
+    ``identity``: values that identify inputs outside the recipe and the data (the
+    sha256 of an external checkpoint), part of the stage's unit key.
+
     ``reads``: the top-level recipe keys the stage's output depends on (None: all of
     them). Only these enter the stage's unit key, so changing a later stage's settings
     does not rerun it; the stage sees them through a :class:`StageRecipe`, which refuses
@@ -108,6 +111,7 @@ class Stage:
     version: str = "1"
     exports_backbone: bool = False
     reads: tuple[str, ...] | None = None
+    identity: dict[str, str] = field(default_factory=dict)  # e.g. an input file's sha256, hashed into the key
 
     def view(self, recipe: dict[str, Any]) -> dict[str, Any]:
         """The recipe as this stage sees it (``ctx.cfg``)."""

@@ -85,8 +85,9 @@ def plan(cfg: dict[str, Any]) -> list[Unit]:
     units: list[Unit] = []
     for stage in stages:
         upstream = list(units)
-        key = unit_key({**common, "method": stage_view(method_cfg, stage), "kind": "stage", "stage": stage.name,
-                        "version": stage.version, "upstream": [u.key for u in upstream]})
+        payload = {**common, "method": stage_view(method_cfg, stage), "kind": "stage", "stage": stage.name,
+                   "version": stage.version, "upstream": [u.key for u in upstream]}
+        key = unit_key({**payload, "identity": stage.identity} if stage.identity else payload)
         units.append(Unit("stage", stage.name, key, entry, stage.version, method_cfg, upstream))
     backbone_unit = units[-1]
     for instance, task_cfg in cfg["tasks"].items():

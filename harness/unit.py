@@ -6,6 +6,7 @@ workdir. Under torchrun every rank runs the unit; rank 0 alone writes the result
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -83,7 +84,7 @@ def load_unit(spec: dict[str, Any]) -> Any:
     method = import_entry(spec["entry"])()
     method.name = spec["method"]
     stage = {s.name: s for s in method.stages(spec["cfg"])}[spec["name"]]
-    return Stage(stage.name, _callable(stage.run), stage.version, stage.exports_backbone, stage.reads)
+    return dataclasses.replace(stage, run=_callable(stage.run))
 
 
 def run_stage(stage: Stage, spec: dict[str, Any], common: dict[str, Any]) -> dict[str, Any]:

@@ -27,3 +27,23 @@ def test_method_runs_its_stages_and_the_smoke_suite(tmp_path: Path, method: str)
     assert again.returncode == 0, again.stderr[-3000:]
     for task in ("knn", "coco_crop", "bg_shift"):
         assert re.search(rf"^task {task}\s+skipped", again.stdout, re.M), again.stdout[-2000:]
+
+
+def test_an_imported_public_checkpoint_runs_the_smoke_suite(tmp_path: Path) -> None:
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    state = {f"module.encoder_q.{k}": v for k, v in torchvision.models.resnet18().state_dict().items()
+             if not k.startswith("fc.")}
+    torch.save({"epoch": 200, "state_dict": state}, tmp_path / "moco.pth.tar")
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--method", "imported", "--suite", "smoke", "--out", str(out),
+           "--set", f"method.checkpoint={tmp_path / 'moco.pth.tar'}", "--set", "method.pretrain_data=imagenet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    records = load_records(out / "records")
+    assert sorted(records["task"]) == ["bg_shift", "coco_crop", "knn"] and set(records["status"]) == {"ok"}
+    assert (records["pretrain_data"] == "imagenet").all()
+    stage = load_records(out / "records", kind="stage").iloc[0]
+    assert stage["extra"]["layout"] == "moco" and stage["extra"]["heads"].startswith("none")

@@ -1,0 +1,41 @@
+"""An external SSL checkpoint (a public MoCo / OpenSelfSup / mmselfsup / BYOL / Lightning /
+torchvision file), evaluated as it is: one stage imports it as ``harness convert`` does
+(backbone, and the projector where the file holds one) and exports it; nothing is trained.
+
+    harness run --method imported --set method.checkpoint=moco_v2_800ep.pth.tar \\
+        --set method.pretrain_data=imagenet --set method.epochs=800 --preset paper --suite all
+
+The checkpoint's sha256 is part of the stage's unit key, so another file at the same path
+is imported again. Light module (no torch): planning imports it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.api import Method, Stage
+from harness.errors import ConfigError
+
+
+def checkpoint_path(cfg: dict[str, Any]) -> Path:
+    """The recipe's ``checkpoint`` file (an error names what to set when it is missing)."""
+    given = cfg.get("checkpoint")
+    if not given:
+        raise ConfigError("method 'imported': give the checkpoint file with --set method.checkpoint=PATH")
+    path = Path(str(given)).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"method 'imported': checkpoint {path} not found (method.checkpoint)")
+    return path
+
+
+class Imported(Method):
+    """One stage: import the checkpoint and export it as the backbone."""
+
+    name = "imported"
+
+    def stages(self, cfg: dict[str, Any]) -> list[Stage]:
+        from harness.hashing import sha256_file
+
+        path = checkpoint_path(cfg)
+        return [Stage("import", run="methods.imported.stage:run", version="1", exports_backbone=True,
+                      identity={"checkpoint_sha256": sha256_file(path)})]
