@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -101,9 +102,13 @@ def plan(cfg: dict[str, Any]) -> list[Unit]:
 
 
 def recipe_label(cfg: dict[str, Any]) -> str:
-    """The recipe name, plus a short hash when ``--set`` changed the recipe."""
+    """The recipe's ``label`` key if it has one set (``imported``: the checkpoint's name),
+    else the recipe name; plus a short hash when ``--set`` changed other recipe keys."""
     changed = config_mod.method_overrides(cfg)
-    label = cfg["method"]["recipe"]
+    changed.pop("label", None)
+    label = str(cfg["method"].get("label") or cfg["method"]["recipe"])
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", label):
+        raise ConfigError(f"method.label {label!r}: use letters, digits, '.', '_' and '-' (it names a folder)")
     return f"{label}+{config_mod.config_hash(changed)[:8]}" if changed else label
 
 

@@ -6,7 +6,8 @@ torchvision file), evaluated as it is: one stage imports it as ``harness convert
         --set method.pretrain_data=imagenet --set method.epochs=800 --preset paper --suite all
 
 The checkpoint's sha256 is part of the stage's unit key, so another file at the same path
-is imported again. Light module (no torch): planning imports it.
+is imported again; ``label``, ``pretrain_data`` and ``epochs`` only name the records
+(``label``: the row in tables), so changing them reruns nothing. Light module (no torch): planning imports it.
 """
 from __future__ import annotations
 
@@ -38,4 +39,4 @@ class Imported(Method):
 
         path = checkpoint_path(cfg)
         return [Stage("import", run="methods.imported.stage:run", version="1", exports_backbone=True,
-                      identity={"checkpoint_sha256": sha256_file(path)})]
+                      reads=("checkpoint", "arch"), identity={"checkpoint_sha256": sha256_file(path)})]

@@ -60,3 +60,18 @@ def test_stage_exports_the_backbone_and_the_projector(tmp_path: Path) -> None:
     assert all(torch.equal(net.state_dict()[k], v) for k, v in source.items())
     assert json.loads((tmp_path / "work" / BACKBONE_META).read_text())["arch"] == "resnet18"
     assert set(load_heads(tmp_path / "work")) == {"projector"}
+
+
+def test_label_names_the_rows_and_reruns_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.pth"
+    _moco_file(path, seed=0)
+    base = config.resolve("imported", "smoke", preset="tiny", overrides=[f"method.checkpoint={path}"])
+    named = config.resolve("imported", "smoke", preset="tiny",
+                           overrides=[f"method.checkpoint={path}", "method.label=mocov2-official",
+                                      "method.pretrain_data=imagenet"])
+    assert [u.key for u in runner.plan(named)] == [u.key for u in runner.plan(base)]
+    assert runner.recipe_label(named).startswith("mocov2-official+")
+    assert runner.recipe_label(named) != runner.recipe_label(base)
+    bad = config.resolve("imported", "smoke", preset="tiny", overrides=[f"method.checkpoint={path}", "method.label=a/b"])
+    with pytest.raises(ConfigError, match="names a folder"):
+        runner.recipe_label(bad)
