@@ -140,7 +140,10 @@ def test_resume_after_sigkill(bench: Path, tmp_path: Path, victim: str) -> None:
     text, _ = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, text
     steps_b = [int(s.split()[1]) for s in executed(out, "b")]
-    assert steps_b == list(range(1, 41)), "stage b must resume from its checkpoint, not restart"
+    # resumed from its checkpoint, not restarted: only the step in flight at the kill (logged
+    # before its checkpoint was written) may have run twice
+    again = sorted({s for s in steps_b if steps_b.count(s) > 1})
+    assert sorted(set(steps_b)) == list(range(1, 41)) and again in ([], [killed_at + 1]), steps_b
     assert killed_at >= 5 and [int(s.split()[1]) for s in executed(out, "a")] == list(range(1, 41))
     df = store.load_records(out / "records")
     assert sorted(df["task"]) == ["toy_other.b", "toy_score"] and set(df["status"]) == {"ok"}
