@@ -102,8 +102,8 @@ def plan(cfg: dict[str, Any]) -> list[Unit]:
 
 
 def recipe_label(cfg: dict[str, Any]) -> str:
-    """The recipe's ``label`` key if it has one set (``imported``: the checkpoint's name),
-    else the recipe name; plus a short hash when ``--set`` changed other recipe keys."""
+    """The recipe's ``label`` key when set (``imported`` has one: a row name for the
+    checkpoint), else the recipe name; plus a short hash when ``--set`` changed other keys."""
     changed = config_mod.method_overrides(cfg)
     changed.pop("label", None)
     label = str(cfg["method"].get("label") or cfg["method"]["recipe"])
