@@ -144,6 +144,11 @@ def _torch_load(path: Path) -> Any:
     if path.suffix == ".pkl":
         raise CheckpointError(f"{path}: detectron2/pycls .pkl checkpoints are not supported; convert it to a "
                               f"torchvision state dict (.pth) first")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (expected the zip archive torch.save writes, "
+                              f"or a legacy pickle; the file starts with {head!r})")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

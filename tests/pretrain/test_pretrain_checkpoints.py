@@ -141,6 +141,15 @@ def test_pickled_code_payload_is_refused(tmp_path: Path) -> None:
         load_backbone(tmp_path / "backbone.pth", arch="resnet18")
 
 
+def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path: Path) -> None:
+    (tmp_path / "notes.pth").write_text("not a checkpoint\n")
+    with pytest.raises(CheckpointError, match=r"notes.pth: not a PyTorch checkpoint .* starts with b'not '"):
+        convert(tmp_path / "notes.pth", tmp_path / "out")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty.pth: not a PyTorch checkpoint"):
+        load_backbone(tmp_path / "empty.pth", arch="resnet18")
+
+
 def test_detectron2_pickle_and_unknown_layout_are_refused(tmp_path: Path) -> None:
     (tmp_path / "model_final.pkl").write_bytes(b"\x80\x04")
     with pytest.raises(CheckpointError, match="detectron2"):
