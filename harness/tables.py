@@ -17,7 +17,6 @@ from typing import Any
 
 import pandas as pd
 
-from harness import config as config_mod
 from harness import paths, registry
 from harness.errors import ConfigError
 

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -39,7 +38,7 @@ from harness.pretrain.models import build_resnet  # noqa: E402
 from methods.orl.boxes import filter_proposals  # noqa: E402
 from methods.orl.correspondence import roi_pairs  # noqa: E402
 from methods.orl.embed import roi_embeddings  # noqa: E402
-from methods.orl.retrieval import pair_count, top_pairs  # noqa: E402
+from methods.orl.retrieval import pair_count  # noqa: E402
 from methods.orl.roi_store import RoIEmbeddingStore  # noqa: E402
 from methods.orl.selective_search import read_bgr, selective_search  # noqa: E402
 
