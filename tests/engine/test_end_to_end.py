@@ -47,3 +47,15 @@ def test_an_imported_public_checkpoint_runs_the_smoke_suite(tmp_path: Path) -> N
     assert (records["pretrain_data"] == "imagenet").all()
     stage = load_records(out / "records", kind="stage").iloc[0]
     assert stage["extra"]["layout"] == "moco" and stage["extra"]["heads"].startswith("none")
+
+
+@pytest.mark.slow
+def test_smoke_suite_with_every_unit_a_two_process_torchrun_job(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--method", "mocov2", "--suite", "smoke", "--out", str(out),
+           "--launcher", "torchrun", "--nproc-per-node", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    records = load_records(out / "records", kind=None)
+    assert sorted(records["task"]) == ["bg_shift", "coco_crop", "knn", "stage.pretrain"]
+    assert set(records["status"]) == {"ok"} and set(records["world_size"]) == {2}
