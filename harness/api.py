@@ -125,9 +125,9 @@ class StageRecipe(dict):
     """A stage's view of its recipe: the keys it declared in :attr:`Stage.reads`. Reading
     (``[]``, ``get``, ``in``) a recipe key it did not declare is an error."""
 
-    def __init__(self, recipe: dict[str, Any], reads: tuple[str, ...] | None, stage: str):
-        keep = None if reads is None else set(reads) | set(ALWAYS_VISIBLE)
-        super().__init__({k: v for k, v in recipe.items() if keep is None or k in keep})
+    def __init__(self, recipe: dict[str, Any], reads: tuple[str, ...], stage: str):
+        keep = set(reads) | set(ALWAYS_VISIBLE)
+        super().__init__({k: v for k, v in recipe.items() if k in keep})
         self.hidden = frozenset(recipe) - frozenset(dict.keys(self))
         self.stage = stage
 
@@ -148,10 +148,6 @@ class StageRecipe(dict):
         self._check(key)
         return super().__contains__(key)
 
-
-def stage_view(recipe: dict[str, Any], stage: Stage) -> dict[str, Any]:
-    """The recipe keys that determine ``stage``'s output (what its unit key hashes)."""
-    return dict(StageRecipe(recipe, stage.reads, stage.name))
 
 
 class Method(abc.ABC):

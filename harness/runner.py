@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from harness import config as config_mod
 from harness import paths, registry, store
-from harness.api import BACKBONE_FILE, stage_view
+from harness.api import BACKBONE_FILE
 from harness.errors import ConfigError, HarnessError
 from harness.launch import local
 
@@ -86,7 +86,7 @@ def plan(cfg: dict[str, Any]) -> list[Unit]:
     units: list[Unit] = []
     for stage in stages:
         upstream = list(units)
-        payload = {**common, "method": stage_view(method_cfg, stage), "kind": "stage", "stage": stage.name,
+        payload = {**common, "method": dict(stage.view(method_cfg)), "kind": "stage", "stage": stage.name,
                    "version": stage.version, "upstream": [u.key for u in upstream]}
         key = unit_key({**payload, "identity": stage.identity} if stage.identity else payload)
         units.append(Unit("stage", stage.name, key, entry, stage.version, method_cfg, upstream))

@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 from harness import config, runner
-from harness.api import Stage, StageRecipe, stage_view
+from harness.api import Stage, StageRecipe
 from harness.errors import ConfigError
 
 
@@ -29,7 +29,7 @@ def test_stage_recipe_refuses_undeclared_keys() -> None:
 def test_stage_view_is_the_whole_recipe_without_reads() -> None:
     recipe = {"name": "m", "recipe": "r", "a": 1}
     assert Stage("s", run="x:y").view(recipe) is recipe
-    assert stage_view(recipe, Stage("s", run="x:y", reads=())) == {"name": "m", "recipe": "r"}
+    assert dict(Stage("s", run="x:y", reads=()).view(recipe)) == {"name": "m", "recipe": "r"}
 
 
 def _keys(method: str, *overrides: str) -> dict[str, str]:
