@@ -83,13 +83,19 @@ class TaskContext(UnitContext):
 
 @dataclass
 class TaskResult:
-    """Named metrics (percentages where the field uses them) and their direction."""
+    """Named metrics (percentages where the field uses them) and their direction.
+
+    ``samples``: the per-item values the metrics are computed from
+    (:class:`harness.samples.SampleTable`), kept beside the record so that comparisons
+    can resample the test items; None when the task has no per-item form.
+    """
 
     metrics: dict[str, float]
     higher_is_better: dict[str, bool]
     dataset: dict[str, Any] = field(default_factory=dict)  # name, split, fingerprint, size
     framework: dict[str, Any] = field(default_factory=dict)  # name, versions
     extra: dict[str, Any] = field(default_factory=dict)
+    samples: Any = None
 
 
 @dataclass

@@ -32,44 +32,78 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: comma-separated non-negative integers and inclusive ranges (``0,1,2``,
+    ``0-4``, ``0-2,7``); duplicates are an error."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        lo, dash, hi = part.partition("-")
+        try:
+            if dash:
+                a, b = int(lo), int(hi)
+                if a > b:
+                    raise ValueError
+                seeds.extend(range(a, b + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise HarnessError(f"--seeds {text!r}: {part!r} is not a seed (expected comma-separated non-negative "
+                               "integers or ranges A-B with A <= B, e.g. 0,1,2 or 0-4)") from None
+    if any(s < 0 for s in seeds):
+        raise HarnessError(f"--seeds {text!r}: seeds must be non-negative")
+    if len(set(seeds)) != len(seeds):
+        raise HarnessError(f"--seeds {text!r}: a seed is listed twice")
+    return seeds
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness import config, runner
 
-    cfg = config.resolve(args.method, args.suite, preset=args.preset, recipe=args.recipe, seed=args.seed,
-                         overrides=args.set, data_root=args.data_root)
-    units = runner.plan(cfg)
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
+    cfgs = [config.resolve(args.method, args.suite, preset=args.preset, recipe=args.recipe, seed=seed,
+                           overrides=args.set, data_root=args.data_root) for seed in seeds]
+    plans = [runner.plan(cfg) for cfg in cfgs]
     out = Path(args.out).resolve()
     res = _slurm_resources(args)
     if args.dry_run:
         from harness.launch import local
 
-        print(f"config hash {config.config_hash(cfg)[:16]}; output {out}; launcher {args.launcher}")
-        for i, u in enumerate(units, 1):
-            wd = runner.Runner(cfg, out).workdir(u)
-            if args.launcher == "slurm":
-                p = res.for_unit(u)
-                where = (f"slurm nodes={p['nodes']} gpus/node={p.get('gpus_per_node', 0)} "
-                         f"time={p['timeout_min']}min partition={p.get('slurm_partition', '-')}"
-                         + (f" after={','.join(x.name for x in u.upstream)}" if u.upstream else ""))
-            else:
-                where = " ".join(local.unit_command(wd / "unit.json", args.nproc_per_node, args.launcher))
-            print(f"[{i}/{len(units)}] {u.label:<34} key {u.key}  {where}")
+        for cfg, units in zip(cfgs, plans):
+            print(f"seed {cfg['seed']}: config hash {config.config_hash(cfg)[:16]}; output {out}; "
+                  f"launcher {args.launcher}")
+            for i, u in enumerate(units, 1):
+                wd = runner.Runner(cfg, out).workdir(u)
+                if args.launcher == "slurm":
+                    p = res.for_unit(u)
+                    where = (f"slurm nodes={p['nodes']} gpus/node={p.get('gpus_per_node', 0)} "
+                             f"time={p['timeout_min']}min partition={p.get('slurm_partition', '-')}"
+                             + (f" after={','.join(x.name for x in u.upstream)}" if u.upstream else ""))
+                else:
+                    where = " ".join(local.unit_command(wd / "unit.json", args.nproc_per_node, args.launcher))
+                print(f"[{i}/{len(units)}] {u.label:<34} key {u.key}  {where}")
         return 0
     runner.check_writable(out)
-    print(f"harness run: method {cfg['method']['name']} (recipe {runner.recipe_label(cfg)}), suite {cfg['suite']}, "
-          f"preset {cfg['preset']}, seed {cfg['seed']}, {len(units)} units -> {out}", flush=True)
-    data_root = runner.prepare_data(cfg, print)
-    r = runner.Runner(cfg, out, launcher=args.launcher, nproc_per_node=args.nproc_per_node)
-    if args.launcher == "slurm":
-        from harness.launch import slurm
+    cfg0 = cfgs[0]
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {','.join(map(str, seeds))}"
+    print(f"harness run: method {cfg0['method']['name']} (recipe {runner.recipe_label(cfg0)}), suite {cfg0['suite']}, "
+          f"preset {cfg0['preset']}, {seed_text}, {sum(map(len, plans))} units -> {out}", flush=True)
+    data_root = runner.prepare_data(cfg0, print)
+    failed = 0
+    for cfg, units in zip(cfgs, plans):
+        r = runner.Runner(cfg, out, launcher=args.launcher, nproc_per_node=args.nproc_per_node)
+        if len(seeds) > 1:
+            print(f"-- seed {cfg['seed']}", flush=True)
+        if args.launcher == "slurm":
+            from harness.launch import slurm
 
-        jobs = slurm.submit(r, units, data_root, res, cluster=args.slurm_cluster)
-        print(f"submitted {len(jobs)} jobs; follow them with `harness status --out {out}`")
-        return 0
-    outcomes = r.run(units, data_root)
-    print("\n" + runner.summary_table([o for o in outcomes if o.unit.kind == "task"]))
-    print(f"\nrecords: {r.records_dir}")
-    failed = [o for o in outcomes if o.status in ("failed", "blocked")]
+            jobs = slurm.submit(r, units, data_root, res, cluster=args.slurm_cluster)
+            print(f"submitted {len(jobs)} jobs; follow them with `harness status --out {out}`")
+            continue
+        outcomes = r.run(units, data_root)
+        print("\n" + runner.summary_table([o for o in outcomes if o.unit.kind == "task"]))
+        print(f"\nrecords: {r.records_dir}")
+        failed += sum(o.status in ("failed", "blocked") for o in outcomes)
     return 1 if failed else 0
 
 
@@ -143,13 +177,22 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(c.status == "pass" for c in checks) else 1
 
 
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from harness import regress, store
+def _records_dirs(args: argparse.Namespace) -> list[Path]:
+    from harness import paths
 
-    diff = regress.compare_runs(store.load_records(Path(args.run_a)), store.load_records(Path(args.run_b)))
-    with __import__("pandas").option_context("display.max_rows", None, "display.width", 200):
-        print(diff.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    return 0
+    return [Path(r) for r in args.records] or [paths.results_dir() / "records"]
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from harness import compare
+
+    return compare.compare_main(args.row_a, args.row_b, _records_dirs(args))
+
+
+def _cmd_claims(args: argparse.Namespace) -> int:
+    from harness import claims
+
+    return claims.claims_main(_records_dirs(args), [Path(f) for f in args.file] or None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--suite", default="all", help="suite name (see `harness list suites`)")
     run.add_argument("--preset", default="tiny", help="scale preset: tiny (CPU, synthetic data) or paper")
     run.add_argument("--recipe", help="method recipe (default: the preset's name)")
-    run.add_argument("--seed", type=int, default=0)
+    seed_group = run.add_mutually_exclusive_group()
+    seed_group.add_argument("--seed", type=int, default=0)
+    seed_group.add_argument("--seeds", help="several seeds in one resumable command: 0,1,2 or 0-4")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a resolved config value by dotted path, e.g. method.epochs=2")
     run.add_argument("--data-root", help="root of the real datasets (default: the synthetic benchmark)")
@@ -225,10 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--out", default="runs/check", help="output folder when running")
     chk.set_defaults(func=_cmd_check)
 
-    cmp_ = sub.add_parser("compare", help="per-metric differences between two sets of records")
-    cmp_.add_argument("run_a")
-    cmp_.add_argument("run_b")
+    cmp_ = sub.add_parser("compare", help="B - A per metric with a paired-bootstrap 95 %% CI and p-value")
+    cmp_.add_argument("row_a", metavar="A", help="METHOD or METHOD:RECIPE (the recipe label of the records)")
+    cmp_.add_argument("row_b", metavar="B", help="METHOD or METHOD:RECIPE")
+    cmp_.add_argument("--records", action="append", default=[], help="records folder (repeatable; "
+                      "default results/records)")
     cmp_.set_defaults(func=_cmd_compare)
+
+    clm = sub.add_parser("claims", help="check the published claims (benchmarks/claims/*.yaml) on records")
+    clm.add_argument("--records", action="append", default=[], help="records folder (repeatable; "
+                     "default results/records)")
+    clm.add_argument("--file", action="append", default=[], help="a claims file (repeatable; default all)")
+    clm.set_defaults(func=_cmd_claims)
 
     oim = dsub.add_parser("openimage-mini", help="build OpenImage-MINI from Open Images annotations (resumable)")
     oim.add_argument("--oi-root", required=True, help="the Open Images folder (CSVs, <split>/<ImageID>.jpg, masks/)")

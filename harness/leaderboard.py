@@ -35,6 +35,10 @@ def build_tables(records: pd.DataFrame, reference: pd.DataFrame, suite: str | No
     if suite is not None:
         return {f"suite-{suite}": tables.build(records, reference, tasks=suite_tasks(suite), title=f"Suite {suite}")}
     out = {"LEADERBOARD": tables.build(records, reference, title="Leaderboard: all tasks")}
+    plumbing = tables.build(records, title="Pipeline checks (role: plumbing; numbers check a pipeline at this "
+                            "scale and rank nothing)", role="plumbing")
+    if plumbing.rows:
+        out["plumbing"] = plumbing
     present = set(records["task"]) if len(records) else set()
     for name in config_mod.suite_names():
         names = suite_tasks(name)

@@ -40,6 +40,7 @@ class TaskEntry:
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     catalog_file: Path | None = None
     main_metrics: list[str] | None = None  # what tables and summaries show (None: all)
+    metrics: list[str] | None = None  # every metric it reports (glob patterns), for validating references
 
 
 _RUNTIME_METHODS: dict[str, MethodEntry] = {}
@@ -176,7 +177,8 @@ def tasks() -> dict[str, TaskEntry]:
             found[data["name"]] = TaskEntry(
                 name=data["name"], entry=data["entry"], version=str(data["version"]),
                 framework=data.get("framework", "torch"), description=data.get("description", ""),
-                presets=data.get("presets") or {}, catalog_file=path, main_metrics=data.get("main_metrics"))
+                presets=data.get("presets") or {}, catalog_file=path, main_metrics=data.get("main_metrics"),
+                metrics=data.get("metrics"))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: a task catalog file needs name, entry and version ({exc})") from exc
     found.update(_RUNTIME_TASKS)

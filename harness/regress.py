@@ -1,4 +1,4 @@
-"""Regression checks: metrics against expected value +- tolerance, and run-to-run diffs."""
+"""Regression checks: metrics against expected value +- tolerance."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +8,6 @@ from typing import Any
 import pandas as pd
 
 from harness import config as config_mod
-from harness import store
 from harness.errors import ConfigError
 
 
@@ -63,16 +62,3 @@ def format_checks(checks: list[Check]) -> str:
     passed = sum(c.status == "pass" for c in checks)
     lines.append(f"{passed} passed, {len(checks) - passed} failed")
     return "\n".join(lines)
-
-
-def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """Per (method, recipe, seed, task, metric): A, B, B - A and whether B is better."""
-    keys = ["method", "recipe", "seed", "task", "metric"]
-    la, lb = store.metrics_long(a), store.metrics_long(b)
-    merged = la[keys + ["value", "higher_is_better"]].merge(
-        lb[keys + ["value"]], on=keys, how="outer", suffixes=("_a", "_b"))
-    merged["delta"] = merged["value_b"] - merged["value_a"]
-    sign = merged["higher_is_better"].map(lambda h: 1 if h is not False else -1)
-    merged["change"] = [("better" if d * s > 0 else "worse" if d * s < 0 else "same") if pd.notna(d) else "only in one"
-                        for d, s in zip(merged["delta"], sign)]
-    return merged.sort_values(keys).reset_index(drop=True)

@@ -42,6 +42,7 @@ class Unit:
     cfg: dict[str, Any]
     upstream: list["Unit"] = field(default_factory=list)
     task: str = ""  # task type, for task units
+    role: str = "stage"  # stage, or a task's role (see task_role)
 
     @property
     def label(self) -> str:
@@ -95,10 +96,23 @@ def plan(cfg: dict[str, Any]) -> list[Unit]:
         entry_t = registry.task_entry(task_cfg["task"])
         key = unit_key({"kind": "task", "task": instance, "cfg": task_cfg, "seed": cfg["seed"],
                         "data": common["data"], "backbone": backbone_unit.key})
-        preset_cfg = {k: v for k, v in task_cfg.items() if k not in ("task", "version")}
+        preset_cfg = {k: v for k, v in task_cfg.items() if k not in ("task", "version", "role")}
         units.append(Unit("task", instance, key, entry_t.entry, entry_t.version, preset_cfg,
-                          [backbone_unit], task=task_cfg["task"]))
+                          [backbone_unit], task=task_cfg["task"], role=task_role(instance, task_cfg)))
     return units
+
+
+ROLES = ("comparison", "plumbing", "stage")
+
+
+def task_role(instance: str, task_cfg: dict[str, Any]) -> str:
+    """``comparison`` (a task whose numbers rank methods) or ``plumbing`` (a task run only
+    to check that its pipeline works at this scale: its preset says ``role: plumbing``;
+    tables and claims leave it out of comparisons). Stage units have the role ``stage``."""
+    role = task_cfg.get("role", "comparison")
+    if role not in ROLES[:2]:
+        raise ConfigError(f"task {instance!r}: role {role!r} is not one of {ROLES[:2]}")
+    return role
 
 
 def recipe_label(cfg: dict[str, Any]) -> str:
@@ -205,14 +219,17 @@ class Runner:
         if not self.record_file(unit).is_file():  # also a stage shared with another configuration
             base = self._base(unit, self.workdir(unit))
             record = {**record, **{k: base[k] for k in RUN_FIELDS}}
-            store.write_record(self.record_file(unit), record)
+            store.write_record(self.record_file(unit), record, self._samples_file(unit, record))
         return record
+
+    def _samples_file(self, unit: Unit, record: dict[str, Any]) -> Path | None:
+        return self.workdir(unit) / store.SAMPLES_FILE if record.get("samples") else None
 
     def finalize(self, unit: Unit) -> dict[str, Any]:
         """Turn the unit's result (or error) into its record; mark it done on success."""
         wd = self.workdir(unit)
         record = self._record(unit, wd)
-        store.write_record(self.record_file(unit), record)
+        store.write_record(self.record_file(unit), record, self._samples_file(unit, record))
         if record["status"] == "ok":
             store.atomic_write_text(wd / "done.json", json.dumps(record, indent=1, sort_keys=True, default=str))
         return record
@@ -265,7 +282,8 @@ class Runner:
                            "preset": self.cfg["preset"], "suite": self.cfg.get("suite")},
                 "config_hash": config_mod.config_hash({"method": method, "unit": unit.cfg}),
                 "pretrain_data": method.get("pretrain_data", "unknown"), "epochs": method.get("epochs"),
-                "preset": self.cfg["preset"], "harness_git_sha": git_sha(), "workdir": str(wd),
+                "preset": self.cfg["preset"], "role": unit.role, "harness_git_sha": git_sha(),
+                "workdir": str(wd),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
     def _record(self, unit: Unit, wd: Path) -> dict[str, Any]:
@@ -278,7 +296,7 @@ class Runner:
                     "framework": res.get("framework", {}), "extra": res.get("extra", {}),
                     "backbone_sha256": res.get("backbone_sha256"), "versions": res.get("versions", {}),
                     "device": res.get("device"), "world_size": res.get("world_size", 1),
-                    "wall_time_s": res.get("wall_time_s")}
+                    "wall_time_s": res.get("wall_time_s"), "samples": res.get("samples")}
         err_path = wd / "error.json"
         if err_path.is_file():
             err = json.loads(err_path.read_text())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -17,6 +18,7 @@ from typing import Any, Iterator
 from harness.errors import HarnessError
 
 SCHEMA_VERSION = 1
+SAMPLES_FILE = "samples.npz"  # a unit's per-item table in its workdir
 REQUIRED_KEYS = ("schema", "kind", "method", "recipe", "seed", "task", "status", "metrics",
                  "higher_is_better", "unit_key", "config_hash")
 
@@ -41,11 +43,16 @@ def locked(folder: Path) -> Iterator[None]:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never half."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -63,14 +70,47 @@ def validate(record: dict[str, Any], source: str = "record") -> None:
         raise HarnessError(f"{source}: status must be 'ok' or 'failed', got {record['status']!r}")
 
 
-def write_record(path: Path, record: dict[str, Any]) -> Path:
-    """Validate and atomically write one record (under the records folder's lock)."""
+def samples_path(record_file: Path) -> Path:
+    """Where the per-item table of a record lives: ``<task>.samples.npz`` beside it."""
+    return record_file.with_name(f"{record_file.stem}.samples.npz")
+
+
+def write_record(path: Path, record: dict[str, Any], samples: Path | None = None) -> Path:
+    """Validate and atomically write one record (under the records folder's lock).
+
+    ``samples``: the unit's per-item table, copied beside the record first; the record's
+    ``samples`` entry (its sha256) must describe that file.
+    """
     record = {"schema": SCHEMA_VERSION, **record}
     validate(record, str(path))
     text = json.dumps(record, indent=1, sort_keys=True, default=str) + "\n"
     with locked(path.parent):
+        if samples is not None:
+            data = Path(samples).read_bytes()
+            if hashlib.sha256(data).hexdigest() != (record.get("samples") or {}).get("sha256"):
+                raise HarnessError(f"{samples}: per-item table does not match the sha256 its record names")
+            atomic_write_bytes(samples_path(path), data)
+            record["samples"] = {**record["samples"], "file": samples_path(path).name}
+            text = json.dumps(record, indent=1, sort_keys=True, default=str) + "\n"
         atomic_write_text(path, text)
     return path
+
+
+def load_samples(record: dict[str, Any]) -> "SampleTable | None":  # noqa: F821
+    """The per-item table of a loaded record (None when it has none); its sha256 is checked."""
+    entry = record.get("samples")
+    if not entry or not record.get("path"):
+        return None
+    from harness.samples import SampleTable
+
+    path = Path(record["path"]).with_name(entry["file"])
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise HarnessError(f"{record['path']}: names per-item table {path.name}, which cannot be read ({exc})") from exc
+    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        raise HarnessError(f"{path}: sha256 differs from the one in {record['path']} (file changed after the run)")
+    return SampleTable.load(path)
 
 
 def read_record(path: Path) -> dict[str, Any]:

@@ -2,8 +2,11 @@
 
 Rows are (method, recipe, pretraining data, epochs); columns are (task, metric) under a
 group that names the task version and the framework with its version, so numbers from
-different protocols never share a column. A cell is the mean +- std over seeds; the
-best cell per column is marked; failed units show as ``failed``. Published numbers
+different protocols never share a column. A cell is the mean +- std over seeds, the 95 %
+interval (t over seeds; for one seed, the bootstrap of its test items) and n; the best
+row of a column is marked only when it is significantly better than the others, and rows
+tied with it are marked alike (:meth:`Table.marked`); failed units show as ``failed``.
+Records of ``plumbing`` tasks go to their own table, never into a comparison. Published numbers
 (``results/reference/*.csv``) are listed as their own rows, marked as published, in
 columns of the same task/metric/framework only, and never enter a mean.
 """
@@ -17,10 +20,13 @@ from typing import Any
 
 import pandas as pd
 
-from harness import paths, registry
+from harness import compare, paths, registry, stats
 from harness.errors import ConfigError
 
 ROW_KEYS = ("method", "recipe", "pretrain_data", "epochs")
+MARK_NOTE = ("mean ± std over seeds [95 % CI] n = seeds. Bold: the best row when it is significantly better "
+             "than every other (paired bootstrap over seeds and test items, or Welch's t over seeds; p < 0.05), "
+             "together with every row not significantly worse than it; no bold where that cannot be tested.")
 PUBLISHED = "published"
 
 
@@ -43,7 +49,12 @@ class Column:
 
 @dataclass
 class Cell:
+    """The values of one (row, column): one per seed, with each seed's per-item statistic
+    when the record kept one (see :mod:`harness.compare`)."""
+
     values: list[float] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    items: list[dict[str, Any] | None] = field(default_factory=list)
     failed: int = 0
     published: bool = False
     source: str = ""
@@ -59,12 +70,26 @@ class Cell:
         m = self.mean
         return math.sqrt(sum((v - m) ** 2 for v in self.values) / (len(self.values) - 1))
 
+    def series(self, higher_is_better: bool) -> compare.Series:
+        return compare.Series(self.seeds, self.values, self.items, higher_is_better)
+
+    def interval(self) -> stats.Interval | None:
+        """The 95 % interval: t over seeds (n >= 2), else the bootstrap of one run's test items."""
+        if not self.values or self.published:
+            return None
+        return self.series(True).interval()
+
     def text(self, digits: int = 2) -> str:
         if not self.values:
             return "failed" if self.failed else ""
         out = f"{self.mean:.{digits}f}"
         if self.std is not None:
             out += f" ± {self.std:.{digits}f}"
+        iv = self.interval()
+        if iv is not None and iv.low is not None:
+            out += f" [{iv.low:.{digits}f}, {iv.high:.{digits}f}]"
+        if not self.published:
+            out += f" n={len(self.values)}"
         if self.failed:
             out += f" ({self.failed} failed)"
         return out
@@ -77,12 +102,38 @@ class Table:
     columns: list[Column]
     cells: dict[tuple[tuple, Column], Cell]
     notes: list[str] = field(default_factory=list)
+    _marks: dict[Column, frozenset] = field(default_factory=dict, repr=False)
 
     def best(self, col: Column) -> tuple | None:
+        """The row with the best mean of a column (published rows never count)."""
         scored = [(c.mean, r) for r in self.rows if (c := self.cells.get((r, col))) and c.values and not c.published]
         if not scored:
             return None
         return (max if col.higher_is_better else min)(scored, key=lambda t: t[0])[1]
+
+    def marked(self, col: Column) -> frozenset:
+        """The rows marked best in a column: the best row alone when it is significantly
+        better than every other row; with the rows not significantly different from it
+        (ties, marked alike) otherwise. Nothing is marked when the best and the runner-up
+        cannot be tested (fewer than two seeds each and no per-item values), nor in a
+        column with a single row."""
+        if col not in self._marks:
+            self._marks[col] = frozenset(self._top_group(col))
+        return self._marks[col]
+
+    def _top_group(self, col: Column) -> set:
+        rows = [r for r in self.rows if (c := self.cells.get((r, col))) and c.values and not c.published]
+        best = self.best(col)
+        if best is None or len(rows) < 2:
+            return set()
+        sign = 1.0 if col.higher_is_better else -1.0
+        others = sorted((r for r in rows if r != best), key=lambda r: -sign * self.cells[(r, col)].mean)
+        top = self.cells[(best, col)].series(col.higher_is_better)
+        verdicts = {r: compare.compare_series(self.cells[(r, col)].series(col.higher_is_better), top)
+                    .verdict(col.higher_is_better) for r in others}
+        if verdicts[others[0]] == "untested":
+            return set()
+        return {best} | {r for r, v in verdicts.items() if v != "better"}
 
 
 def framework_label(record: dict[str, Any]) -> str:
@@ -107,11 +158,12 @@ def derive(record: dict[str, Any]) -> dict[str, tuple[float, bool]]:
 
 
 def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: list[str] | None = None,
-          title: str = "Leaderboard", columns: list[dict[str, str]] | None = None) -> Table:
+          title: str = "Leaderboard", columns: list[dict[str, str]] | None = None, role: str = "comparison") -> Table:
     """Collate task records (and published reference rows) into one table.
 
     ``tasks`` restricts to task instances; ``columns`` (a layout) picks and orders
-    (task, metric) pairs explicitly.
+    (task, metric) pairs explicitly. ``role``: the records of that role only
+    (``comparison``, or ``plumbing`` for the table of pipeline checks).
     """
     mains = main_metrics()
     cells: dict[tuple[tuple, Column], Cell] = {}
@@ -120,6 +172,8 @@ def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: l
     failures: Counter[tuple] = Counter()
     for rec in records.to_dict("records"):
         if tasks is not None and rec["task"] not in tasks:
+            continue
+        if compare.role_of(rec) != role:
             continue
         row = tuple(rec.get(k) for k in ROW_KEYS)
         if row not in rows:
@@ -137,7 +191,10 @@ def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: l
                 continue
             key = (rec["task"], name, version, fw)
             col = col_set.setdefault(key, Column(*key, higher_is_better=higher))
-            cells.setdefault((row, col), Cell()).values.append(float(value))
+            cell = cells.setdefault((row, col), Cell())
+            cell.values.append(float(value))
+            cell.seeds.append(int(rec.get("seed", 0)))
+            cell.items.append(compare.item_statistic(rec, name) if role == "comparison" else None)
     for (row, task, version, fw), n in failures.items():
         cols = [c for c in col_set.values() if (c.task, c.version, c.framework) == (task, version, fw)]
         if not cols:
@@ -147,6 +204,8 @@ def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: l
             cells.setdefault((row, col), Cell()).failed += n
     ordered = _order_columns(list(col_set.values()), columns)
     table = Table(title, rows, ordered, cells)
+    if role == "comparison" and rows:
+        table.notes.append(MARK_NOTE)
     if reference is not None and len(reference):
         _add_reference(table, reference)
     return table
@@ -203,7 +262,7 @@ def to_markdown(table: Table) -> str:
         for col in table.columns:
             cell = table.cells.get((row, col))
             text = cell.text() if cell else ""
-            cells.append(f"**{text}**" if cell and table.best(col) == row else text)
+            cells.append(f"**{text}**" if cell and row in table.marked(col) else text)
         lines.append("| " + " | ".join(_row_label(row) + cells) + " |")
     lines += [""] + [f"_{n}_" for n in table.notes] + ([""] if table.notes else [])
     return "\n".join(lines) + "\n"
@@ -216,11 +275,13 @@ def to_csv(table: Table) -> str:
             cell = table.cells.get((row, col))
             if cell is None:
                 continue
+            iv = cell.interval()
             rows.append({**dict(zip(ROW_KEYS, row)), "task": col.task, "task_version": col.version,
                          "framework": col.framework, "metric": col.metric,
                          "higher_is_better": col.higher_is_better, "mean": cell.mean, "std": cell.std,
-                         "n": len(cell.values), "failed": cell.failed, "published": cell.published,
-                         "best": table.best(col) == row})
+                         "n": len(cell.values), "ci_low": iv.low if iv else None, "ci_high": iv.high if iv else None,
+                         "ci_kind": iv.kind if iv else None, "failed": cell.failed, "published": cell.published,
+                         "best": row in table.marked(col)})
     return pd.DataFrame(rows).to_csv(index=False, float_format="%.4f", lineterminator="\n")
 
 
@@ -242,7 +303,7 @@ def to_latex(table: Table) -> str:
         for col in table.columns:
             cell = table.cells.get((row, col))
             text = _tex_escape(cell.text()) if cell else ""
-            cells.append(r"\textbf{" + text + "}" if cell and table.best(col) == row else text)
+            cells.append(r"\textbf{" + text + "}" if cell and row in table.marked(col) else text)
         out.append(" & ".join([_tex_escape(x) for x in _row_label(row)] + cells) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}"]
     out += [f"% {_tex_escape(note)}" for note in table.notes]

@@ -58,7 +58,7 @@ def table_html(table: Table, table_id: str) -> str:
             if cell is None:
                 tds += "<td></td>"
                 continue
-            cls = " class='best'" if table.best(col) == row else ""
+            cls = " class='best'" if row in table.marked(col) else ""
             value = "" if cell.mean is None else f"{cell.mean:.6g}"
             tds += f"<td{cls} data-v='{value}' title='{_esc(cell.source)}'>{_esc(cell.text())}</td>"
         body.append(f"<tr{' class=published' if published else ''}>{tds}</tr>")

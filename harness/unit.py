@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.api import (BACKBONE_FILE, BACKBONE_META, Progress, Stage, StageContext, Task, TaskContext,
                          TaskResult)
-from harness.store import atomic_write_text
+from harness.store import SAMPLES_FILE, atomic_write_bytes, atomic_write_text
 
 VERSIONED_PACKAGES = ("torch", "torchvision", "numpy", "mmengine", "mmcv", "mmdet", "mmsegmentation",
                       "pycocotools", "opencv-contrib-python-headless")
@@ -112,9 +112,23 @@ def run_task(task: Task, spec: dict[str, Any], common: dict[str, Any]) -> dict[s
     result = task.run(ctx)
     if not isinstance(result, TaskResult):
         raise TypeError(f"task {spec['task']!r} returned {type(result).__name__}, expected TaskResult")
-    return {"metrics": {k: float(v) for k, v in result.metrics.items()},
-            "higher_is_better": dict(result.higher_is_better), "dataset": result.dataset,
-            "framework": result.framework, "extra": result.extra, "backbone_sha256": meta.get("sha256")}
+    out = {"metrics": {k: float(v) for k, v in result.metrics.items()},
+           "higher_is_better": dict(result.higher_is_better), "dataset": result.dataset,
+           "framework": result.framework, "extra": result.extra, "backbone_sha256": meta.get("sha256")}
+    if result.samples is not None and common["world"].get("rank", 0) == 0:
+        out["samples"] = write_samples(result.samples, result.metrics, common["workdir"])
+    return out
+
+
+def write_samples(table: Any, metrics: dict[str, float], workdir: Path) -> dict[str, Any]:
+    """Check the per-item table against the metrics, write ``samples.npz``; its record entry."""
+    import hashlib
+
+    table.check_against(metrics)
+    data = table.to_bytes()
+    atomic_write_bytes(workdir / SAMPLES_FILE, data)
+    return {"file": SAMPLES_FILE, "sha256": hashlib.sha256(data).hexdigest(), "metrics": sorted(table.metrics),
+            "items": table.sizes}
 
 
 def main(argv: list[str] | None = None) -> int:

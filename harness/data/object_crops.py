@@ -143,13 +143,27 @@ def build_coco_split(data_root: Path, out_root: Path, split: str, spec: CropSpec
     return build_crops(read_coco(data_root, split), Path(out_root) / layout.COCO_CROP / split, spec, workers, progress)
 
 
-def cache_root(files: list[Path], spec: CropSpec, base: Path) -> Path:
-    """A cache folder under ``base`` keyed by the annotation files' contents and the crop spec."""
+def image_stamp(folders: list[Path]) -> str:
+    """sha256 over (path, size, modification time) of every file in ``folders``: a local
+    check that no image changed since the crops were cut (annotations alone do not say)."""
+    h = hashlib.sha256()
+    for folder in folders:
+        if folder.is_dir():
+            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                st = entry.stat()
+                h.update(f"{Path(entry.path).resolve()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def cache_root(files: list[Path], spec: CropSpec, base: Path, images: str = "") -> Path:
+    """A cache folder under ``base`` keyed by the annotation files' contents, the crop spec
+    and the ``images`` stamp (:func:`image_stamp`)."""
     h = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode())
     for path in files:
         if not path.is_file():
             raise DataError(f"{path}: missing; object crops are built from this annotation file")
         h.update(sha256_file(path).encode())
+    h.update(images.encode())
     return Path(base) / h.hexdigest()[:16]
 
 
@@ -157,8 +171,9 @@ def build_coco_crop(data_root: Path, cfg: dict[str, Any], progress: Callable[...
     """Build (or resume) both COCO-Crop splits; returns the root holding ``coco_crop/``."""
     spec = CropSpec.from_cfg(cfg.get("crops") or {})
     anns = [Path(data_root) / layout.COCO / "annotations" / f"instances_{s}2017.json" for s in ("train", "val")]
+    images = image_stamp([Path(data_root) / layout.COCO / f"{s}2017" for s in ("train", "val")])
     out = Path(cfg["crop_dir"]).expanduser() if cfg.get("crop_dir") else \
-        cache_root(anns, spec, paths.cache_dir() / "coco_crop")
+        cache_root(anns, spec, paths.cache_dir() / "coco_crop", images)
     workers = int(cfg.get("build_workers", 1))
     for split in ("train", "val"):
         report = (lambda done, total, s=split: progress(done, total, phase=f"crops {s}")) if progress else None

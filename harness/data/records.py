@@ -28,6 +28,10 @@ class ClassificationSet:
             h.update(f"{rel}\t{label}\t{path.stat().st_size}\n".encode())
         return h.hexdigest()
 
+    def item_ids(self) -> list[str]:
+        """Each sample's path relative to the set's root: the item's identity in per-item tables."""
+        return [str(p.relative_to(self.root) if p.is_relative_to(self.root) else p) for p, _ in self.samples]
+
     def file_stamp(self) -> str:
         """sha256 over (absolute path, size, modification time) of every sample: a local
         check that no file changed since (unlike :meth:`fingerprint`, not portable)."""
@@ -101,6 +105,10 @@ class ArrayClassificationSet:
         h.update(self.images.tobytes())
         h.update(self.labels.astype("<i8").tobytes())
         return h.hexdigest()
+
+    def item_ids(self) -> list[str]:
+        """``<name>:<row>`` of each image: the item's identity in per-item tables."""
+        return [f"{self.name}:{i}" for i in range(len(self.labels))]
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from harness import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.errors import ConfigError, DataError
 
@@ -187,12 +188,13 @@ def fingerprint(items: list[GroundTruth]) -> str:
 
 
 def evaluate(model: Any, items: list[GroundTruth], cfg: LocalizationConfig, device: str,
-             progress: Any = None) -> dict[str, float]:
-    """Mask mIoU and box recall (percentages) of ContraCAM on ``items``."""
+             progress: Any = None) -> dict[str, Any]:
+    """Mask mIoU and box recall (percentages) of ContraCAM on ``items``, and the per-image
+    ``iou``, ``found`` and ``boxes`` they are computed from."""
     from harness.cam.boxes import dense_crf, keep_large_components, mask_to_boxes
     from harness.cam.infer import cam_batches
 
-    ious, found, total = [], 0, 0
+    ious, found, total = [], [], []
     paths = [it.image for it in items]
     for batch in cam_batches(model, paths, cfg.image_size, cfg.batch_size, cfg.iterations, device):
         for j, (soft, image) in enumerate(zip(batch.masks, batch.images)):
@@ -202,12 +204,14 @@ def evaluate(model: Any, items: list[GroundTruth], cfg: LocalizationConfig, devi
             soft = keep_large_components(soft, cfg.min_component)
             ious.append(mask_iou(soft > cfg.mask_threshold, resize_binary(truth.mask, cfg.image_size)))
             pred = mask_to_boxes(soft, margin=cfg.box_margin)
-            found += found_boxes(truth.boxes, pred, cfg.box_iou)
-            total += len(truth.boxes)
+            found.append(found_boxes(truth.boxes, pred, cfg.box_iou))
+            total.append(len(truth.boxes))
         if progress:
             progress(batch.start + len(batch.masks), len(items))
     return {"mask_miou": 100.0 * float(np.mean(ious)),
-            "box_recall": 100.0 * found / total if total else float("nan")}
+            "box_recall": 100.0 * sum(found) / sum(total) if sum(total) else float("nan"),
+            "iou": np.asarray(ious, np.float64), "found": np.asarray(found, np.int64),
+            "boxes": np.asarray(total, np.int64)}
 
 
 class CamLocalization(Task):
@@ -226,13 +230,21 @@ class CamLocalization(Task):
                               "(`pip install pydensecrf2`, or set crf: false)")
         model = load_cam_model(Path(ctx.backbone), cfg.expand_res, ctx.device)
         metrics: dict[str, float] = {}
+        groups: dict[str, samples.Group] = {}
+        specs: dict[str, dict[str, Any]] = {}
         record: dict[str, Any] = {"name": "+".join(cfg.datasets), "sizes": {}, "fingerprints": {}}
         for name in cfg.datasets:
             items = load_truth(name, ctx.data_root, cfg)
             scores = evaluate(model, items, cfg, ctx.device,
                               lambda step, total, name=name: ctx.progress(step, total, phase=name))
+            recall = f"{name}_box_recall{int(round(cfg.box_iou * 100))}"
             metrics[f"{name}_mask_miou"] = scores["mask_miou"]
-            metrics[f"{name}_box_recall{int(round(cfg.box_iou * 100))}"] = scores["box_recall"]
+            metrics[recall] = scores["box_recall"]
+            groups[name] = samples.Group([item_id(it.image, ctx.data_root) for it in items],
+                                         {k: scores[k] for k in ("iou", "found", "boxes")})
+            specs[f"{name}_mask_miou"] = {"kind": "mean", "group": name, "array": "iou", "scale": 100.0}
+            if scores["boxes"].sum():
+                specs[recall] = {"kind": "ratio", "group": name, "num": "found", "den": "boxes"}
             record["sizes"][name] = len(items)
             record["fingerprints"][name] = fingerprint(items)
         record["fingerprint"] = hashlib.sha256(
@@ -242,4 +254,10 @@ class CamLocalization(Task):
                                                                    "torchvision": torchvision.__version__}},
                           extra={"cam": {"image_size": cfg.image_size, "batch_size": cfg.batch_size,
                                          "iterations": cfg.iterations, "expand_res": cfg.expand_res,
-                                         "crf": cfg.crf}})
+                                         "crf": cfg.crf}}, samples=samples.SampleTable(groups, specs))
+
+
+def item_id(path: Path, data_root: Path) -> str:
+    """An image's path relative to the data root (absolute when outside it)."""
+    path, root = Path(path), Path(data_root)
+    return str(path.relative_to(root) if path.is_relative_to(root) else path)

@@ -101,12 +101,13 @@ def _cifar100(root: Path, cfg: dict[str, Any]) -> ProbeSplits:
 
 def _openimage_crops(root: Path, cfg: dict[str, Any]) -> ProbeSplits:
     from harness.data.folders import read_image_folder
-    from harness.data.openimages import box_csv, read_openimages_det
-    from harness.data.object_crops import CropSpec, build_crops, cache_root
+    from harness.data.openimages import box_csv, openimages_dir, read_openimages_det
+    from harness.data.object_crops import CropSpec, build_crops, cache_root, image_stamp
 
     labels = sorted(cfg.get("openimage_labels") or [])
     spec = CropSpec.from_cfg(cfg.get("crops") or {})
-    base = cache_root([box_csv(root, "train"), box_csv(root, "validation")], spec, paths.cache_dir() / "openimage_crops")
+    base = cache_root([box_csv(root, "train"), box_csv(root, "validation")], spec, paths.cache_dir() / "openimage_crops",
+                      image_stamp([openimages_dir(root) / s for s in ("train", "validation")]))
     out = base / hashlib.sha256(json.dumps(labels).encode()).hexdigest()[:8]
     for split, folder in (("train", "train"), ("validation", "test")):
         build_crops(read_openimages_det(root, split, set(labels) or None), out / folder, spec,

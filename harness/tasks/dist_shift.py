@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.data import layout
 from harness.data.bg_challenge import read_bg_challenge
@@ -27,7 +28,7 @@ from harness.data.objectnet import FRAME_PX, read_objectnet
 from harness.data.records import ClassificationSet
 from harness.data.siscore import FACTORS, read_siscore
 from harness.errors import ConfigError, DataError
-from harness.tasks import class_maps, cls_common
+from harness.tasks import class_maps, cls_common, logreg
 from harness.data.object_crops import coco_crop_root
 from harness.tasks.features import FeatureExtractor, Features, TransformSpec
 from harness.tasks.probe import probe_with_seeded_val
@@ -95,18 +96,39 @@ def imagenet_r_set(data_root: Path, cfg: dict[str, Any]) -> ClassificationSet | 
     return project(read_image_folder(folder, "imagenet_r"), mapping, "imagenet_r_9")
 
 
-def _shift_metrics(head_name: str, clean: float, shifted: dict[str, float]) -> dict[str, float]:
-    out = {f"clean_{head_name}": clean}
-    for name, acc in shifted.items():
-        out[name] = acc
-        out[f"{name}_minus_clean"] = acc - clean
-    return out
+class ShiftScores:
+    """Accuracies of the heads on their clean and shifted sets, with their per-item table."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, float] = {}
+        self.groups: dict[str, samples.Group] = {}
+        self.specs: dict[str, dict[str, Any]] = {}
+
+    def score(self, name: str, probe: Any, feats: Features, ds: ClassificationSet) -> float:
+        pred, truth = probe.predict(feats), feats.y.cpu()
+        self.groups[name] = samples.accuracy_group(ds.item_ids(), pred.numpy(), truth.numpy())
+        self.specs[name] = samples.accuracy_spec("top1", name)
+        return logreg.score(pred, truth, "top1")
+
+    def add_head(self, head_name: str, clean: float, shifted: dict[str, float]) -> None:
+        clean_name = f"clean_{head_name}"
+        self.metrics[clean_name] = clean
+        self.specs[clean_name] = self.specs.pop(f"{head_name}_val")
+        self.groups[clean_name] = self.groups.pop(f"{head_name}_val")
+        self.specs[clean_name]["group"] = clean_name
+        for name, acc in shifted.items():
+            self.metrics[name] = acc
+            self.metrics[f"{name}_minus_clean"] = acc - clean
+            self.specs[f"{name}_minus_clean"] = {"kind": "diff", "a": name, "b": clean_name}
+
+    def table(self) -> samples.SampleTable:
+        return samples.SampleTable(self.groups, self.specs)
 
 
 def evaluate_dist_shift(ex: FeatureExtractor, data_root: Path, cfg: dict[str, Any], device: str,
                         progress: Any = None) -> TaskResult:
     spec = TransformSpec.from_cfg(cfg)
-    metrics: dict[str, float] = {}
+    scores = ShiftScores()
     all_sets: dict[str, ClassificationSet] = {}
     prints: dict[str, str] = {}
     summaries: dict[str, Any] = {}
@@ -122,12 +144,14 @@ def evaluate_dist_shift(ex: FeatureExtractor, data_root: Path, cfg: dict[str, An
         train = restrict(read_coco_crop(root, "train"), label_space["classes"], label_space["path"], "coco_crop_9_train")
         clean = restrict(read_coco_crop(root, "val"), label_space["classes"], label_space["path"], "coco_crop_9_val")
         probe = probe_with_seeded_val(features("coco_crop_9_train", train), len(train.classes), cfg, device)
-        accs = {name: probe.score(features(name, ds, FRAME_PX if name == "objectnet_9" else 0), "top1")
+        accs = {name: scores.score(name, probe, features(name, ds, FRAME_PX if name == "objectnet_9" else 0), ds)
                 for name, ds in shifted.items()}
-        factors = [a for n, a in accs.items() if n.startswith("siscore_9_")]
+        factors = [n for n in accs if n.startswith("siscore_9_")]
         if factors:
-            accs["siscore_9"] = sum(factors) / len(factors)
-        metrics.update(_shift_metrics("coco_crop_9", probe.score(features("coco_crop_9_val", clean), "top1"), accs))
+            accs["siscore_9"] = sum(accs[n] for n in factors) / len(factors)
+            scores.specs["siscore_9"] = {"kind": "average", "of": factors}
+        clean_acc = scores.score("coco_crop_9_val", probe, features("coco_crop_9_val", clean), clean)
+        scores.add_head("coco_crop_9", clean_acc, accs)
         summaries["coco_crop_9"] = probe.summary()
 
     imagenet_r = imagenet_r_set(data_root, cfg)
@@ -138,16 +162,18 @@ def evaluate_dist_shift(ex: FeatureExtractor, data_root: Path, cfg: dict[str, An
             raise DataError(f"{class_maps.class_maps_dir() / 'imagenet_r_9.json'}: classes {imagenet_r.classes} "
                             f"differ from the ImageNet-9 classes of {train.root} ({train.classes})")
         probe = probe_with_seeded_val(features("in9_train", train), len(train.classes), cfg, device)
-        acc = probe.score(features("imagenet_r_9", imagenet_r), "top1")
-        metrics.update(_shift_metrics("in9", probe.score(features("in9_val", clean), "top1"), {"imagenet_r_9": acc}))
+        acc = scores.score("imagenet_r_9", probe, features("imagenet_r_9", imagenet_r), imagenet_r)
+        clean_acc = scores.score("in9_val", probe, features("in9_val", clean), clean)
+        scores.add_head("in9", clean_acc, {"imagenet_r_9": acc})
         summaries["in9"] = probe.summary()
 
-    if not metrics:
+    if not scores.metrics:
         raise DataError(f"{data_root}: no shifted set found (expected {layout.SISCORE}/, {layout.OBJECTNET}/images "
                         f"or {cfg.get('imagenet_r_dir', 'imagenet-r')}/)")
+    metrics = scores.metrics
     return TaskResult(metrics=metrics, higher_is_better={k: True for k in metrics},
                       dataset=cls_common.dataset_record("dist_shift", all_sets, prints), framework=cls_common.framework(),
-                      extra={"heads": summaries})
+                      extra={"heads": summaries}, samples=scores.table())
 
 
 class DistShift(Task):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from harness import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.tasks import cls_common, cls_data
 from harness.tasks.features import Features, TransformSpec
@@ -46,8 +47,11 @@ class Knn(Task):
         test = ex(splits.test, prints["test"], spec).to(ctx.device)
         pred = knn_predict(train, test, len(splits.train.classes), int(cfg.get("k", 20)),
                            float(cfg.get("temperature", 0.07)))
-        acc = score(pred, test.y, "top1")
-        return TaskResult(metrics={"knn_top1": acc}, higher_is_better={"knn_top1": True},
+        pred, truth = pred.cpu(), test.y.cpu()
+        acc = score(pred, truth, "top1")
+        items = samples.SampleTable({"test": samples.accuracy_group(splits.test.item_ids(), pred.numpy(), truth.numpy())},
+                                    {"knn_top1": samples.accuracy_spec("top1", "test")})
+        return TaskResult(metrics={"knn_top1": acc}, higher_is_better={"knn_top1": True}, samples=items,
                           dataset=cls_common.dataset_record(splits.name, sets, prints),
                           framework=cls_common.framework(),
                           extra={"k": int(cfg.get("k", 20)), "temperature": float(cfg.get("temperature", 0.07))})

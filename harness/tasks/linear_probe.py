@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.errors import ConfigError
 from harness.tasks import cls_common, cls_data, logreg
@@ -49,7 +50,10 @@ def probe_splits(ex: FeatureExtractor, splits: cls_data.ProbeSplits, cfg: dict[s
         probe = probe_with_seeded_val(feats["train"], n_classes_of(splits), cfg, device, pcfg.metric)
     else:
         probe = train_probe(feats["train"], feats["val"], n_classes_of(splits), pcfg, device)
-    metrics = {m: probe.score(feats["test"], m) for m in dict.fromkeys([pcfg.metric, *extra])}
+    pred, truth = probe.predict(feats["test"]), feats["test"].y.cpu()
+    metrics = {m: logreg.score(pred, truth, m) for m in dict.fromkeys([pcfg.metric, *extra])}
+    items = samples.SampleTable({"test": samples.accuracy_group(splits.test.item_ids(), pred.numpy(), truth.numpy())},
+                                {m: samples.accuracy_spec(m, "test") for m in metrics})
     if progress:
         progress(len(sets) + 1, len(sets) + 1, phase="probe")
     record = cls_common.dataset_record(splits.name, sets, prints)
@@ -57,7 +61,7 @@ def probe_splits(ex: FeatureExtractor, splits: cls_data.ProbeSplits, cfg: dict[s
     return TaskResult(metrics=metrics, higher_is_better={m: True for m in metrics}, dataset=record,
                       framework=cls_common.framework(),
                       extra={**probe.summary(), "val_score": probe.sweep.val_scores[probe.sweep.best_index],
-                             "refit": pcfg.refit, "metric": pcfg.metric})
+                             "refit": pcfg.refit, "metric": pcfg.metric}, samples=items)
 
 
 class LinearProbe(Task):

@@ -48,9 +48,12 @@ class Probe:
     n_classes: int
     sizes: dict[str, int]
 
+    def predict(self, feats: Features) -> torch.Tensor:
+        """Predicted labels of ``feats`` (on the CPU)."""
+        return self.head.predict(feats.x.to(self.head.weight.device)).cpu()
+
     def score(self, feats: Features, metric: str) -> float:
-        return logreg.evaluate(self.head, feats.x.to(self.head.weight.device), feats.y.to(self.head.weight.device),
-                               metric)
+        return logreg.score(self.predict(feats), feats.y.cpu(), metric)
 
     def summary(self) -> dict[str, Any]:
         return {"best_l2": self.sweep.best_l2, "l2_grid": self.sweep.l2_grid, "val_scores": self.sweep.val_scores,

@@ -14,6 +14,9 @@ shared by both pretraining stages):
 - ``oracle``: ``{split: train, min_area: 0.01, margin: 0.2}``.
 - ``objaware``: optional overrides of top-level keys for the second pretraining stage
   (e.g. ``{data: {...}}``), merged over the recipe.
+- ``vanilla``: the same for the first (vanilla) pretraining stage, whose network only
+  serves the CAM (e.g. ``{epochs: 10}``; the top-level ``epochs`` is then the exported
+  network's schedule, the one records report).
 """
 from __future__ import annotations
 
@@ -138,12 +141,12 @@ def oracle_config(recipe: dict[str, Any]) -> OracleConfig:
     return _section(recipe, "oracle", OracleConfig)
 
 
-METHOD_KEYS = ("base", "variant", "cam", "bgmix", "mix", "oracle", "objaware")
+METHOD_KEYS = ("base", "variant", "cam", "bgmix", "mix", "oracle", "objaware", "vanilla")
 
 
 def vanilla_reads(recipe: dict[str, Any]) -> tuple[str, ...]:
-    """The recipe keys of the vanilla pretraining stage: ``base`` and the base method's keys."""
-    return ("base",) + tuple(k for k in recipe if k not in METHOD_KEYS)
+    """The recipe keys of the vanilla pretraining stage: ``base``, ``vanilla`` and the base method's keys."""
+    return ("base", "vanilla") + tuple(k for k in recipe if k not in METHOD_KEYS)
 
 
 CAM_READS = ("cam", "data", "objaware")  # the CAM runs on the second stage's images
@@ -152,9 +155,13 @@ ORACLE_READS = ("oracle",)
 
 def base_recipe(recipe: dict[str, Any], second_stage: bool = False) -> dict[str, Any]:
     """The recipe of the base pretraining method: the ContraCAM recipe without its own
-    keys, with ``objaware`` overrides merged (one level deep) for the second stage."""
+    keys, with the stage's overrides (``vanilla`` for the first stage, ``objaware`` for the
+    second) merged one level deep."""
     out = {k: v for k, v in recipe.items() if k not in METHOD_KEYS}
-    if second_stage:
-        for k, v in (recipe.get("objaware") or {}).items():
-            out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    overrides = recipe.get("objaware" if second_stage else "vanilla") or {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"recipe section {'objaware' if second_stage else 'vanilla'!r} must be a mapping, "
+                          f"got {overrides!r}")
+    for k, v in overrides.items():
+        out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out

@@ -165,8 +165,11 @@ def test_evaluate_scores_exact_masks_at_one_hundred(tmp_path):
 
     items = _truth(tmp_path)
     cfg = LocalizationConfig.from_cfg({**TINY, "image_size": 40, "min_component": 0.0})
-    assert evaluate(_BrightnessCam(), items, cfg, "cpu") == {"mask_miou": 100.0, "box_recall": 100.0}
-    assert evaluate(_BrightnessCam("none"), items, cfg, "cpu") == {"mask_miou": 0.0, "box_recall": 0.0}
+    exact = evaluate(_BrightnessCam(), items, cfg, "cpu")
+    assert (exact["mask_miou"], exact["box_recall"]) == (100.0, 100.0)
+    assert exact["iou"].tolist() == [1.0] * 3 and (exact["found"] == exact["boxes"]).all()  # the per-image values
+    none = evaluate(_BrightnessCam("none"), items, cfg, "cpu")
+    assert (none["mask_miou"], none["box_recall"]) == (0.0, 0.0) and not none["found"].any()
 
 
 def test_evaluate_partial_masks_give_the_hand_computed_iou(tmp_path):

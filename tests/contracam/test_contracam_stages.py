@@ -134,8 +134,8 @@ def test_mixing_baselines_train(contracam_root, tmp_path, variant, base):
 def test_base_recipe_strips_method_keys_and_merges_second_stage_overrides():
     from methods.contracam.config import base_recipe
 
-    cfg = {**toy_recipe(), "objaware": {"epochs": 3, "data": {"short_side": 40}}}
+    cfg = {**toy_recipe(), "objaware": {"epochs": 3, "data": {"short_side": 40}}, "vanilla": {"epochs": 2}}
     first, second = base_recipe(cfg), base_recipe(cfg, second_stage=True)
-    assert not {"base", "variant", "cam", "bgmix", "mix", "oracle", "objaware"} & set(first)
-    assert first["epochs"] == 1 and second["epochs"] == 3
+    assert not {"base", "variant", "cam", "bgmix", "mix", "oracle", "objaware", "vanilla"} & (set(first) | set(second))
+    assert first["epochs"] == 2 and second["epochs"] == 3 and first["data"] == cfg["data"]
     assert second["data"] == {**cfg["data"], "short_side": 40}

@@ -83,3 +83,42 @@ def test_help_lists_commands(bench: Path) -> None:
     assert res.returncode == 0
     for word in ("run", "list", "data", "convert"):
         assert word in res.stdout
+
+
+@pytest.mark.parametrize("text, message", [
+    ("0,x", "'x' is not a seed"), ("3-1", "'3-1' is not a seed"), ("0,,1", "'' is not a seed"),
+    ("1,1", "listed twice"), ("0-2,2", "listed twice"), ("-1", "'-1' is not a seed"),
+])
+def test_malformed_seeds_exit_2_and_write_nothing(bench: Path, tmp_path: Path, text: str, message: str) -> None:
+    out = tmp_path / "out"
+    res = cli(bench, "run", "--method", "toy", "--suite", "toy", "--seeds", text, "--out", str(out))
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--seeds" in lines[0] and message in lines[0], res.stderr
+    assert not out.exists()
+
+
+def test_seeds_and_seed_are_exclusive(bench: Path, tmp_path: Path) -> None:
+    res = cli(bench, "run", "--method", "toy", "--suite", "toy", "--seed", "1", "--seeds", "0,1",
+              "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and "not allowed with" in res.stderr
+
+
+def test_seeds_plan_run_and_resume(bench: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    dry = cli(bench, "run", "--method", "toy", "--suite", "toy", "--seeds", "0-2", "--dry-run", "--out", str(out))
+    assert dry.returncode == 0, dry.stderr
+    assert [ln.split(":")[0] for ln in dry.stdout.splitlines() if ln.startswith("seed ")] == ["seed 0", "seed 1",
+                                                                                            "seed 2"]
+    keys = [ln.split("key ")[1].split()[0] for ln in dry.stdout.splitlines() if "key " in ln]
+    assert len(keys) == 12 and len(set(keys)) == 12  # every seed has its own units
+    res = cli(bench, "run", "--method", "toy", "--suite", "toy", "--seeds", "0,2", "--out", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "seeds 0,2, 8 units" in res.stdout
+    recs = sorted(p.relative_to(out / "records").as_posix() for p in (out / "records").rglob("*.json"))
+    assert "toy/tiny/seed0/toy_score.json" in recs and "toy/tiny/seed2/toy_score.json" in recs
+    assert not any("seed1" in r for r in recs)
+    again = cli(bench, "run", "--method", "toy", "--suite", "toy", "--seeds", "0-2", "--out", str(out))
+    assert again.returncode == 0, again.stdout + again.stderr
+    skipped = [ln for ln in again.stdout.splitlines() if ": skipped" in ln]
+    assert len(skipped) == 8 and sum(": ok" in ln for ln in again.stdout.splitlines()) == 4

@@ -105,3 +105,22 @@ def test_bad_presets_are_config_errors(tmp_path, dense_root, mm_ctx, backbone_r1
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ConfigError, match="not divisible"):
         build_config(mm_ctx("coco_det", tmp_path, dense_root, backbone_r18), spec, data)
+
+
+@pytest.mark.parametrize("task", ["coco_det", "voc_det", "voc_seg"])
+def test_test_images_limits_the_test_set(task, tmp_path, dense_root, mm_ctx, backbone_r18):
+    import json
+
+    spec = SPECS[task]
+    ctx = mm_ctx(task, tmp_path, dense_root, backbone_r18, test_images=3)
+    cfg = build_config(ctx, spec, spec.check_data(dense_root))
+    assert all(ds.indices == 3 for ds in leaf_datasets(cfg.test_dataloader.dataset))
+    assert all(ds.get("indices") is None for ds in leaf_datasets(cfg.train_dataloader.dataset))
+    if task == "coco_det":  # pycocotools scores against the annotation file: cut to the same images
+        full = json.loads((dense_root / "coco" / "annotations" / "instances_val2017.json").read_text())
+        cut = json.loads(open(cfg.test_evaluator["ann_file"]).read())
+        assert [im["id"] for im in cut["images"]] == [im["id"] for im in full["images"][:3]]
+        assert cut["annotations"] == [a for a in full["annotations"] if a["image_id"] in {im["id"] for im in cut["images"]}]
+        assert cut["categories"] == full["categories"]
+    with pytest.raises(ConfigError, match="test_images must be a positive integer"):
+        build_config(mm_ctx(task, tmp_path, dense_root, backbone_r18, test_images=0), spec, spec.check_data(dense_root))

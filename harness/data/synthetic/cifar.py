@@ -68,7 +68,7 @@ def render_set(seed: int, name: str, per_class: int) -> tuple[np.ndarray, list[i
         for i in range(per_class):
             rng = stream(seed, "cifar", name, k, i)
             family = FAMILIES[int(rng.integers(len(FAMILIES)))]
-            s = render_single(rng, k, SIDE, SIDE, family, size=(0.6, 0.95), rotation=(-20.0, 20.0), jitter=0.1)
+            s = render_single(rng, k, SIDE, SIDE, family, size=(0.3, 0.95), rotation=(-45.0, 45.0), jitter=0.25)
             rows.append(s.image.transpose(2, 0, 1).reshape(-1))
             labels.append(k)
             names.append(f"{c}_s_{1000 * k + i:06d}.png")

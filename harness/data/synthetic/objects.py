@@ -1,4 +1,7 @@
-"""The nine object classes: one distinct silhouette and one distinct texture each.
+"""The nine object classes: one distinct silhouette and one distinct surface pattern each.
+
+An instance's colours vary (:func:`instance_colour`): any hue for the man-made classes,
+the class's own hue for the natural ones, saturation and value for all.
 
 ``draw_silhouette`` gives a class's binary shape on a canvas, ``class_texture`` its own
 surface pattern, ``style_texture`` the class-agnostic patterns used for shifted test sets
@@ -16,6 +19,9 @@ from . import textures as tx
 
 # Class-agnostic surface styles for distribution-shifted sets ("class" = the class's own).
 STYLES = ("flat", "stripes", "checker", "dots", "noise")
+# Classes whose real objects come in any colour: their instances take any hue, so colour
+# alone does not name them; the natural classes keep their colours (a banana is yellow).
+MANMADE = ("backpack", "kite", "toaster", "vase")
 
 
 def _canvas(w: int, h: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
@@ -200,10 +206,19 @@ def style_texture(style: str, w: int, h: int, rng: np.random.Generator) -> np.nd
     raise ValueError(f"unknown texture style {style!r}; expected 'class', a class name or one of {STYLES}")
 
 
+def instance_colour(category: str, rng: np.random.Generator) -> tuple[float, float, float]:
+    """(hue turns, saturation, value) of one object instance: man-made classes come in any
+    hue, natural ones keep theirs up to a small shift; all vary in saturation and value."""
+    if category in MANMADE:
+        return float(rng.uniform(-0.5, 0.5)), float(rng.uniform(0.6, 1.25)), float(rng.uniform(0.8, 1.15))
+    return float(rng.uniform(-0.03, 0.03)), float(rng.uniform(0.8, 1.2)), float(rng.uniform(0.85, 1.15))
+
+
 def surface(category: str, texture: str | None, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
-    """The texture for an object: its own (None/'class'), another class's, or a style."""
+    """The texture for an object: its own (None/'class', in the instance's colours),
+    another class's, or a style."""
     if texture in (None, "class"):
-        return class_texture(category, w, h, rng)
+        return tx.recolour(class_texture(category, w, h, rng), *instance_colour(category, rng))
     if texture in _SHAPES:
         return class_texture(texture, w, h, rng)
     return style_texture(texture, w, h, rng)

@@ -99,3 +99,25 @@ def radial(h: int, w: int, cx: float | None = None, cy: float | None = None) -> 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(img + 0.5), 0, 255).astype(np.uint8)
+
+
+# RGB <-> YIQ (NTSC); hue is the angle of (I, Q), saturation its length, Y the luma.
+_TO_YIQ = ((0.299, 0.587, 0.114), (0.595716, -0.274453, -0.321263), (0.211456, -0.522591, 0.311135))
+_TO_RGB = ((1.0, 0.9563, 0.6210), (1.0, -0.2721, -0.6474), (1.0, -1.1070, 1.7046))
+
+
+def _apply3(m: Sequence[Sequence[float]], img: np.ndarray) -> list[np.ndarray]:
+    """Rows of ``m`` applied to the channels of ``img`` with element-wise arithmetic (no BLAS)."""
+    c = [img[..., k] for k in range(3)]
+    return [np.float32(r[0]) * c[0] + np.float32(r[1]) * c[1] + np.float32(r[2]) * c[2] for r in m]
+
+
+def recolour(img: np.ndarray, hue_turns: float, saturation: float, value: float) -> np.ndarray:
+    """``img`` (float32 (h, w, 3), 0-255) with its hue rotated by ``hue_turns`` of a full
+    turn, chroma scaled by ``saturation`` and luma by ``value`` (YIQ space), clipped."""
+    y, i, q = _apply3(_TO_YIQ, img)
+    cos, sin = math.cos(2 * math.pi * hue_turns) * saturation, math.sin(2 * math.pi * hue_turns) * saturation
+    i2 = np.float32(cos) * i - np.float32(sin) * q
+    q2 = np.float32(sin) * i + np.float32(cos) * q
+    out = np.stack(_apply3(_TO_RGB, np.stack([y * np.float32(value), i2, q2], axis=-1)), axis=-1)
+    return np.clip(out, 0.0, 255.0).astype(np.float32)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any, Callable, Mapping
 
 from harness.api import TaskContext, TaskResult
 from harness.checkpoints import sha256_file
-from harness.errors import CheckpointError
+from harness.errors import CheckpointError, ConfigError
+from harness.store import atomic_write_text
 from harness.tasks.mm import config as mmconfig
 from harness.tasks.mm.datasets import DenseDataset
 
@@ -50,9 +52,33 @@ def build_config(ctx: TaskContext, spec: DenseTask, dataset: DenseDataset):
         cfg, preset, task=spec.task, workdir=Path(ctx.workdir) / WORK_SUBDIR, seed=ctx.seed,
         device=ctx.device, backbone=Path(ctx.backbone), init_paths=list(spec.init_paths))
     spec.configure(cfg, preset, dataset, DEPTHS[arch])
+    if preset.get("test_images") is not None:
+        limit_test_set(cfg, preset["test_images"], Path(ctx.workdir), spec.task)
     mmconfig.apply_options(cfg, preset.get("cfg_options") or {}, spec.task)
     mmconfig.check_local(cfg)
     return cfg
+
+
+def limit_test_set(cfg: Any, n: Any, workdir: Path, task: str) -> None:
+    """Test on the first ``n`` images of the test set (``test_images`` of a plumbing preset).
+
+    The test dataset gets mmengine's ``indices``; a COCO evaluator, which scores against
+    its annotation file, gets that file cut to the same images (written to ``workdir``).
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"{task}: test_images must be a positive integer, got {n!r}")
+    for ds in mmconfig.leaf_datasets(cfg.test_dataloader.dataset):
+        ds.indices = n
+    evaluator = cfg.test_evaluator
+    if isinstance(evaluator, Mapping) and "ann_file" in evaluator:
+        src = Path(evaluator["ann_file"])
+        ann = json.loads(src.read_text())
+        images = ann["images"][:n]
+        keep = {im["id"] for im in images}
+        ann = {**ann, "images": images, "annotations": [a for a in ann["annotations"] if a["image_id"] in keep]}
+        dst = workdir / f"{src.stem}.first{n}.json"
+        atomic_write_text(dst, json.dumps(ann))
+        evaluator["ann_file"] = str(dst)
 
 
 def run_dense(ctx: TaskContext, spec: DenseTask) -> TaskResult:
@@ -101,6 +127,7 @@ def run_dense(ctx: TaskContext, spec: DenseTask) -> TaskResult:
             "start_iter": check.start_iter,
             "backbone_verified": check.checked,
             "undefined_metrics": undefined,
+            "test_images": preset.get("test_images"),
             "train_s": round(trained - started, 1),
             "test_s": round(tested - trained, 1),
             "work_dir": str(Path(ctx.workdir) / WORK_SUBDIR),

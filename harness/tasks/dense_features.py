@@ -1,0 +1,100 @@
+"""Frozen-backbone feature maps for the dense probes: images in, ResNet stage outputs out.
+
+An image is resized so that its shorter side is ``short_side`` (aspect kept), normalised
+with the ImageNet statistics and run through the frozen torchvision ResNet in eval mode;
+:func:`stage_maps` returns the requested stage outputs (``layer1`` .. ``layer4``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Iterator, Sequence, TypeVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from harness.errors import ConfigError, DataError
+from harness.tasks.features import IMAGENET_MEAN, IMAGENET_STD
+
+T = TypeVar("T")
+STAGES = ("layer1", "layer2", "layer3", "layer4")
+STRIDES = {"layer1": 4, "layer2": 8, "layer3": 16, "layer4": 32}
+
+
+def check_stages(levels: Sequence[str], where: str) -> list[str]:
+    bad = [lv for lv in levels if lv not in STAGES]
+    if bad or not levels:
+        raise ConfigError(f"{where}: levels must be a non-empty list of {STAGES}, got {list(levels)!r}")
+    return list(levels)
+
+
+def probe_config(cls: type[T], d: dict[str, Any], task: str, datasets: Sequence[str]) -> T:
+    """A frozen dense-probe config dataclass from its task config: exactly its fields,
+    a known dataset, known backbone stages."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    if set(d) - names or names - set(d):
+        raise ConfigError(f"{task}: config keys {sorted(d)}; expected exactly {sorted(names)}")
+    if d["dataset"] not in datasets:
+        raise ConfigError(f"{task}: dataset {d['dataset']!r} is not one of {tuple(datasets)}")
+    return cls(**{**d, "levels": tuple(check_stages(d["levels"], task))})
+
+
+def load_rgb(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read image ({exc})") from exc
+
+
+def resized_size(w: int, h: int, short_side: int) -> tuple[int, int]:
+    """``(w, h)`` scaled so that the shorter side is ``short_side``."""
+    s = short_side / min(w, h)
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+def to_tensor(im: Image.Image, short_side: int) -> torch.Tensor:
+    """Resized (bilinear), normalised ``(3, H, W)`` float tensor."""
+    im = im.resize(resized_size(*im.size, short_side), Image.BILINEAR)
+    x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
+    std = torch.tensor(IMAGENET_STD)[:, None, None]
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def stage_maps(net: torch.nn.Module, x: torch.Tensor, levels: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The outputs of the requested stages for a batch ``x`` ``(N, 3, H, W)``."""
+    h = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    out: dict[str, torch.Tensor] = {}
+    for name in STAGES:
+        h = getattr(net, name)(h)
+        if name in levels:
+            out[name] = h
+        if all(lv in out for lv in levels):
+            break
+    return out
+
+
+def grid_features(maps: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+    """Stage outputs bilinearly resampled to one ``size`` grid and concatenated: ``(N, C, h, w)``."""
+    parts = [F.interpolate(m.float(), size=size, mode="bilinear", align_corners=False) for m in maps.values()]
+    return torch.cat(parts, dim=1)
+
+
+def image_batches(paths: Sequence[Path], short_side: int, batch_size: int
+                  ) -> Iterator[tuple[list[int], torch.Tensor, list[tuple[int, int]]]]:
+    """``(indices, images (B, 3, H, W), original (w, h) sizes)`` batches of the images in
+    order, a batch holding consecutive images that resize to the same size."""
+    pending: list[tuple[int, torch.Tensor, tuple[int, int]]] = []
+    for i, path in enumerate(paths):
+        im = load_rgb(path)
+        x = to_tensor(im, short_side)
+        if pending and (len(pending) == batch_size or pending[0][1].shape != x.shape):
+            yield [p[0] for p in pending], torch.stack([p[1] for p in pending]), [p[2] for p in pending]
+            pending = []
+        pending.append((i, x, im.size))
+    if pending:
+        yield [p[0] for p in pending], torch.stack([p[1] for p in pending]), [p[2] for p in pending]

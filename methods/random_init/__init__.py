@@ -1,0 +1,26 @@
+"""A randomly initialised backbone, exported untrained: the floor every method must clear.
+
+One stage builds the torchvision ResNet of the recipe's ``arch`` with the seed of the run
+(torchvision's own initialisation; ``zero_init_residual`` as the recipe says) and a
+projector of MoCo v2's shape, also random, so that tasks needing ``heads.pth`` (CAM
+localization) run on it too. BatchNorm keeps its initial statistics (mean 0, variance 1),
+so the network is exactly what training starts from, unless the recipe has a
+``bn_statistics`` section (``tiny-bnstats``): the running statistics are then measured
+on augmented pretraining images, still without any weight update. Light module (no torch).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.api import Method, Stage
+
+
+class RandomInit(Method):
+    """No training: the seeded initialisation exported as the backbone."""
+
+    name = "random"
+
+    def stages(self, cfg: dict[str, Any]) -> list[Stage]:
+        return [Stage("init", run="methods.random_init.stage:run", version="1", exports_backbone=True,
+                      reads=("arch", "zero_init_residual", "projector", "bn_statistics", "data", "augment",
+                             "pretrain_data", "epochs"))]
