@@ -32,7 +32,7 @@ What the loop guarantees:
   torch/numpy/python RNGs;
 - a non-finite loss raises :class:`NonFiniteLossError` naming the step;
 - bf16 autocast and channels_last (configurable) on CUDA, and on CPUs that run bf16
-  natively (AVX512-BF16 / AMX; about 1.7x faster at 64 px here); under torchrun: DDP with
+  natively (AVX512-BF16 / AMX); under torchrun: DDP with
   SyncBatchNorm (CUDA only; on CPU/gloo each rank keeps its own BN statistics).
 """
 from __future__ import annotations
