@@ -30,6 +30,20 @@ def check_stages(levels: Sequence[str], where: str) -> list[str]:
     return list(levels)
 
 
+@dataclasses.dataclass(frozen=True)
+class DenseProbeConfig:
+    """The keys every frozen dense probe shares; each probe's config adds its own."""
+
+    dataset: str
+    short_side: int
+    levels: tuple[str, ...]
+    l2_grid: dict[str, Any]
+    max_iter: int
+    tol: float
+    val_size: float
+    split_seed: int
+
+
 def probe_config(cls: type[T], d: dict[str, Any], task: str, datasets: Sequence[str]) -> T:
     """A frozen dense-probe config dataclass from its task config: exactly its fields,
     a known dataset, known backbone stages."""

@@ -34,17 +34,9 @@ DATASETS = ("coco", "voc")
 
 
 @dataclass(frozen=True)
-class InstanceProbeConfig:
-    dataset: str
-    short_side: int
-    levels: tuple[str, ...]
+class InstanceProbeConfig(dense_features.DenseProbeConfig):
     roi_size: int
     min_area: float
-    l2_grid: dict[str, Any]
-    max_iter: int
-    tol: float
-    val_size: float
-    split_seed: int
     batch_size: int
 
     @classmethod

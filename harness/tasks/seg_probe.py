@@ -40,17 +40,9 @@ DATASETS = ("voc", "ade20k")
 
 
 @dataclass(frozen=True)
-class SegProbeConfig:
-    dataset: str
-    short_side: int
-    levels: tuple[str, ...]
+class SegProbeConfig(dense_features.DenseProbeConfig):
     stride: int
     max_cells: int
-    l2_grid: dict[str, Any]
-    max_iter: int
-    tol: float
-    val_size: float
-    split_seed: int
 
     @classmethod
     def from_cfg(cls, d: dict[str, Any]) -> "SegProbeConfig":
