@@ -114,6 +114,7 @@ def save_backbone(resnet: nn.Module | Mapping[str, torch.Tensor], workdir: Path,
         raise CheckpointError("save_backbone: meta must name the 'arch'")
     state = {k: v for k, v in _cpu_state(resnet).items() if not k.startswith("fc.")}
     _check_keys(state, meta["arch"], "backbone to export")
+    _check_finite(state, "backbone to export")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / filename
@@ -135,6 +136,13 @@ def _check_keys(state: Mapping[str, torch.Tensor], arch: str, what: str) -> None
             f"{what} does not match torchvision {arch}: missing keys {missing[:20]}"
             f"{' ...' if len(missing) > 20 else ''} ({len(missing)}), unexpected keys {unexpected[:20]} "
             f"({len(unexpected)}), wrong shapes {wrong[:20]} ({len(wrong)})")
+
+
+def _check_finite(state: Mapping[str, torch.Tensor], what: str) -> None:
+    bad = sorted(k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if bad:
+        raise CheckpointError(f"{what} holds NaN or inf values in {bad[:20]}{' ...' if len(bad) > 20 else ''} "
+                              f"({len(bad)} tensors); expected finite weights")
 
 
 def _torch_load(path: Path) -> Any:

@@ -203,6 +203,27 @@ def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def verdicts_markdown(table: pd.DataFrame) -> str:
+    """The verdict table (:func:`verdict_table`) as Markdown, grouped by source."""
+    lines = ["## Published claims, checked on the records", "",
+             "Effect = treatment - baseline, 95 % CI and p from the paired bootstrap over seeds and test items "
+             "(Welch's t over seeds where no per-item values exist). A verdict is what the records say; "
+             "nothing was tuned to make a claim hold.", ""]
+    for source, group in table.groupby("source", sort=False):
+        lines += [f"### {source}", "", "| claim | preset | treatment | baseline | task / metric | claimed | effect "
+                  "| 95 % CI | p | n | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for v in group.to_dict("records"):
+            eff = "" if pd.isna(v["effect"]) else f"{v['effect']:+.2f}"
+            ci = "" if pd.isna(v["ci_low"]) else f"[{v['ci_low']:.2f}, {v['ci_high']:.2f}]"
+            p = "" if pd.isna(v["p_value"]) else f"{v['p_value']:.4f}"
+            verdict = v["verdict"] + (f" ({v['detail']})" if v["detail"] else "")
+            lines.append(f"| {v['claim']} | {v['preset']} | {v['treatment']} | {v['baseline']} | {v['task']} / "
+                         f"{v['metric']} | {v['direction']} | {eff} | {ci} | {p} | "
+                         f"{v['n_treatment']} vs {v['n_baseline']} | {verdict} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def format_verdicts(verdicts: list[Verdict]) -> str:
     lines = [f"{'claim':<34} {'preset':<6} {'task / metric':<40} {'claimed':<7} {'effect':>8} {'95% CI':>20} "
              f"{'p':>7}  verdict"]

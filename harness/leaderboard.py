@@ -1,14 +1,16 @@
 """Writes (or checks) the leaderboard files from the records: the whole-protocol
-LEADERBOARD, one file per suite, one per paper layout, in md / csv / tex / html."""
+LEADERBOARD (main metrics), one file per suite, one per paper layout, one per task (every
+metric), the claims' verdicts, in md / csv / tex and one HTML page."""
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from harness import config as config_mod
-from harness import paths, store, tables, tables_html
+from harness import claims, compare, paths, store, tables, tables_html
 from harness.errors import ConfigError
 
 FORMATS = ("md", "csv", "tex", "html")
@@ -30,11 +32,23 @@ def suite_tasks(name: str) -> list[str]:
     return [t if isinstance(t, str) else t.get("as", t["task"]) for t in suite["tasks"]]
 
 
+@dataclass
+class Contents:
+    """Everything the leaderboard files show: the tables by file stem, the claims'
+    verdicts, the per-task table of every robustness metric and the loss curves."""
+
+    tables: dict[str, tables.Table]
+    verdicts: pd.DataFrame | None = None
+    robustness: tables.Table | None = None
+    curves: list[tables_html.Curve] = field(default_factory=list)
+
+
 def build_tables(records: pd.DataFrame, reference: pd.DataFrame, suite: str | None = None) -> dict[str, tables.Table]:
-    """{file stem: table}: LEADERBOARD (all tasks), suite-<name>, paper-<layout>."""
+    """{file stem: table}: LEADERBOARD (each task's main metrics), plumbing, suite-<name>,
+    paper-<layout> and tasks/<task> (every metric of one task instance)."""
     if suite is not None:
         return {f"suite-{suite}": tables.build(records, reference, tasks=suite_tasks(suite), title=f"Suite {suite}")}
-    out = {"LEADERBOARD": tables.build(records, reference, title="Leaderboard: all tasks")}
+    out = {"LEADERBOARD": tables.build(records, reference, title="Leaderboard: the main metrics of every task")}
     plumbing = tables.build(records, title="Pipeline checks (role: plumbing; numbers check a pipeline at this "
                             "scale and rank nothing)", role="plumbing")
     if plumbing.rows:
@@ -48,7 +62,25 @@ def build_tables(records: pd.DataFrame, reference: pd.DataFrame, suite: str | No
         out[f"paper-{name}"] = tables.build(records, reference, title=lay.get("title", name),
                                             columns=lay["columns"],
                                             tasks=sorted({c["task"] for c in lay["columns"]}))
+    comparable = compare.comparable(records)
+    for task in sorted(set(comparable["task"]) if len(comparable) else set()):
+        out[f"tasks/{task}"] = tables.build(records, reference, tasks=[task], every_metric=True,
+                                            title=f"{task}: every metric")
     return out
+
+
+def build_contents(records: list[Path], suite: str | None = None) -> Contents:
+    """Load the records (task and stage) and the published numbers; build every table and,
+    for the whole leaderboard, the claims' verdicts and the loss curves."""
+    recs = store.load_records(records, kind="task")
+    reference = tables.load_reference()
+    tabs = build_tables(recs, reference, suite)
+    if suite is not None:
+        return Contents(tabs)
+    verdicts = claims.verdict_table(claims.evaluate(claims.load_claims(), recs)) if len(recs) else None
+    robust = tables.build(recs, tasks=suite_tasks("robustness"), every_metric=True, title="robustness")
+    curves = tables_html.curves_from_records(store.load_records(records, kind="stage"))
+    return Contents(tabs, verdicts, robust, curves)
 
 
 def reference_markdown(reference: pd.DataFrame) -> str:
@@ -63,21 +95,32 @@ def reference_markdown(reference: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(tabs: dict[str, tables.Table], formats: tuple[str, ...] = FORMATS,
+def render(contents: Contents, formats: tuple[str, ...] = FORMATS,
            reference: pd.DataFrame | None = None) -> dict[str, str]:
-    """{file name: text} for every table and format (and REFERENCE.md)."""
+    """{file name: text} for every table and format (per-task tables: md and csv), the
+    claims (CLAIMS.md / .csv) and REFERENCE.md."""
     files: dict[str, str] = {}
     if reference is not None and len(reference) and "md" in formats:
         files["REFERENCE.md"] = reference_markdown(reference)
-    for stem, t in tabs.items():
+    for stem, t in contents.tables.items():
+        per_task = stem.startswith("tasks/")
         if "md" in formats:
             files[f"{stem}.md"] = tables.to_markdown(t)
         if "csv" in formats:
             files[f"{stem}.csv"] = tables.to_csv(t)
-        if "tex" in formats:
+        if "tex" in formats and not per_task:
             files[f"{stem}.tex"] = tables.to_latex(t)
+    if contents.verdicts is not None:
+        if "md" in formats:
+            files["CLAIMS.md"] = claims.verdicts_markdown(contents.verdicts)
+        if "csv" in formats:
+            files["CLAIMS.csv"] = contents.verdicts.to_csv(index=False, float_format="%.4f", lineterminator="\n")
     if "html" in formats:
-        files["leaderboard.html"] = tables_html.page(list(tabs.values()))
+        tabs = contents.tables
+        main = tabs.get("LEADERBOARD") or next(iter(tabs.values()))
+        files["leaderboard.html"] = tables_html.page(
+            main, layouts=[t for k, t in tabs.items() if k.startswith("paper-")], plumbing=tabs.get("plumbing"),
+            robustness=contents.robustness, verdicts=contents.verdicts, curves=contents.curves)
     return files
 
 
@@ -88,10 +131,8 @@ def default_records() -> list[Path]:
 def tables_main(records: list[Path] | None, suite: str | None, fmt: str | None, out: Path | None,
                 check: bool) -> int:
     """The ``harness tables`` command. Without --out it prints Markdown."""
-    recs = store.load_records(records or default_records(), kind="task")
-    reference = tables.load_reference()
-    files = render(build_tables(recs, reference, suite), (fmt,) if fmt else FORMATS,
-                   reference if suite is None else None)
+    files = render(build_contents(records or default_records(), suite), (fmt,) if fmt else FORMATS,
+                   tables.load_reference() if suite is None else None)
     if check:
         target = out or paths.results_dir()
         stale = [name for name, text in files.items()
@@ -114,6 +155,7 @@ def tables_main(records: list[Path] | None, suite: str | None, fmt: str | None, 
         return 0
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
         store.atomic_write_text(out / name, text)
     print(f"wrote {len(files)} files to {out}")
     return 0

@@ -12,6 +12,7 @@ columns of the same task/metric/framework only, and never enter a mean.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -158,12 +159,14 @@ def derive(record: dict[str, Any]) -> dict[str, tuple[float, bool]]:
 
 
 def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: list[str] | None = None,
-          title: str = "Leaderboard", columns: list[dict[str, str]] | None = None, role: str = "comparison") -> Table:
+          title: str = "Leaderboard", columns: list[dict[str, str]] | None = None, role: str = "comparison",
+          every_metric: bool = False) -> Table:
     """Collate task records (and published reference rows) into one table.
 
     ``tasks`` restricts to task instances; ``columns`` (a layout) picks and orders
-    (task, metric) pairs explicitly. ``role``: the records of that role only
-    (``comparison``, or ``plumbing`` for the table of pipeline checks).
+    (task, metric) pairs explicitly; otherwise a task shows its catalog's
+    ``main_metrics``, or all its metrics with ``every_metric``. ``role``: the records of
+    that role only (``comparison``, or ``plumbing`` for the table of pipeline checks).
     """
     mains = main_metrics()
     cells: dict[tuple[tuple, Column], Cell] = {}
@@ -185,9 +188,9 @@ def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: l
         hib = rec.get("higher_is_better") or {}
         metrics = {k: (v, hib.get(k, True)) for k, v in (rec.get("metrics") or {}).items()}
         metrics.update(derive(rec))
-        wanted = mains.get(rec.get("task_type", rec["task"]))
+        wanted = None if every_metric or columns else mains.get(rec.get("task_type", rec["task"]))
         for name, (value, higher) in metrics.items():
-            if wanted is not None and name not in wanted and not name.endswith("_minus_clean"):
+            if wanted is not None and name not in wanted:
                 continue
             key = (rec["task"], name, version, fw)
             col = col_set.setdefault(key, Column(*key, higher_is_better=higher))
@@ -295,8 +298,10 @@ def _tex_escape(s: str) -> str:
 def to_latex(table: Table) -> str:
     out = [f"% {table.title}", r"\begin{tabular}{" + "l" * len(ROW_KEYS) + "r" * len(table.columns) + "}",
            r"\toprule"]
-    out.append(" & ".join([""] * len(ROW_KEYS) + [_tex_escape(c.group) for c in table.columns]) + r" \\")
-    out.append(" & ".join(list(ROW_KEYS) + [_tex_escape(c.header) for c in table.columns]).replace("_", r"\_") + r" \\")
+    groups = [(g, len(list(run))) for g, run in itertools.groupby(c.group for c in table.columns)]
+    out.append(" & ".join([""] * len(ROW_KEYS) + [r"\multicolumn{%d}{c}{%s}" % (n, _tex_escape(g)) if n > 1
+                                                  else _tex_escape(g) for g, n in groups]) + r" \\")
+    out.append(" & ".join([_tex_escape(k) for k in ROW_KEYS] + [_tex_escape(c.header) for c in table.columns]) + r" \\")
     out.append(r"\midrule")
     for row in table.rows:
         cells = []

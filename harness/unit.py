@@ -91,10 +91,14 @@ def run_stage(stage: Stage, spec: dict[str, Any], common: dict[str, Any]) -> dic
     ctx = StageContext(**{**common, "cfg": stage.view(common["cfg"])}, method=spec["method"], recipe=spec["recipe"],
                        upstream={k: Path(v) for k, v in spec["upstream"].items()},
                        config_hash=spec["config_hash"])
+    from harness.pretrain.train_log import loss_curve
+
     summary = stage.run(ctx) or {}
     out: dict[str, Any] = {"metrics": {k: float(v) for k, v in summary.items() if isinstance(v, (int, float))},
                            "higher_is_better": {}, "extra": {k: v for k, v in summary.items()
                                                              if not isinstance(v, (int, float))}}
+    if curve := loss_curve(ctx.workdir):
+        out["extra"]["loss_curve"] = curve
     if stage.exports_backbone and ctx.world.get("rank", 0) == 0:
         meta_path = ctx.workdir / BACKBONE_META
         if not (ctx.workdir / BACKBONE_FILE).is_file() or not meta_path.is_file():

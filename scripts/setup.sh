@@ -49,10 +49,20 @@ cv="$("$venv/bin/python" -m pip list --format=freeze | grep -i '^opencv-contrib-
 "${pip[@]}" uninstall -y opencv-python opencv-python-headless opencv-contrib-python >/dev/null 2>&1 || true
 "${pip[@]}" install --force-reinstall --no-deps "opencv-contrib-python-headless==$cv"
 "$venv/bin/python" -c "import cv2; cv2.ximgproc.segmentation" >/dev/null
-# Headless Chromium renders the HTML leaderboard in its test (Debian's package).
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  log "installing Debian's chromium (headless browser for the leaderboard page test)"
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+# Tools of the leaderboard tests, from Debian's packages: headless Chromium renders the
+# HTML page; pdflatex (about 45 MB with booktabs) compiles the LaTeX tables.
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq)
+  updated=""
+  if ! command -v chromium >/dev/null 2>&1; then
+    log "installing Debian's chromium (headless browser for the leaderboard page test)"
+    apt-get update -qq >/dev/null && updated=1 && "${apt[@]}" chromium >/dev/null
+  fi
+  if ! command -v pdflatex >/dev/null 2>&1; then
+    log "installing Debian's texlive-latex-base and -recommended (pdflatex and booktabs for the LaTeX test)"
+    { [ -n "$updated" ] || apt-get update -qq >/dev/null; } && \
+      "${apt[@]}" --no-install-recommends texlive-latex-base texlive-latex-recommended >/dev/null
+  fi
 fi
 echo "$want" > "$stamp"
 log "ready: $venv"

@@ -3,11 +3,13 @@
 Contract with the model (an ``nn.Module``):
 
 - ``model(batch) -> dict[str, Tensor]`` with a scalar ``"loss"``; every other scalar
-  entry is averaged over the log window and written to ``train_log.jsonl``. ``batch`` is
+  entry is averaged over the log window and written to ``train_log.jsonl`` and as
+  TensorBoard events (:mod:`harness.pretrain.train_log`), with lr, images/s and the
+  momentum. ``batch`` is
   what the batch function returned, plus ``"step"`` (int) and ``"rng"`` (the step's
   :class:`~harness.pretrain.augment.StepRNG`, for any randomness the model needs).
 - optional ``model.after_step(step, total_steps)``: called after every optimiser step
-  (momentum / EMA target updates).
+  (momentum / EMA target updates); it returns the momentum it used (or None).
 - optional ``model.param_groups() -> list[dict]``: custom optimiser groups
   (``lr_mult``, ``weight_decay`` per group).
 - momentum encoders, queues and EMA targets must be submodules/buffers so that they are
@@ -31,8 +33,11 @@ What the loop guarantees:
   order and augmentation are functions of ``(seed, step)``), the batch function's state,
   torch/numpy/python RNGs;
 - a non-finite loss raises :class:`NonFiniteLossError` naming the step;
-- bf16 autocast and channels_last (configurable) on CUDA, and on CPUs that run bf16
-  natively (AVX512-BF16 / AMX); under torchrun: DDP with
+- bf16 autocast and channels_last (configurable) on CUDA. On CPU the loop runs fp32 by
+  default, which repeats bit for bit: bf16 autocast on a CPU with AVX512-BF16 / AMX
+  (``cpu_amp: true``, about 1.5x faster on ResNet-18 at 64 px) gave the same seed
+  different losses from the second step on, and now and then a NaN weight (D3SSL tiny, at
+  32 px views); under torchrun: DDP with
   SyncBatchNorm (CUDA only; on CPU/gloo each rank keeps its own BN statistics).
 """
 from __future__ import annotations
@@ -57,9 +62,9 @@ from harness.pretrain import dist
 from harness.pretrain.augment import StepRNG
 from harness.pretrain.data import RawBatch, StepSampler, collate
 from harness.pretrain.optim import OptimConfig, build_optimizer, lr_at, set_lr
+from harness.pretrain.train_log import TrainLog
 
 CHECKPOINT_FILE = "checkpoint.pt"
-LOG_FILE = "train_log.jsonl"
 _FORMAT = 1
 
 BatchFn = Callable[[RawBatch, StepRNG], dict[str, Any]]
@@ -74,7 +79,9 @@ class LoopConfig:
     """Everything the loop needs from a recipe (see :meth:`from_recipe`).
 
     ``batch_size`` is global (split over DDP ranks). ``checkpoint_every``: steps between
-    checkpoints (0 = only at the end). ``log_every``: steps per log record.
+    checkpoints (0 = only at the end). ``log_every``: steps per log record. ``amp``: bf16
+    autocast on CUDA; ``cpu_amp``: also on a CPU that runs bf16 natively (not reproducible
+    run to run, see the module docstring).
     """
 
     epochs: int
@@ -84,6 +91,7 @@ class LoopConfig:
     log_every: int = 10
     num_workers: int = 0
     amp: bool = True
+    cpu_amp: bool = False
     channels_last: bool = True
     sync_bn: bool = True
     grad_clip: float | None = None
@@ -97,7 +105,7 @@ class LoopConfig:
             if key not in recipe:
                 raise ConfigError(f"recipe has no top-level {key!r}")
         loop = dict(recipe.get("loop") or {})
-        known = {"checkpoint_every", "log_every", "amp", "channels_last", "sync_bn", "grad_clip",
+        known = {"checkpoint_every", "log_every", "amp", "cpu_amp", "channels_last", "sync_bn", "grad_clip",
                  "find_unused_parameters"}
         if set(loop) - known:
             raise ConfigError(f"unknown key(s) in recipe section 'loop': {sorted(set(loop) - known)}; "
@@ -157,41 +165,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-# ---------------------------------------------------------------- log
-class _LossLog:
-    """Averages scalars over a window and appends records to ``train_log.jsonl`` (rank 0)."""
-
-    def __init__(self, path: Path | None, resume_step: int) -> None:
-        self.path = path
-        self.sums: dict[str, torch.Tensor] = {}
-        self.count = 0
-        if path is not None and path.exists():  # drop records written after the checkpoint
-            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= resume_step]
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text("".join(ln + "\n" for ln in keep))
-            os.replace(tmp, path)
-
-    def add(self, out: dict[str, Any]) -> None:
-        for k, v in out.items():
-            if isinstance(v, torch.Tensor) and v.numel() == 1:
-                v = v.detach().float().reshape(())
-                self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
-        self.count += 1
-
-    def flush(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Average (over the window and the ranks), write, reset; returns the record."""
-        if self.count == 0:
-            return record
-        keys = sorted(self.sums)
-        vals = dist.all_reduce_mean(torch.stack([self.sums[k] for k in keys]) / self.count).tolist()
-        record = {**record, **dict(zip(keys, vals))}
-        if self.path is not None:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
-        self.sums, self.count = {}, 0
-        return record
-
-
 # ---------------------------------------------------------------- the loop
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
@@ -226,7 +199,7 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
     info = dist.init_from_env(ctx.device)
     device = dist.device_for(info, ctx.device)
     cuda = device.type == "cuda"
-    amp = cfg.amp and (cuda or cpu_bf16_supported())
+    amp = cfg.amp and (cuda or (cfg.cpu_amp and cpu_bf16_supported()))
     fast_layout = cfg.channels_last and (cuda or amp)
     workdir = Path(ctx.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -272,11 +245,12 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
     loader = DataLoader(data, batch_sampler=StepSampler(**sampler_args, start_step=start), collate_fn=collate,
                         num_workers=cfg.num_workers, pin_memory=cuda,
                         persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None)
-    log = _LossLog(workdir / LOG_FILE if info.is_main else None, start)
+    log = TrainLog(workdir if info.is_main else None, start)
     first = summary.get("loss_start")
     after_step = getattr(model, "after_step", None)
     net.train()
     t0, images = time.perf_counter(), 0
+    window = (t0, 0)  # (time, images) at the last log record
 
     def checkpointed(step: int) -> bool:
         done = step + 1
@@ -293,7 +267,10 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
         batch_state = _batch_fn_state(batch_fn) if checkpointed(step) else None
         return batch, batch_state
 
-    ahead = _prepared_ahead(enumerate(loader, start=start), prepare, single_threaded=not cuda)
+    # Opted-in CPU bf16 prepares the next batch in this thread: bf16 kernels beside a
+    # second thread's torch operations were the slower of the two there.
+    ahead = _prepared_ahead(enumerate(loader, start=start), prepare, single_threaded=not cuda,
+                            overlap=cuda or not amp)
     for step, raw, (batch, batch_state) in ahead:
         lr = lr_at(cfg.optim, step, spe, cfg.epochs, cfg.batch_size)
         set_lr(optimizer, lr)
@@ -307,15 +284,19 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
-        if callable(after_step):
-            after_step(step, total)
+        momentum = after_step(step, total) if callable(after_step) else None
         log.add(out)
         images += len(raw) * info.world_size
         done = step + 1
         if done % cfg.log_every == 0 or done == total:
             if cuda:
                 _check_finite(loss, step, workdir)
-            rec = log.flush({"step": done, "epoch": done / spe, "lr": lr})
+            now = time.perf_counter()
+            rec = {"step": done, "epoch": done / spe, "lr": lr, "images_per_s": (images - window[1]) / (now - window[0])}
+            if momentum is not None:
+                rec["momentum"] = float(momentum)
+            rec = log.flush(rec)
+            window = (now, images)
             summary = {k: v for k, v in rec.items() if k not in ("step", "epoch")}
             if first is None:
                 first = summary.get("loss")
@@ -325,6 +306,7 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
                 _check_finite(loss, step, workdir)
             _save(ckpt_path, model, optimizer, done, total, fingerprint, summary, info, batch_state)
         ctx.progress(done, total)
+    log.close()
     elapsed = time.perf_counter() - t0
     return {**summary, "steps": total, "epochs": cfg.epochs, "resumed_from": start,
             "images_per_s": images / elapsed if elapsed > 0 else 0.0}
@@ -338,14 +320,20 @@ def cpu_bf16_supported() -> bool:
         return False
 
 
-def _prepared_ahead(steps: Any, prepare: Callable[[int, RawBatch], Any], single_threaded: bool) -> Any:
+def _prepared_ahead(steps: Any, prepare: Callable[[int, RawBatch], Any], single_threaded: bool,
+                    overlap: bool = True) -> Any:
     """``(step, raw, prepare(step, raw))`` for each ``(step, raw)``, the next one prepared
-    (loaded and augmented) in a helper thread while the caller trains on the current one.
+    (loaded and augmented) in a helper thread while the caller trains on the current one;
+    with ``overlap=False`` each is prepared in the caller's thread when it is needed.
 
     ``single_threaded`` (CPU training): the helper's torch operations use one intra-op
     thread (a per-thread OpenMP setting), so that the step keeps every core it had and the
     two do not oversubscribe them."""
     from concurrent.futures import ThreadPoolExecutor
+
+    if not overlap:
+        yield from ((step, raw, prepare(step, raw)) for step, raw in steps)
+        return
 
     main_threads = torch.get_num_threads()
 

@@ -81,10 +81,11 @@ class BYOLModel(nn.Module):
         loss = byol_loss(p1, z2) + byol_loss(p2, z1)
         return {"loss": loss}
 
-    def after_step(self, step: int, total_steps: int) -> None:
+    def after_step(self, step: int, total_steps: int) -> float:
         m = target_momentum(self.momentum, self.momentum_schedule, step, total_steps)
         ema_update(self.backbone_t, self.backbone, m)
         ema_update(self.projector_t, self.projector, m)
+        return m
 
     def export_heads(self) -> dict[str, tuple[nn.Module, dict[str, Any]]]:
         return {"projector": (self.projector, self.projector_spec),

@@ -130,11 +130,12 @@ class D3SSLModel(nn.Module):
         return out
 
     @torch.no_grad()
-    def after_step(self, step: int, total_steps: int) -> None:
+    def after_step(self, step: int, total_steps: int) -> float:
         """EMA teacher update after optimiser step ``step`` (SoCo's cosine momentum)."""
         self.momentum = cosine_momentum(self.base_momentum, step, total_steps)
         ema_update(self.teacher_encoder, self.encoder, self.momentum)
         ema_update(self.teacher_projector, self.projector, self.momentum)
+        return self.momentum
 
     def backbone(self) -> nn.Module:
         """The student's torchvision ResNet (``fc`` = Identity): what is exported."""

@@ -90,10 +90,11 @@ class DenseCLModel(nn.Module):
         return {"loss": loss, "loss_global": loss_global.detach(), "loss_dense": loss_dense.detach(),
                 "acc": acc, "acc_dense": acc_dense}
 
-    def after_step(self, step: int, total_steps: int) -> None:
+    def after_step(self, step: int, total_steps: int) -> float:
         for target, online in ((self.backbone_k, self.backbone), (self.projector_k, self.projector),
                                (self.dense_head_k, self.dense_head)):
             ema_update(target, online, self.momentum)
+        return self.momentum
 
     def export_heads(self) -> dict[str, tuple[nn.Module, dict[str, Any]]]:
         return {"projector": (self.projector, self.projector_spec), "dense_head": (self.dense_head, self.dense_spec)}

@@ -97,9 +97,10 @@ class MoCoV2Model(nn.Module):
         self.queue.push(k)
         return {"loss": loss, "acc": acc}
 
-    def after_step(self, step: int, total_steps: int) -> None:
+    def after_step(self, step: int, total_steps: int) -> float:
         ema_update(self.backbone_k, self.backbone, self.momentum)
         ema_update(self.projector_k, self.projector, self.momentum)
+        return self.momentum
 
     def export_heads(self) -> dict[str, tuple[nn.Module, dict[str, Any]]]:
         return {"projector": (self.projector, self.projector_spec)}

@@ -63,11 +63,12 @@ class ORLNet(nn.Module):
         out["loss"] = out["loss_image"] + out["loss_intra"] + out["loss_inter"]
         return out
 
-    def after_step(self, step: int, total_steps: int) -> None:
+    def after_step(self, step: int, total_steps: int) -> float:
         """EMA update of the target after optimisation step ``step`` (cosine momentum -> 1)."""
         m = target_momentum(self.base_momentum, "cosine", step, total_steps)
         ema_update(self.backbone_t, self.backbone, m)
         ema_update(self.projector_t, self.projector, m)
+        return m
 
     def export_heads(self) -> dict[str, tuple[nn.Module, dict[str, Any]]]:
         heads = {"projector": (self.projector, self.projector_spec)}

@@ -45,6 +45,7 @@ def test_tiny_config_points_everything_at_the_unit(task, tmp_path, dense_root, m
     assert cfg.model.backbone.get("frozen_stages", -1) == -1
     assert cfg.model.backbone.norm_eval is False
     assert cfg.default_hooks.checkpoint.interval == ctx.cfg["checkpoint_interval"]
+    assert [b.type for b in cfg.visualizer.vis_backends][-1] == "TensorboardVisBackend"
     if task.endswith("_det"):
         train = next(leaf_datasets(cfg.train_dataloader.dataset)).pipeline
         scales = next(step.scales for step in train if step.type == "RandomChoiceResize")

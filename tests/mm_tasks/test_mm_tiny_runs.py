@@ -47,6 +47,8 @@ def test_tiny_preset_trains_and_evaluates(task, tmp_path, dense_root, mm_ctx, ba
     logs = list((tmp_path / "work" / "mmengine").glob("*/*.log"))
     assert logs and "backbone check passed" in logs[0].read_text()
     assert (tmp_path / "work" / "mmengine" / f"iter_{iters}.pth").is_file()
+    events = list((tmp_path / "work" / "mmengine").glob("*/vis_data/events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0  # mmengine's TensorboardVisBackend: loss and lr per iter
 
 
 @pytest.mark.slow

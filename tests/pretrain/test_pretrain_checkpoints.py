@@ -126,6 +126,19 @@ def test_wrong_shape_is_an_error(tmp_path: Path) -> None:
         convert(tmp_path / "src.pth", tmp_path / "out")
 
 
+def test_non_finite_weights_are_refused_by_name(tmp_path: Path) -> None:
+    state = _resnet18_state()
+    state["layer3.1.bn2.running_var"][4] = float("nan")
+    state["conv1.weight"][0, 0, 0, 0] = float("inf")
+    torch.save(state, tmp_path / "src.pth")
+    with pytest.raises(CheckpointError, match=r"NaN or inf values in \['conv1.weight', 'layer3.1.bn2.running_var'\]"):
+        convert(tmp_path / "src.pth", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(CheckpointError, match="backbone to export holds NaN or inf"):
+        save_backbone(_backbone_only(state), tmp_path / "export", {"arch": "resnet18"})
+    assert not (tmp_path / "export").exists()
+
+
 class _Payload:
     def __reduce__(self):
         return (os.system, ("echo should-never-run",))

@@ -14,6 +14,7 @@ from harness.errors import CheckpointError
 from harness.pretrain.augment import TwoViewBatch
 from harness.pretrain.data import SceneImages, list_scene_images
 from harness.pretrain.loop import CHECKPOINT_FILE, LoopConfig, NonFiniteLossError, read_checkpoint, train
+from harness.pretrain.train_log import TENSORBOARD_DIR, loss_curve
 from pretrain_fixtures import read_log, run_stage_process, small_recipe, stage_context, write_scenes
 
 
@@ -48,8 +49,21 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path, method: 
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    assert [r["loss"] for r in read_log(work)] == [r["loss"] for r in read_log(tmp_path / "ref")]
+    log = read_log(work)
+    assert [r["loss"] for r in log] == [r["loss"] for r in read_log(tmp_path / "ref")]
     assert (work / "backbone.pth").is_file() and (work / "heads.pth").is_file()
+    events = _tensorboard_scalars(work)  # each step once, though the run was killed after step 3
+    assert {"pretrain/loss", "pretrain/lr", "pretrain/images_per_s", "pretrain/momentum"} <= set(events)
+    assert events["pretrain/loss"] == [(r["step"], pytest.approx(r["loss"])) for r in log]
+    assert loss_curve(work) == [[float(r["step"]), r["loss"]] for r in log]
+
+
+def _tensorboard_scalars(workdir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(workdir / TENSORBOARD_DIR))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 class _Tiny(nn.Module):

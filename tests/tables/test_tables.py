@@ -92,6 +92,7 @@ def test_formats_render(records: Path) -> None:
     assert {"mean", "std", "best", "framework"} <= set(csv.columns)
     tex = tables.to_latex(t)
     assert r"\begin{tabular}" in tex
+    assert r"knn\_top1" in tex and r"\\_" not in tex  # escaped once
     # 51 +- 1.4 vs 42 +- 2.8 over two seeds each is not significant (Welch): a tie, both bold
     assert r"\textbf{51.00 $\pm$ 1.41 [" in tex and r"\textbf{42.00 $\pm$ 2.83 [" in tex
 
@@ -118,27 +119,99 @@ def test_regression_check_pass_and_fail(records: Path, tmp_path: Path) -> None:
     assert [c.status for c in regress.compare_expected(df, exp)] == ["FAIL", "failed-unit"]
 
 
+def test_main_table_shows_main_metrics_and_task_tables_every_metric(records: Path) -> None:
+    store.write_record(records / "extra.json", rec("mocov2", 2, "knn", {"knn_top1": 41.0, "knn_top5": 90.0}))
+    tabs = leaderboard.build_tables(store.load_records(records), pd.DataFrame())
+    main = {(c.task, c.metric) for c in tabs["LEADERBOARD"].columns}
+    assert ("knn", "knn_top1") in main and ("knn", "knn_top5") not in main
+    assert ("bg_shift", "acc_mixed_same") not in main and ("bg_shift", "bg_gap") in main
+    every = {(c.task, c.metric) for c in tabs["tasks/knn"].columns}
+    assert {("knn", "knn_top1"), ("knn", "knn_top5")} <= every
+
+
+def test_tables_main_writes_claims_and_per_task_files(records: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tables"
+    assert leaderboard.tables_main([records], None, None, out, check=False) == 0
+    assert (out / "tasks" / "knn.md").is_file() and (out / "tasks" / "bg_shift.csv").is_file()
+    claims_md = (out / "CLAIMS.md").read_text()
+    assert "| verdict |" in claims_md and "no records" in claims_md  # these records hold no claimed rows
+    assert leaderboard.tables_main([records], None, None, out, check=True) == 0
+
+
+def test_latex_tables_compile(records: Path, tmp_path: Path) -> None:
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        pytest.skip("pdflatex is not installed (scripts/setup.sh installs Debian's texlive when run as root)")
+    ref = pd.DataFrame([{"method": "MoCo v2", "pretrain_data": "COCO", "epochs": 800, "task": "coco_det",
+                         "metric": "bbox_AP", "value": 38.9, "framework": "mmdet", "source": "paper X"}])
+    bodies = [tables.to_latex(tables.build(store.load_records(records), ref))]
+    committed = Path(__file__).resolve().parents[2] / "results"
+    bodies += [p.read_text() for p in sorted(committed.glob("*.tex"))]
+    doc = tmp_path / "tables.tex"
+    preamble = ("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+                "\\usepackage[landscape,a3paper]{geometry}\n\\begin{document}\n")
+    body = "\n\\bigskip\n".join(f"\\resizebox{{\\linewidth}}{{!}}{{{b}}}" for b in bodies)
+    doc.write_text(preamble + body + "\n\\end{document}\n")
+    res = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", doc.name],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert (tmp_path / "tables.pdf").stat().st_size > 1000
+
+
+def _verdicts() -> pd.DataFrame:
+    base = {"source": "paper X", "statement": "A beats B", "where": "", "treatment": "contracam / tiny",
+            "baseline": "mocov2 / tiny", "task": "knn", "metric": "knn_top1", "direction": "higher", "test": "t",
+            "n_treatment": 2, "n_baseline": 2, "detail": ""}
+    return pd.DataFrame([{**base, "claim": "a", "preset": "tiny", "verdict": "holds", "effect": 9.0, "ci_low": 2.0,
+                          "ci_high": 16.0, "p_value": 0.01},
+                         {**base, "claim": "b", "preset": "tiny", "verdict": "not significant", "effect": -1.0,
+                          "ci_low": -5.0, "ci_high": 3.0, "p_value": 0.6},
+                         {**base, "claim": "c", "preset": "tiny", "verdict": "no records", "effect": None,
+                          "ci_low": None, "ci_high": None, "p_value": None, "detail": "no records of x"}])
+
+
 def test_html_page_in_headless_browser(records: Path, tmp_path: Path) -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it when run as root)")
-    t = tables.build(store.load_records(records))
-    page = tmp_path / "leaderboard.html"
     from harness import tables_html
 
-    page.write_text(tables_html.page([t]))
-    probe = ("<script>window.onload=function(){var t=document.getElementById('t0');"
-             "var rows=t.tBodies[0].rows.length;var bars=document.querySelectorAll('rect.bar').length;"
-             "var pts=document.querySelectorAll('circle.pt').length;"
+    df = store.load_records(records)
+    t = tables.build(df)
+    robust = tables.build(df, tasks=["bg_shift"], every_metric=True)
+    curves = [tables_html.Curve(f"{m} / tiny", "stage.pretrain", s, ((10, 5.0 - s), (20, 4.0), (30, 3.5)))
+              for m in ("mocov2", "contracam") for s in (0, 1)]
+    empty = tables.build(df, tasks=["nothing"], title="an empty layout")
+    page = tmp_path / "leaderboard.html"
+    page.write_text(tables_html.page(t, layouts=[empty], robustness=robust, verdicts=_verdicts(), curves=curves))
+    probe = ("<script>window.onload=function(){var t=document.getElementById('t-main');"
+             "var q=function(s){return document.querySelectorAll(s).length;};"
+             "var rows=t.tBodies[0].rows.length;"
+             "var charts=Array.prototype.map.call(document.querySelectorAll('div.chart.bars h4'),"
+             "function(h){return h.textContent;});"
+             "var lower=Array.prototype.some.call(document.querySelectorAll('div.chart.bars text'),"
+             "function(x){return x.textContent.indexOf('lower is better')>=0;});"
+             "var empty=Array.prototype.filter.call(document.querySelectorAll('section'),"
+             "function(s){return s.textContent.trim().length<20;}).length;"
+             "var ids=Array.prototype.map.call(document.querySelectorAll('section'),function(s){return s.id;});"
+             "var wide=getComputedStyle(t.parentNode).overflowX;"
              "t.tHead.rows[0].cells[0].click();var first=t.tBodies[0].rows[0].cells[0].textContent;"
-             "document.title=JSON.stringify({rows:rows,bars:bars,pts:pts,first:first});};</script>")
+             "document.title=JSON.stringify({rows:rows,bars:q('rect.bar'),err:q('g.err'),ticks:q('line.tick'),"
+             "pts:q('circle.pt'),effects:q('circle.effect'),curves:q('polyline.curve'),charts:charts,"
+             "lower:lower,empty:empty,ids:ids,wide:wide,first:first});};</script>")
     page.write_text(page.read_text().replace("</body>", probe + "</body>"))
-    res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                          "--disable-component-update", "--disable-sync", "--no-first-run",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120)
-    title = res.stdout.split("<title>")[1].split("</title>")[0]
-    info = json.loads(title.replace("&quot;", '"'))
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}"]
+    res = subprocess.run(flags + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    info = json.loads(res.stdout.split("<title>")[1].split("</title>")[0].replace("&quot;", '"'))
     assert info["rows"] == len(t.rows) == 2
-    assert info["bars"] > 0 and info["pts"] > 0
-    assert info["first"] == "contracam"  # sorted ascending by method after the click
+    # knn (2 rows) and the bg_shift main metrics get charts; coco_det (one row with a value) does not
+    assert len(info["charts"]) == 4 and not any("coco_det" in c for c in info["charts"])
+    assert info["bars"] == 8 and info["err"] >= 2 and info["ticks"] > 20 and info["lower"]  # bg_gap
+    assert info["pts"] == 4 and info["effects"] == 2 and info["curves"] == 4
+    assert info["empty"] == 0 and len(info["ids"]) == len(set(info["ids"])) and "layout0" not in info["ids"]
+    assert info["wide"] == "auto" and info["first"] == "contracam"  # sorted ascending by method after the click
+    shot = tmp_path / "page.png"
+    subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1400,2400", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 10_000

@@ -61,6 +61,8 @@ def apply_common(cfg: Config, preset: Mapping[str, Any], *, task: str, workdir: 
     cfg.work_dir = str(workdir)
     if "visualizer" in cfg:  # a name of its own: mmengine keeps one visualizer per name per process
         cfg.visualizer.name = f"{task}-{os.getpid()}-{time.time_ns()}"
+        backends = [b for b in cfg.visualizer.get("vis_backends") or [] if b.get("type") != "TensorboardVisBackend"]
+        cfg.visualizer.vis_backends = backends + [dict(type="TensorboardVisBackend")]  # loss and lr as events
     cfg.resume = True
     cfg.load_from = None
     cfg.launcher = "pytorch" if world > 1 else "none"
