@@ -275,7 +275,8 @@ class Runner:
         """The fields of a unit's record that describe this run and the unit."""
         method = self.cfg["method"]
         return {"kind": unit.kind, "method": method["name"], "recipe": self.recipe_label,
-                "recipe_name": method["recipe"], "seed": self.cfg["seed"], "task": unit.record_task,
+                "recipe_name": method["recipe"], "recipe_note": method.get("note"),
+                "seed": self.cfg["seed"], "task": unit.record_task,
                 "task_type": unit.task or f"stage.{unit.name}", "task_version": unit.version,
                 "unit_key": unit.key, "upstream_keys": [u.key for u in unit.upstream],
                 "config": {"method": method, "unit": unit.cfg, "data": self.cfg["data"],

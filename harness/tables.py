@@ -144,6 +144,14 @@ def framework_label(record: dict[str, Any]) -> str:
     return f"{name} {str(version).split('+')[0]}" if version else name  # a CUDA/CPU build tag is no protocol
 
 
+def row_of(record: dict[str, Any]) -> tuple:
+    """A record's row: its ROW_KEYS values, the recipe followed by the recipe's ``note``
+    (what a variant is, e.g. "paper (as in ContraCAM)") when it has one."""
+    note = record.get("recipe_note")
+    return tuple(f"{record.get(k)} ({note})" if k == "recipe" and isinstance(note, str) and note else record.get(k)
+                 for k in ROW_KEYS)
+
+
 def main_metrics() -> dict[str, list[str] | None]:
     """Per task type: the catalog's ``main_metrics`` list (None = every metric)."""
     return {name: entry.main_metrics for name, entry in registry.tasks().items()}
@@ -178,7 +186,7 @@ def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: l
             continue
         if compare.role_of(rec) != role:
             continue
-        row = tuple(rec.get(k) for k in ROW_KEYS)
+        row = row_of(rec)
         if row not in rows:
             rows.append(row)
         fw, version = framework_label(rec), str(rec.get("task_version", "?"))
