@@ -130,10 +130,10 @@ def test_main_table_shows_main_metrics_and_task_tables_every_metric(records: Pat
 
 
 def test_a_recipe_note_labels_its_row(records: Path) -> None:
-    store.write_record(records / "byol.json", {**rec("byol", 0, "knn", {"knn_top1": 30.0}), "recipe": "paper",
+    store.write_record(records / "byol.json", {**rec("byol", 0, "knn", {"knn_top1": 30.0}), "recipe": "paper-contracam",
                                                "recipe_note": "as in ContraCAM"})
     rows = tables.build(store.load_records(records)).rows
-    assert ("byol", "paper (as in ContraCAM)", "synthetic", 2) in rows
+    assert ("byol", "paper-contracam (as in ContraCAM)", "synthetic", 2) in rows
 
 
 def test_tables_main_writes_claims_and_per_task_files(records: Path, tmp_path: Path) -> None:

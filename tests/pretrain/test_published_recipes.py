@@ -1,0 +1,49 @@
+"""Paper recipes resolve to their papers' published values (each value with its source),
+read through the same parsers the pretraining stage uses."""
+from __future__ import annotations
+
+import pytest
+
+from harness import registry
+from harness.pretrain.augment import TwoViewBatch
+from harness.pretrain.loop import LoopConfig
+from harness.pretrain.optim import lr_at
+from methods.byol.model import BYOLModel
+
+BYOL_PAPER = "Grill et al., NeurIPS 2020 (BYOL), Sec. 3.2 and App. B"
+# (what, value in the paper, how the resolved recipe gives it)
+BYOL_PUBLISHED = [
+    ("optimiser", "lars", lambda r, loop, aug, m: loop.optim.name),
+    ("peak lr = 0.2 x batch / 256 (batch 4096), reached after warm-up", 0.2 * 4096 / 256,
+     lambda r, loop, aug, m: lr_at(loop.optim, 10 * 10, 10, r["epochs"], r["batch_size"])),  # 10 steps an epoch
+    ("weight decay", 1.5e-6, lambda r, loop, aug, m: loop.optim.weight_decay),
+    ("biases / BN excluded from LARS and decay", True, lambda r, loop, aug, m: loop.optim.exclude_bias_bn),
+    ("warm-up epochs", 10, lambda r, loop, aug, m: loop.optim.warmup_epochs),
+    ("lr schedule", "cosine", lambda r, loop, aug, m: loop.optim.schedule),
+    ("blur probability, view 1 / view 2", (1.0, 0.1), lambda r, loop, aug, m: (aug[0].blur_p, aug[1].blur_p)),
+    ("solarize probability, view 1 / view 2", (0.0, 0.2),
+     lambda r, loop, aug, m: (aug[0].solarize_p, aug[1].solarize_p)),
+    ("colour jitter (brightness, contrast, saturation, hue)", (0.4, 0.4, 0.2, 0.1),
+     lambda r, loop, aug, m: tuple(aug[0].jitter)),
+    ("colour jitter / grayscale probability", (0.8, 0.2), lambda r, loop, aug, m: (aug[1].jitter_p, aug[1].gray_p)),
+    ("crop scale", (0.08, 1.0), lambda r, loop, aug, m: tuple(aug[0].scale)),
+    ("projector / predictor widths", (4096, 256, 4096), lambda r, loop, aug, m: (m["hidden"], m["dim"], m["pred_hidden"])),
+    ("target momentum, schedule", (0.996, "cosine"), lambda r, loop, aug, m: (m["momentum"], m["momentum_schedule"])),
+]
+
+
+@pytest.mark.parametrize("what,published,resolved", BYOL_PUBLISHED, ids=[w for w, _, _ in BYOL_PUBLISHED])
+def test_byol_paper_recipe_is_the_byol_paper(what, published, resolved) -> None:
+    recipe = registry.load_recipe("byol", "paper")
+    loop = LoopConfig.from_recipe(recipe)
+    aug = TwoViewBatch.from_cfg(recipe["augment"]).augs
+    BYOLModel.from_cfg({**recipe, "arch": "resnet18"})  # the heads section parses
+    value = resolved(recipe, loop, aug, recipe["byol"])
+    assert value == pytest.approx(published), f"{what}: recipe gives {value}, {BYOL_PAPER} gives {published}"
+
+
+def test_byol_as_contracam_runs_it_is_kept_as_its_own_recipe() -> None:
+    recipe = registry.load_recipe("byol", "paper-contracam")
+    loop = LoopConfig.from_recipe(recipe)
+    assert loop.optim.name == "sgd" and recipe["note"] == "as in ContraCAM"
+    assert recipe["byol"]["momentum_schedule"] == "constant"
