@@ -9,7 +9,11 @@ projections of the other images of the inference batch:
 ``q_i`` is the L2-normalised projection of the (possibly masked) image, ``k_i`` that of
 the unmasked image, and ``z_j`` runs over the projections of every image of the batch
 at every refinement iteration so far, with the image's own entries set to zero (no
-temperature). Only the feature map receives gradients (the trunk runs without them and
+temperature). That is the paper's score (``numerator: paper``). The official code
+(alinlab/object-aware-contrastive, utils/gradcam.py) broadcasts one numerator over the
+batch, ``log( sum_j exp(q_j . k_j) / sum_j exp(q_i . z_j) )`` (``numerator: official``):
+the two agree at T = 1, where every ``q_j . k_j`` is 1, and differ from the second
+refinement on. Only the feature map receives gradients (the trunk runs without them and
 the model stays in eval mode). Channel weights are the spatial mean of the gradient,
 clamped to be non-negative; the map is ``ReLU(sum_k w_k A_k)``, upsampled bicubically
 to the input size and min-max normalised per image.
@@ -27,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 EXPAND_FACTORS = (1, 2, 4)
+NUMERATORS = ("paper", "official")
 
 
 def expand_resolution(backbone: nn.Module, factor: int) -> nn.Module:
@@ -46,12 +51,18 @@ def expand_resolution(backbone: nn.Module, factor: int) -> nn.Module:
     return backbone
 
 
-def contrastive_score(query: torch.Tensor, key: torch.Tensor, bank: list[torch.Tensor]) -> torch.Tensor:
+def contrastive_score(query: torch.Tensor, key: torch.Tensor, bank: list[torch.Tensor],
+                      numerator: str = "paper") -> torch.Tensor:
     """Per-image score ``q_i.k_i - log sum_j exp(q_i.z_j)`` over every tensor of ``bank``
     (each ``(B, D)``, aligned with ``query``); the image's own entries are zeroed, i.e.
-    they enter the sum as ``exp(0)``."""
+    they enter the sum as ``exp(0)``. ``numerator="official"``: ``log sum_j exp(q_j.k_j)``
+    in place of ``q_i.k_i`` (the same for every image, as the official code computes it)."""
+    if numerator not in NUMERATORS:
+        raise ValueError(f"numerator must be one of {NUMERATORS}, got {numerator!r}")
     off_diagonal = 1.0 - torch.eye(query.size(0), device=query.device, dtype=query.dtype)
     positive = (query * key).sum(dim=1)
+    if numerator == "official":
+        positive = torch.logsumexp(positive, dim=0).expand_as(positive)
     negatives = torch.cat([(query @ z.t()) * off_diagonal for z in bank], dim=1)
     return positive - torch.logsumexp(negatives, dim=1)
 
@@ -87,13 +98,18 @@ class ContrastiveCAM(nn.Module):
 
     ``projector`` maps the pooled ``layer4`` feature to the embedding used by the
     contrastive loss (MoCo v2 projector; for BYOL the projector, not the predictor).
-    Its output is L2-normalised here. Both modules are put in eval mode.
+    Its output is L2-normalised here. Both modules are put in eval mode. ``numerator``:
+    ``paper`` or ``official`` (see the module docstring).
     """
 
-    def __init__(self, backbone: nn.Module, projector: nn.Module, expand_res: int = 1) -> None:
+    def __init__(self, backbone: nn.Module, projector: nn.Module, expand_res: int = 1,
+                 numerator: str = "paper") -> None:
         super().__init__()
+        if numerator not in NUMERATORS:
+            raise ValueError(f"numerator must be one of {NUMERATORS}, got {numerator!r}")
         self.backbone = expand_resolution(backbone, expand_res)
         self.projector = projector
+        self.numerator = numerator
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
@@ -136,7 +152,7 @@ class ContrastiveCAM(nn.Module):
                 if key is None:
                     key = query.detach()
                 bank.append(query.detach())
-                cam = gradient_cam(feature, contrastive_score(query, key, bank), size)
+                cam = gradient_cam(feature, contrastive_score(query, key, bank, self.numerator), size)
                 mask = cam if mask is None else torch.maximum(mask, cam)
                 current = images * (1 - mask) + fill * mask
                 steps.cams.append(cam)

@@ -28,7 +28,8 @@ def heads_file_for(backbone: Path) -> Path:
     return Path(backbone).parent / HEADS_FILE
 
 
-def load_cam_model(backbone: Path, expand_res: int = 1, device: str | torch.device = "cpu") -> ContrastiveCAM:
+def load_cam_model(backbone: Path, expand_res: int = 1, device: str | torch.device = "cpu",
+                   numerator: str = "paper") -> ContrastiveCAM:
     """ContraCAM on an exported backbone file and the projector in ``heads.pth`` beside it."""
     from harness.checkpoints import load_backbone, load_heads
 
@@ -42,7 +43,8 @@ def load_cam_model(backbone: Path, expand_res: int = 1, device: str | torch.devi
     heads = load_heads(heads_path)
     if PROJECTOR not in heads:
         raise CheckpointError(f"{heads_path}: has heads {sorted(heads)}, but ContraCAM needs {PROJECTOR!r}")
-    return ContrastiveCAM(load_backbone(backbone), heads[PROJECTOR], expand_res=expand_res).to(device)
+    return ContrastiveCAM(load_backbone(backbone), heads[PROJECTOR], expand_res=expand_res,
+                          numerator=numerator).to(device)
 
 
 def load_image(path: Path, size: int) -> np.ndarray:

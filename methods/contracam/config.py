@@ -42,7 +42,8 @@ def _section(recipe: dict[str, Any], key: str, cls: type) -> Any:
 class CamConfig:
     """``image_size``: CAM input side (images resized to a square, no crop);
     ``batch_size``: images per inference batch (the negatives; dataset order);
-    ``iterations``: refinement steps T; ``expand_res``: 1, 2 or 4; ``crf``: dense CRF
+    ``iterations``: refinement steps T; ``expand_res``: 1, 2 or 4; ``numerator``: ``paper``
+    or ``official`` (:mod:`harness.cam.contrastive`); ``crf``: dense CRF
     before box extraction; ``threshold``/``min_area``/``margin``: box extraction;
     ``chunk``: images per resumable unit of work (a multiple of ``batch_size``)."""
 
@@ -50,6 +51,7 @@ class CamConfig:
     batch_size: int = 256
     iterations: int = 10
     expand_res: int = 2
+    numerator: str = "paper"
     crf: bool = False
     threshold: float = 0.5
     min_area: float = 0.01
@@ -59,6 +61,10 @@ class CamConfig:
     def check(self) -> "CamConfig":
         if self.expand_res not in (1, 2, 4):
             raise ConfigError(f"cam.expand_res must be 1, 2 or 4, got {self.expand_res}")
+        from harness.cam.contrastive import NUMERATORS
+
+        if self.numerator not in NUMERATORS:
+            raise ConfigError(f"cam.numerator must be one of {NUMERATORS}, got {self.numerator!r}")
         if self.iterations < 1 or self.batch_size < 1 or self.image_size < 32:
             raise ConfigError(f"cam.iterations and cam.batch_size must be >= 1 and cam.image_size >= 32 "
                               f"(got {self.iterations}, {self.batch_size}, {self.image_size})")

@@ -76,7 +76,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     keys = image_keys(ctx.data_root, paths)
     info = dist.init_from_env(ctx.device)
     device = dist.device_for(info, ctx.device)
-    model = load_cam_model(Path(ctx.upstream["pretrain"]) / "backbone.pth", cam.expand_res, device)
+    model = load_cam_model(Path(ctx.upstream["pretrain"]) / "backbone.pth", cam.expand_res, device, cam.numerator)
 
     n_chunks = (len(paths) + cam.chunk - 1) // cam.chunk
     t0, computed = time.perf_counter(), 0

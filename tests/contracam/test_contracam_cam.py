@@ -111,3 +111,53 @@ def test_negatives_come_from_the_batch():
     assert not torch.allclose(full[:4], half)
     single = cam(images[:1], iterations=2)  # own entries are zeroed, not dropped: still defined
     assert torch.isfinite(single).all()
+
+
+def _official_reference(net, proj, images: torch.Tensor, iterations: int) -> torch.Tensor:
+    """The official utils/gradcam.py algorithm, written out in float64 with explicit sums:
+    score_i = log(sum_j exp(q_j.k_j)) - log(sum over iterations t, images j of
+    exp(q_i.z_tj), own entries exp(0)); Grad-CAM of sum_i score_i on layer4."""
+    def layer4(x):
+        with torch.no_grad():
+            x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+            return net.layer4(net.layer3(net.layer2(net.layer1(x))))
+
+    n, size = images.shape[0], images.shape[-2:]
+    fill = images.mean(dim=(0, 2, 3), keepdim=True)
+    current, key, bank, mask = images, None, [], None
+    for _ in range(iterations):
+        feat = layer4(current).requires_grad_(True)
+        q = F.normalize(proj(feat.mean(dim=(2, 3))), dim=1)
+        key = q.detach() if key is None else key
+        bank.append(q.detach())
+        numerator = torch.log(sum(torch.exp(q[j] @ key[j]) for j in range(n)))
+        score = 0.0
+        for i in range(n):
+            denom = sum(torch.exp(q[i] @ z[j]) if j != i else torch.ones((), dtype=q.dtype) for z in bank
+                        for j in range(n))
+            score = score + numerator - torch.log(denom)
+        (grad,) = torch.autograd.grad(score, feat)
+        w = grad.mean(dim=(2, 3), keepdim=True).clamp_min(0)
+        cam = F.interpolate(F.relu((w * feat).sum(dim=1, keepdim=True)).detach(), size=size, mode="bicubic",
+                            align_corners=False)
+        lo = cam.amin(dim=(1, 2, 3), keepdim=True)
+        cam = (cam - lo) / (cam.amax(dim=(1, 2, 3), keepdim=True) - lo + 1e-20)
+        mask = cam if mask is None else torch.maximum(mask, cam)
+        current = images * (1 - mask) + fill * mask
+    return mask
+
+
+def test_official_numerator_matches_a_float64_reference_at_ten_refinements():
+    torch.manual_seed(3)
+    net, proj = tiny_model()
+    net, proj = net.double().eval(), proj.double().eval()
+    images = torch.randn(6, 3, 64, 64, dtype=torch.float64)
+    ours = ContrastiveCAM(copy.deepcopy(net), copy.deepcopy(proj), numerator="official")(images, iterations=10)
+    ref = _official_reference(net, proj, images, iterations=10)
+    assert (ours - ref).abs().max().item() <= 1e-9
+    paper = ContrastiveCAM(copy.deepcopy(net), copy.deepcopy(proj), numerator="paper")
+    assert (paper(images, iterations=1) - ContrastiveCAM(copy.deepcopy(net), copy.deepcopy(proj),
+                                                         numerator="official")(images, iterations=1)).abs().max() < 1e-6
+    assert (paper(images, iterations=10) - ours).abs().max() > 1e-3  # the two scores part after refinement
+    with pytest.raises(ValueError, match="numerator"):
+        ContrastiveCAM(net, proj, numerator="other")
