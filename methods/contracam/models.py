@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods.byol.model import BYOLModel
+from harness.pretrain.shuffle_bn import step_generator
 from methods.mocov2.model import MoCoV2Model
 
 
@@ -31,7 +32,7 @@ class MixMoCoV2(MoCoV2Model):
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         q = self.embed(batch["view1"]).float()
-        k = self.embed_key(batch["view2"]).float()
+        k = self.embed_key(batch["view2"], step_generator(batch)).float()
         partner, lam = batch["mix_partner"], batch["mix_lam"].float()
         logits = torch.cat([q @ k.t(), q @ self.queue.keys.clone().float()], dim=1) / self.temperature
         own = torch.arange(q.shape[0], device=q.device)

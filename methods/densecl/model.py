@@ -5,6 +5,8 @@ pooled C5 features; dense ``Conv1x1(d, d) -ReLU -Conv1x1(d, dim)`` on the C5 map
 query grid cell's positive is the key grid cell whose (normalised) *backbone* feature is
 most similar; dense negatives come from a second queue that stores the spatially
 averaged dense keys. Loss = ``(1 - w) * global + w * dense`` with ``w = loss_lambda``.
+``shuffle_bn``: the key encoder runs under Shuffle BN as in the reference code
+(:mod:`harness.pretrain.shuffle_bn`).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 from harness.errors import ConfigError
 from harness.pretrain.models import (build_head, build_resnet, conv_mlp_spec, ema_update, feature_dim, frozen_copy,
                                      mlp_spec, resnet_c5)
+from harness.pretrain.shuffle_bn import shuffled_forward, step_generator
 from methods.mocov2.model import KeyQueue, info_nce
 
 
@@ -33,13 +36,14 @@ class DenseCLModel(nn.Module):
 
     def __init__(self, arch: str, dim: int = 128, hidden: int | None = None, queue: int = 65536,
                  momentum: float = 0.999, temperature: float = 0.2, loss_lambda: float = 0.5,
-                 zero_init_residual: bool = False) -> None:
+                 zero_init_residual: bool = False, shuffle_bn: bool = False, shuffle_bn_groups: int = 8) -> None:
         super().__init__()
         if not 0.0 <= loss_lambda <= 1.0:
             raise ConfigError(f"densecl.loss_lambda must be in [0, 1], got {loss_lambda}")
         d = feature_dim(arch)
         h = hidden or d
         self.arch, self.momentum, self.temperature, self.loss_lambda = arch, momentum, temperature, loss_lambda
+        self.shuffle_groups = int(shuffle_bn_groups) if shuffle_bn else 0
         self.backbone = build_resnet(arch, zero_init_residual)
         self.projector_spec = mlp_spec([d, h, dim], bn=False)
         self.dense_spec = conv_mlp_spec([d, h, dim])
@@ -54,9 +58,11 @@ class DenseCLModel(nn.Module):
     @classmethod
     def from_cfg(cls, cfg: dict[str, Any]) -> "DenseCLModel":
         """From a recipe: ``arch``, ``zero_init_residual`` and the ``densecl`` section
-        (``dim``, ``hidden``, ``queue``, ``momentum``, ``temperature``, ``loss_lambda``)."""
+        (``dim``, ``hidden``, ``queue``, ``momentum``, ``temperature``, ``loss_lambda``,
+        ``shuffle_bn``, ``shuffle_bn_groups``)."""
         sec = dict(cfg.get("densecl") or {})
-        known = {"dim", "hidden", "queue", "momentum", "temperature", "loss_lambda"}
+        known = {"dim", "hidden", "queue", "momentum", "temperature", "loss_lambda", "shuffle_bn",
+                 "shuffle_bn_groups"}
         if set(sec) - known:
             raise ConfigError(f"unknown key(s) in recipe section 'densecl': {sorted(set(sec) - known)}")
         return cls(cfg["arch"], zero_init_residual=bool(cfg.get("zero_init_residual", False)), **sec)
@@ -75,8 +81,14 @@ class DenseCLModel(nn.Module):
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         q, q_dense, q_feat, _ = self._encode(self.backbone, self.projector, self.dense_head, batch["view1"])
         with torch.no_grad():
-            k, k_dense, k_feat, k_pooled = self._encode(self.backbone_k, self.projector_k, self.dense_head_k,
-                                                        batch["view2"])
+            def encode_key(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                return self._encode(self.backbone_k, self.projector_k, self.dense_head_k, x)
+
+            if self.shuffle_groups:
+                k, k_dense, k_feat, k_pooled = shuffled_forward(encode_key, batch["view2"], self.shuffle_groups,
+                                                                step_generator(batch))
+            else:
+                k, k_dense, k_feat, k_pooled = encode_key(batch["view2"])
             match = dense_positive_index(q_feat.float(), k_feat.float())
             k_pos = k_dense.gather(2, match.unsqueeze(1).expand(-1, k_dense.shape[1], -1))
         loss_global, acc = info_nce(q, k, self.queue.keys.clone(), self.temperature)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from harness.errors import ConfigError
 from harness.pretrain import dist
 from harness.pretrain.models import build_head, build_resnet, ema_update, feature_dim, frozen_copy, mlp_spec
+from harness.pretrain.shuffle_bn import shuffled_forward, step_generator
 
 
 class KeyQueue(nn.Module):
@@ -55,16 +56,19 @@ class MoCoV2Model(nn.Module):
     """Query encoder (backbone + projector), key encoder (momentum copy), key queue.
 
     Loss: InfoNCE of query(view1) against key(view2) and the queue; the key encoder
-    follows ``k = m*k + (1-m)*q`` after every step. The projector is
+    follows ``k = m*k + (1-m)*q`` after every step. ``shuffle_bn``: the keys are encoded
+    under Shuffle BN (:mod:`harness.pretrain.shuffle_bn`; ``shuffle_bn_groups`` BN groups
+    in one process, the ranks under DDP). The projector is
     ``Linear(d, hidden) [-BN] -ReLU -Linear(hidden, dim)`` (BN in ContraCAM's variant).
     """
 
     def __init__(self, arch: str, dim: int = 128, hidden: int | None = None, queue: int = 65536,
                  momentum: float = 0.999, temperature: float = 0.2, projector_bn: bool = True,
-                 zero_init_residual: bool = True) -> None:
+                 zero_init_residual: bool = True, shuffle_bn: bool = False, shuffle_bn_groups: int = 8) -> None:
         super().__init__()
         d = feature_dim(arch)
         self.arch, self.momentum, self.temperature = arch, float(momentum), float(temperature)
+        self.shuffle_groups = int(shuffle_bn_groups) if shuffle_bn else 0
         self.backbone = build_resnet(arch, zero_init_residual)
         self.projector_spec = mlp_spec([d, hidden or d, dim], bn=projector_bn)
         self.projector = build_head(self.projector_spec)
@@ -75,9 +79,11 @@ class MoCoV2Model(nn.Module):
     @classmethod
     def from_cfg(cls, cfg: dict[str, Any]) -> "MoCoV2Model":
         """From a recipe: ``arch``, ``zero_init_residual`` and the ``moco`` section
-        (``dim``, ``hidden``, ``queue``, ``momentum``, ``temperature``, ``projector_bn``)."""
+        (``dim``, ``hidden``, ``queue``, ``momentum``, ``temperature``, ``projector_bn``,
+        ``shuffle_bn``, ``shuffle_bn_groups``)."""
         moco = dict(cfg.get("moco") or {})
-        known = {"dim", "hidden", "queue", "momentum", "temperature", "projector_bn"}
+        known = {"dim", "hidden", "queue", "momentum", "temperature", "projector_bn", "shuffle_bn",
+                 "shuffle_bn_groups"}
         if set(moco) - known:
             raise ConfigError(f"unknown key(s) in recipe section 'moco': {sorted(set(moco) - known)}")
         return cls(cfg["arch"], zero_init_residual=bool(cfg.get("zero_init_residual", True)), **moco)
@@ -87,12 +93,17 @@ class MoCoV2Model(nn.Module):
         return F.normalize(self.projector(self.backbone(x)), dim=1)
 
     @torch.no_grad()
-    def embed_key(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.projector_k(self.backbone_k(x)), dim=1)
+    def embed_key(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """L2-normalised key projection; under Shuffle BN when it is on (``generator``: the
+        step's shared generator, which draws the permutation)."""
+        def encode(t: torch.Tensor) -> torch.Tensor:
+            return F.normalize(self.projector_k(self.backbone_k(t)), dim=1)
+
+        return shuffled_forward(encode, x, self.shuffle_groups, generator) if self.shuffle_groups else encode(x)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         q = self.embed(batch["view1"])
-        k = self.embed_key(batch["view2"])
+        k = self.embed_key(batch["view2"], step_generator(batch))
         loss, acc = info_nce(q, k, self.queue.keys.clone(), self.temperature)
         self.queue.push(k)
         return {"loss": loss, "acc": acc}
