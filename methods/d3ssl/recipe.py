@@ -8,7 +8,7 @@ from harness.errors import ConfigError
 KNOWN_KEYS = {
     "model": {"arch", "hidden_dim", "proj_dim", "momentum", "zero_init_residual"},
     "roi": {"level", "size", "per_image", "max_boxes", "jitter"},
-    "cutout": {"mode", "ratio", "around", "band", "prob", "pseudo_boxes"},
+    "cutout": {"mode", "ratio", "around", "band", "prob", "pseudo_boxes", "fill"},
     "base_cutout": {"prob", "ratio"},
     "small_view": {"scale", "canvas"},
     "decoupling": {"enabled", "weight", "sample_ratio", "views", "invert_half"},

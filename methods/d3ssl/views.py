@@ -12,9 +12,11 @@ clipped into each view (SoCo); when fewer than ``K`` exist the rest are jittered
 A module view spec (recipe ``decoupling.views`` / ``depositioning.views``) is a dict:
 ``source`` (``x1``/``x2``), ``cutout`` (bool), ``background`` (``none``/``in_place``/
 ``moved``), ``small`` (bool), ``targets`` (list of ``x1``/``x2``). It is built, on a
-random subset of ``sample_ratio`` of the batch, as: region cut-out (filled with the mean
-colour, or with the new background when ``background`` is set) -> background replacement
--> down-scaled / re-positioned view.
+random subset of ``sample_ratio`` of the batch, as: region cut-out -> background
+replacement -> down-scaled / re-positioned view. A cut-out is filled with the new
+background when ``background`` is set, else as ``cutout.fill`` says: ``other_image``
+(default, the follow-up code's behaviour: the same pixels of another image of the batch)
+or ``mean`` (the mean colour).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from methods.d3ssl.region_aug import background_replace, downscale_reposition, r
 MODULES = ("decoupling", "depositioning")
 VIEW_KEYS = {"source", "cutout", "background", "small", "targets"}
 BACKGROUND_MODES = ("none", "in_place", "moved")
+CUTOUT_FILLS = ("other_image", "mean")
 SOURCES = ("x1", "x2")
 
 
@@ -172,6 +175,9 @@ class D3SSLBatch:
         self.jitter = float(roi.get("jitter", 0.1))
         self.modules = module_cfgs(cfg)
         self.cutout = section(cfg, "cutout")
+        self.cutout_fill = str(self.cutout.pop("fill", "other_image"))
+        if self.cutout_fill not in CUTOUT_FILLS:
+            raise ConfigError(f"recipe cutout.fill must be one of {CUTOUT_FILLS}, got {self.cutout_fill!r}")
         self.base_cutout = section(cfg, "base_cutout")
         small = section(cfg, "small_view")
         self.small_scale, self.small_canvas = float(small.get("scale", 0.5)), float(small.get("canvas", 0.5))
@@ -206,14 +212,14 @@ class D3SSLBatch:
             images = batch[spec.source].index_select(0, idx_d)
             boxes = batch[f"boxes{key}"].index_select(0, idx_d)
             valid = batch["valid"].index_select(0, idx_d)
-            background = None
-            if spec.background != "none":
-                background = batch["x1"].index_select(0, other_d)
-                if background.shape[-2:] != images.shape[-2:]:
-                    background = F.interpolate(background, size=images.shape[-2:], mode="bilinear",
-                                               align_corners=False, antialias=True)
+            others = batch["x1"].index_select(0, other_d)
+            if others.shape[-2:] != images.shape[-2:]:
+                others = F.interpolate(others, size=images.shape[-2:], mode="bilinear", align_corners=False,
+                                       antialias=True)
+            background = others if spec.background != "none" else None
             if spec.cutout:
-                images, _ = self._cutout(images, boxes, valid, gen, background, mod.invert_half)
+                fill = background if background is not None or self.cutout_fill == "mean" else others
+                images, _ = self._cutout(images, boxes, valid, gen, fill, mod.invert_half)
             if background is not None:
                 images, boxes = background_replace(images, boxes, valid, background, gen,
                                                    reposition=spec.background == "moved")

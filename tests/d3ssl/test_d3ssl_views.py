@@ -83,3 +83,26 @@ def test_module_config_errors_are_clear():
     cfg["decoupling"]["enabled"] = False
     cfg["depositioning"]["enabled"] = False
     assert module_cfgs(cfg) == []
+
+
+@pytest.mark.parametrize("fill", ["other_image", "mean"])
+def test_decoupling_holes_show_another_image_or_the_mean_colour(fill):
+    cfg = small_cfg()
+    cfg["cutout"]["fill"] = fill
+    batch = D3SSLBatch(cfg)(raw_batch(4), StepRNG(0, 0))
+    view = batch["modules"]["decoupling"][0]  # x1 with cut-outs, no background replacement
+    for row, i in enumerate(view["index"].tolist()):
+        hole = (view["images"][row] != batch["x1"][i]).any(dim=0)
+        assert hole.any()
+        shown = view["images"][row][:, hole]
+        if fill == "mean":
+            assert torch.equal(shown, torch.zeros_like(shown))
+        else:  # the same pixels of one other image of the batch
+            assert any(torch.equal(shown, batch["x1"][j][:, hole]) for j in range(4) if j != i)
+
+
+def test_unknown_cutout_fill_is_refused():
+    cfg = small_cfg()
+    cfg["cutout"]["fill"] = "noise"
+    with pytest.raises(ConfigError, match="cutout.fill"):
+        D3SSLBatch(cfg)
