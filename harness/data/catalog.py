@@ -54,6 +54,7 @@ class SplitSpec:
     probe: tuple[str, ...]  # paths relative to the data root; any existing one means "split present"
     official: int | None = None
     required: bool = True
+    balanced: str = ""  # non-empty: every class must hold as many images; the text says why when not
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,13 @@ class DatasetSpec:
 
 
 def _split(name: str, load: Callable[[Path], Any], probe: str | tuple[str, ...], official: int | None = None,
-           required: bool = True) -> SplitSpec:
-    return SplitSpec(name, load, (probe,) if isinstance(probe, str) else probe, official, required)
+           required: bool = True, balanced: str = "") -> SplitSpec:
+    return SplitSpec(name, load, (probe,) if isinstance(probe, str) else probe, official, required, balanced)
+
+
+_BG_TEST = ("the Backgrounds Challenge test set (the GitHub release, bg_challenge_data) holds 450 images in every "
+            "class; unequal classes are the uncleaned validation set of the training downloads (original.tar.gz "
+            "and the other per-variant archives), which the challenge says to ignore: use the release's test data")
 
 
 def _oi(*names: str) -> tuple[str, ...]:
@@ -158,7 +164,8 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
                f"{_VOC12}/ImageSets/Main/trainval.txt", 11_540),
     ), num_classes=20),
     DatasetSpec("bg_challenge", layout.BG_CHALLENGE, "Backgrounds Challenge (ImageNet-9 variants)", tuple(
-        _split(f"{v}/val", partial(read_bg_challenge, variant=v, split="val"), f"{layout.BG_CHALLENGE}/{v}/val", 4_050)
+        _split(f"{v}/val", partial(read_bg_challenge, variant=v, split="val"), f"{layout.BG_CHALLENGE}/{v}/val", 4_050,
+               balanced=_BG_TEST)
         for v in VARIANTS) + tuple(
         _split(f"{v}/train", partial(read_bg_challenge, variant=v, split="train"),
                f"{layout.BG_CHALLENGE}/{v}/train", required=False) for v in VARIANTS) + (

@@ -18,6 +18,7 @@ split not in this root; a problem only for a dataset asked for by name).
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -106,6 +107,8 @@ def verify_split(data_root: Path, spec: DatasetSpec, split: SplitSpec, sample: i
         differences.append(f"{classes} classes, official {spec.num_classes}")
     if differences:
         rows.append(row("differs", "count", where, "; ".join(differences)))
+    if split.balanced and isinstance(loaded, ClassificationSet) and (problem := _unbalanced(loaded, split.balanced)):
+        rows.append(row("malformed", "count", where, problem))
     for problem in _label_problems(loaded):
         rows.append(row("malformed", "labels", problem.path, problem.detail))
     for problem in _sample_problems(loaded, sample):
@@ -124,6 +127,18 @@ def _summary(loaded: Any) -> tuple[int, int | None, Path]:
     if isinstance(loaded, MaskSet):
         return len(loaded.samples), None, loaded.root
     return len(loaded.samples), len(loaded.classes), loaded.root
+
+
+def _unbalanced(loaded: ClassificationSet, why: str) -> str:
+    """Empty when every class holds the same number of images; else the counts and ``why``."""
+    counts = Counter(label for _, label in loaded.samples)
+    if len(set(counts.values())) <= 1:
+        return ""
+    big = max(counts, key=counts.__getitem__)
+    small = min(counts, key=counts.__getitem__)
+    n_big, n_small = counts[big], counts[small]
+    return (f"classes hold {n_small} to {n_big} images ({loaded.classes[small]!r}: {n_small}, "
+            f"{loaded.classes[big]!r}: {n_big}); {why}")
 
 
 def _label_problems(loaded: Any) -> list[DataFileError]:

@@ -97,6 +97,16 @@ def test_missing_required_split_and_absent_datasets(broken_root: Path) -> None:
     assert "cifar10" in {r.dataset for r in verify(broken_root) if r.status == "absent"}
 
 
+def test_uncleaned_backgrounds_challenge_val_is_refused(broken_root: Path) -> None:
+    folder = broken_root / layout.BG_CHALLENGE / "original" / "val"
+    extra = sorted((folder / "00_dog").iterdir())[0]
+    (folder / "00_dog" / "n0_extra.JPEG").write_bytes(extra.read_bytes())  # one class larger than the others
+    rows = [r for r in problems(verify(broken_root, "bg_challenge")) if r.check == "count original/val"]
+    assert len(rows) == 1 and "'dog': 3" in rows[0].detail and "uncleaned" in rows[0].detail
+    assert rows[0].path == str(folder)
+    assert verify_main(broken_root, "bg_challenge", out=io.StringIO()) == 1
+
+
 def test_unknown_dataset_and_empty_root(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown dataset"):
         verify(tmp_path, "imagenet")
