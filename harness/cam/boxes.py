@@ -7,9 +7,12 @@ Pipeline per image (all sizes relative to the mask's own resolution):
 2. connected components of the 8-bit support (value >= 1/255, as an 8-bit mask file
    would store it), keeping components larger than ``min_area`` (1%) of the image; the
    kept pixels keep their soft values;
+   with ``binarize: official`` they become 1 (the binary support, as the official code's
+   ``clean_mask`` leaves them);
 3. threshold at ``threshold`` (0.5) x the mask's maximum;
-4. one bounding rectangle per outer contour (OpenCV), dropping those of at most
-   ``min_area`` of the image;
+4. one bounding rectangle per outer contour (OpenCV; ``contours: tree``: per contour of
+   every level, holes included, as the official ``RETR_TREE``), dropping those of at
+   most ``min_area`` of the image;
 5. expand every box by ``margin`` (20%) of its width/height per side, clip, normalise.
 
 Files
@@ -34,6 +37,8 @@ import numpy as np
 
 from harness.errors import ConfigError, DataError
 
+BINARIZE = ("soft", "official")
+CONTOURS = ("external", "tree")
 BOXES_FORMAT = "contracam-boxes"
 BOXES_VERSION = 1
 CRF_DEFAULTS = {"iterations": 5, "gaussian_sxy": 3, "gaussian_compat": 3,
@@ -99,20 +104,24 @@ def expand_box(box: Sequence[float], width: float, height: float, margin: float)
 
 
 def mask_to_boxes(mask: np.ndarray, threshold: float = 0.5, min_area: float = 0.01,
-                  margin: float = 0.2) -> list[Box]:
+                  margin: float = 0.2, contours: str = "external") -> list[Box]:
     """Normalised ``xyxy`` boxes of a (cleaned) soft mask ``(H, W)``: threshold at
-    ``threshold`` x max, one box per outer contour, boxes larger than ``min_area`` of the
-    image kept, each expanded by ``margin``."""
+    ``threshold`` x max, one box per outer contour (``contours="tree"``: per contour,
+    holes included), boxes larger than ``min_area`` of the image kept, each expanded by
+    ``margin``."""
     import cv2
 
+    if contours not in CONTOURS:
+        raise ValueError(f"contours must be one of {CONTOURS}, got {contours!r}")
     h, w = mask.shape
     peak = float(mask.max()) if mask.size else 0.0
     if peak <= 0:
         return []
     binary = (mask > threshold * peak).astype(np.uint8)
-    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    mode = cv2.RETR_EXTERNAL if contours == "external" else cv2.RETR_TREE
+    found, _ = cv2.findContours(binary, mode, cv2.CHAIN_APPROX_SIMPLE)
     boxes = []
-    for contour in contours:
+    for contour in found:
         x, y, bw, bh = cv2.boundingRect(contour)
         if bw * bh > min_area * h * w:
             boxes.append(expand_box((x, y, x + bw, y + bh), w, h, margin))
@@ -120,13 +129,19 @@ def mask_to_boxes(mask: np.ndarray, threshold: float = 0.5, min_area: float = 0.
 
 
 def boxes_from_mask(mask: np.ndarray, image: np.ndarray | None = None, crf: bool = False,
-                    threshold: float = 0.5, min_area: float = 0.01, margin: float = 0.2) -> list[Box]:
+                    threshold: float = 0.5, min_area: float = 0.01, margin: float = 0.2,
+                    binarize: str = "soft", contours: str = "external") -> list[Box]:
     """The whole pipeline for one soft mask (``image`` is needed only for the CRF)."""
+    if binarize not in BINARIZE:
+        raise ValueError(f"binarize must be one of {BINARIZE}, got {binarize!r}")
     if crf:
         if image is None:
             raise ValueError("the dense CRF needs the image")
         mask = dense_crf(image, mask, **CRF_DEFAULTS)
-    return mask_to_boxes(keep_large_components(mask, min_area), threshold, min_area, margin)
+    cleaned = keep_large_components(mask, min_area)
+    if binarize == "official":
+        cleaned = (cleaned > 0).astype(np.float32)
+    return mask_to_boxes(cleaned, threshold, min_area, margin, contours)
 
 
 def save_boxes(path: Path, boxes: Mapping[str, Iterable[Sequence[float]]]) -> None:

@@ -44,7 +44,8 @@ class CamConfig:
     ``batch_size``: images per inference batch (the negatives; dataset order);
     ``iterations``: refinement steps T; ``expand_res``: 1, 2 or 4; ``numerator``: ``paper``
     or ``official`` (:mod:`harness.cam.contrastive`); ``crf``: dense CRF
-    before box extraction; ``threshold``/``min_area``/``margin``: box extraction;
+    before box extraction; ``threshold``/``min_area``/``margin``/``binarize``/``contours``:
+    box extraction (:mod:`harness.cam.boxes`);
     ``chunk``: images per resumable unit of work (a multiple of ``batch_size``)."""
 
     image_size: int = 224
@@ -53,6 +54,8 @@ class CamConfig:
     expand_res: int = 2
     numerator: str = "paper"
     crf: bool = False
+    binarize: str = "soft"
+    contours: str = "external"
     threshold: float = 0.5
     min_area: float = 0.01
     margin: float = 0.2
@@ -61,10 +64,12 @@ class CamConfig:
     def check(self) -> "CamConfig":
         if self.expand_res not in (1, 2, 4):
             raise ConfigError(f"cam.expand_res must be 1, 2 or 4, got {self.expand_res}")
+        from harness.cam.boxes import BINARIZE, CONTOURS
         from harness.cam.contrastive import NUMERATORS
 
-        if self.numerator not in NUMERATORS:
-            raise ConfigError(f"cam.numerator must be one of {NUMERATORS}, got {self.numerator!r}")
+        for key, allowed in (("numerator", NUMERATORS), ("binarize", BINARIZE), ("contours", CONTOURS)):
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"cam.{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.iterations < 1 or self.batch_size < 1 or self.image_size < 32:
             raise ConfigError(f"cam.iterations and cam.batch_size must be >= 1 and cam.image_size >= 32 "
                               f"(got {self.iterations}, {self.batch_size}, {self.image_size})")

@@ -54,7 +54,8 @@ def compute_chunk(model: Any, paths: list[Path], keys: list[str], cam: CamConfig
             key = keys[batch.start + j]
             save_mask(mask_path(workdir / MASK_DIR, key), mask)
             boxes[key] = boxes_from_mask(mask, image, crf=cam.crf, threshold=cam.threshold,
-                                         min_area=cam.min_area, margin=cam.margin)
+                                         min_area=cam.min_area, margin=cam.margin, binarize=cam.binarize,
+                                         contours=cam.contours)
     return boxes
 
 

@@ -89,3 +89,29 @@ def test_dense_crf_snaps_a_blurry_mask_to_the_image_edges():
     assert inside.mean() > (prob[10:30, 10:30] > 0.5).mean()
     assert (refined[:, :5] < 0.5).all()
     assert boxes_from_mask(prob, image, crf=True, margin=0.0) == [(0.25, 0.25, 0.75, 0.75)]
+
+
+def test_tree_contours_add_a_box_per_hole():
+    m = np.zeros((100, 100), np.float32)
+    m[10:90, 10:90] = 1.0
+    m[30:60, 30:60] = 0.0  # a hole of 9 % of the image
+    assert mask_to_boxes(m, margin=0.0) == [(0.1, 0.1, 0.9, 0.9)]
+    tree = mask_to_boxes(m, margin=0.0, contours="tree")
+    assert len(tree) == 2 and (0.1, 0.1, 0.9, 0.9) in tree
+    hole = next(b for b in tree if b != (0.1, 0.1, 0.9, 0.9))
+    assert hole == pytest.approx((0.29, 0.29, 0.61, 0.61), abs=0.011)  # the hole's bounding rectangle
+    with pytest.raises(ValueError, match="contours"):
+        mask_to_boxes(m, contours="inner")
+
+
+def test_official_binarize_boxes_the_whole_cleaned_support():
+    m = np.zeros((100, 100), np.float32)
+    m[10:40, 10:40] = 1.0   # a strong blob
+    m[60:90, 60:90] = 0.2   # a weak one: under 0.5 x max when soft, part of the support when binary
+    m[0:3, 95:98] = 0.9     # a speck below 1 % of the image: cleaned away either way
+    assert boxes_from_mask(m, margin=0.0) == [(0.1, 0.1, 0.4, 0.4)]
+    assert boxes_from_mask(m, margin=0.0, binarize="official") == [(0.1, 0.1, 0.4, 0.4), (0.6, 0.6, 0.9, 0.9)]
+    m[60:90, 60:90] = 0.003  # 0.77 / 255: truncated to 0 in the 8-bit support, as the official ToPILImage
+    assert boxes_from_mask(m, margin=0.0, binarize="official") == [(0.1, 0.1, 0.4, 0.4)]
+    with pytest.raises(ValueError, match="binarize"):
+        boxes_from_mask(m, binarize="hard")
