@@ -292,7 +292,8 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
             if cuda:
                 _check_finite(loss, step, workdir)
             now = time.perf_counter()
-            rec = {"step": done, "epoch": done / spe, "lr": lr, "images_per_s": (images - window[1]) / (now - window[0])}
+            rec = {"step": done, "epoch": done / spe, "lr": lr,
+                   "images_per_s": (images - window[1]) / (now - window[0])}
             if momentum is not None:
                 rec["momentum"] = float(momentum)
             rec = log.flush(rec)

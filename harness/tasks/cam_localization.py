@@ -17,11 +17,20 @@ with ``iterations`` refinement steps.
   image); on COCO every non-crowd instance whose area exceeds ``gt_min_area`` of the image
   (our choice: a CAM cannot single out tiny objects).
 
+Options that follow the official code (alinlab/object-aware-contrastive), which produced
+the published numbers, and are the ``paper`` preset's: ``order: official`` (the images
+shuffled with ``numpy.random.RandomState(42)`` before batching, as its segmentation
+datasets do; otherwise reader order), ``numerator: official`` (its CAM score, see
+:mod:`harness.cam.contrastive`), ``binarize: official`` (the cleaned mask's 8-bit support
+is the prediction, as its ``clean_mask``; otherwise the soft mask is thresholded at
+``mask_threshold``).
+
 The task needs the projection head: it reads ``heads.pth`` (+ ``heads.json``) from the
 folder of the backbone file (``ctx.backbone``) and fails with a clear error when absent.
 Config keys: ``datasets``, ``image_size``, ``batch_size``, ``iterations``,
 ``expand_res``, ``crf``, ``mask_threshold``, ``min_component``, ``box_margin``,
-``box_iou``, ``gt_min_area``, ``max_images`` (per dataset, first N; null = all).
+``box_iou``, ``gt_min_area``, ``max_images`` (per dataset, first N; null = all),
+``order``, ``numerator``, ``binarize``.
 """
 from __future__ import annotations
 
@@ -37,6 +46,8 @@ from harness.api import Task, TaskContext, TaskResult
 from harness.errors import ConfigError, DataError
 
 DATASETS = ("cub", "flowers", "coco")
+ORDERS = ("reader", "official")
+OFFICIAL_SEED = 42  # the official segmentation datasets shuffle their ids with RandomState(42)
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,9 @@ class LocalizationConfig:
     box_iou: float = 0.5
     gt_min_area: float = 0.01
     max_images: int | None = None
+    order: str = "reader"
+    numerator: str = "paper"
+    binarize: str = "soft"
 
     @classmethod
     def from_cfg(cls, d: dict[str, Any]) -> "LocalizationConfig":
@@ -67,7 +81,14 @@ class LocalizationConfig:
             if bad or not d["datasets"]:
                 raise ConfigError(f"cam_localization: datasets must be a non-empty subset of {DATASETS}, "
                                   f"got {list(d['datasets'])}")
-        return cls(**d)
+        from harness.cam.boxes import BINARIZE
+        from harness.cam.contrastive import NUMERATORS
+
+        cfg = cls(**d)
+        for key, allowed in (("order", ORDERS), ("numerator", NUMERATORS), ("binarize", BINARIZE)):
+            if getattr(cfg, key) not in allowed:
+                raise ConfigError(f"cam_localization: {key} must be one of {allowed}, got {getattr(cfg, key)!r}")
+        return cfg
 
 
 @dataclass
@@ -175,6 +196,10 @@ def load_truth(name: str, data_root: Path, cfg: LocalizationConfig) -> list[Grou
         items = mask_set_truth(mask_set)
     if not items:
         raise DataError(f"cam_localization: the {name} test set under {data_root} has no images")
+    if cfg.order == "official":
+        order = np.arange(len(items))
+        np.random.RandomState(OFFICIAL_SEED).shuffle(order)
+        items = [items[i] for i in order]
     return items
 
 
@@ -202,6 +227,8 @@ def evaluate(model: Any, items: list[GroundTruth], cfg: LocalizationConfig, devi
             if cfg.crf:
                 soft = dense_crf(image, soft)
             soft = keep_large_components(soft, cfg.min_component)
+            if cfg.binarize == "official":
+                soft = (soft > 0).astype(np.float32)
             ious.append(mask_iou(soft > cfg.mask_threshold, resize_binary(truth.mask, cfg.image_size)))
             pred = mask_to_boxes(soft, margin=cfg.box_margin)
             found.append(found_boxes(truth.boxes, pred, cfg.box_iou))
@@ -228,7 +255,7 @@ class CamLocalization(Task):
         if cfg.crf and not crf_available():
             raise ConfigError("cam_localization: crf is on but pydensecrf is not installed "
                               "(`pip install pydensecrf2`, or set crf: false)")
-        model = load_cam_model(Path(ctx.backbone), cfg.expand_res, ctx.device)
+        model = load_cam_model(Path(ctx.backbone), cfg.expand_res, ctx.device, cfg.numerator)
         metrics: dict[str, float] = {}
         groups: dict[str, samples.Group] = {}
         specs: dict[str, dict[str, Any]] = {}
@@ -254,7 +281,8 @@ class CamLocalization(Task):
                                                                    "torchvision": torchvision.__version__}},
                           extra={"cam": {"image_size": cfg.image_size, "batch_size": cfg.batch_size,
                                          "iterations": cfg.iterations, "expand_res": cfg.expand_res,
-                                         "crf": cfg.crf}}, samples=samples.SampleTable(groups, specs))
+                                         "crf": cfg.crf, "order": cfg.order, "numerator": cfg.numerator,
+                                         "binarize": cfg.binarize}}, samples=samples.SampleTable(groups, specs))
 
 
 def item_id(path: Path, data_root: Path) -> str:

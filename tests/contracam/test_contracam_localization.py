@@ -184,3 +184,39 @@ def test_evaluate_partial_masks_give_the_hand_computed_iou(tmp_path):
         expected.append(left.sum() / it.mask.sum())  # the prediction is inside the truth
     scores = evaluate(_BrightnessCam("left"), items, cfg, "cpu")
     assert scores["mask_miou"] == pytest.approx(100 * float(np.mean(expected)))
+
+
+class _WeakCam(_BrightnessCam):
+    """The exact object masks at 0.3: empty above a 0.5 threshold, the object as a support."""
+
+    def __call__(self, x: torch.Tensor, iterations: int) -> torch.Tensor:
+        return super().__call__(x, iterations) * 0.3
+
+
+def test_official_binarize_takes_the_cleaned_support(tmp_path):
+    from harness.tasks.cam_localization import evaluate
+
+    items = _truth(tmp_path)
+    soft = LocalizationConfig.from_cfg({**TINY, "image_size": 40, "min_component": 0.0})
+    official = LocalizationConfig.from_cfg({**TINY, "image_size": 40, "min_component": 0.0, "binarize": "official"})
+    assert evaluate(_WeakCam(), items, soft, "cpu")["mask_miou"] == 0.0
+    assert evaluate(_WeakCam(), items, official, "cpu")["mask_miou"] == 100.0
+
+
+def test_official_order_is_the_seed_42_shuffle_of_the_reader_order(tmp_path):
+    from harness.tasks.cam_localization import load_truth
+
+    root = tmp_path / "data"
+    root.mkdir()
+    write_cub(root, n=9)  # 8 test images
+    reader = [it.image.name for it in load_truth("cub", root, LocalizationConfig.from_cfg({}))]
+    shuffled = [it.image.name for it in load_truth("cub", root, LocalizationConfig.from_cfg({"order": "official"}))]
+    ids = np.array(reader)
+    np.random.RandomState(42).shuffle(ids)  # what the official segmentation datasets do to their ids
+    assert shuffled == ids.tolist() and shuffled != reader
+
+
+def test_config_rejects_unknown_official_modes():
+    for key in ("order", "numerator", "binarize"):
+        with pytest.raises(ConfigError, match=key):
+            LocalizationConfig.from_cfg({key: "other"})

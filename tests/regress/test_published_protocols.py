@@ -1,5 +1,5 @@
-"""Paper recipes resolve to their papers' published values (each value with its source),
-read through the same parsers the pretraining stage uses."""
+"""Paper recipes and presets resolve to the published values of their papers and official
+code (each with its source), read through the parsers the stages and tasks use."""
 from __future__ import annotations
 
 import pytest
@@ -47,3 +47,28 @@ def test_byol_as_contracam_runs_it_is_kept_as_its_own_recipe() -> None:
     loop = LoopConfig.from_recipe(recipe)
     assert loop.optim.name == "sgd" and recipe["note"] == "as in ContraCAM"
     assert recipe["byol"]["momentum_schedule"] == "constant"
+
+
+CONTRACAM_SOURCE = "Mo et al., NeurIPS 2021, and alinlab/object-aware-contrastive (utils/gradcam.py, utils/box_utils.py)"
+CONTRACAM_CAM = {  # the box pipeline of the object-aware crop, as the official code produced it
+    "iterations": 10, "expand_res": 2, "crf": True, "threshold": 0.5, "min_area": 0.01, "margin": 0.2,
+    "batch_size": 256, "numerator": "official", "binarize": "official", "contours": "tree",
+}
+
+
+def test_contracam_paper_boxes_follow_the_official_code() -> None:
+    from methods.contracam.config import CamConfig
+
+    cam = CamConfig(**registry.load_recipe("contracam", "paper")["cam"]).check()
+    resolved = {k: getattr(cam, k) for k in CONTRACAM_CAM}
+    assert resolved == CONTRACAM_CAM, f"{CONTRACAM_SOURCE}: {CONTRACAM_CAM}, recipe: {resolved}"
+
+
+def test_cam_localization_paper_preset_follows_the_official_code() -> None:
+    from harness import config
+    from harness.tasks.cam_localization import LocalizationConfig
+
+    instance = config.suite_instances(config.load_suite("all"), "paper")["cam_localization"]
+    cfg = LocalizationConfig.from_cfg({k: v for k, v in instance.items() if k not in ("task", "version")})
+    assert (cfg.iterations, cfg.batch_size, cfg.crf, cfg.order, cfg.numerator, cfg.binarize) == \
+        (10, 256, True, "official", "official", "official"), CONTRACAM_SOURCE
