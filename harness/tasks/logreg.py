@@ -9,6 +9,13 @@ so ``l2`` is the "weight decay" of "How well do self-supervised models transfer?
 (Ericsson et al., who sweep ``C = 1 / l2`` over ``l2`` in logspace(-6, 5, 45)).
 :func:`sweep` walks the grid from the strongest to the weakest penalty, warm-starting
 each fit from the previous solution, and scores every fit on a validation split.
+
+``sweep(protocol="contracam")`` is ContraCAM's ``lineval`` (alinlab/object-aware-contrastive,
+inference.py) instead: objective ``CE + l2 / 2 * (mean(W^2) + mean(b^2))`` (the bias
+penalised, means over the entries), one torch L-BFGS with its defaults (no line search,
+history 100) stepped once per penalty and kept through the grid, the head initialised
+from N(0, 0.01^2) (seeded), the grid walked from the weakest to the strongest penalty,
+ties kept at the first (weakest).
 Everything runs in torch on the features' device (the GPU when present).
 """
 from __future__ import annotations
@@ -20,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 METRICS = ("top1", "mean_per_class")
+PROTOCOLS = ("ericsson", "contracam")
 
 
 @dataclass
@@ -106,6 +114,49 @@ def fit(x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float, init: Linea
     return LinearHead(w.detach(), b.detach()), n_iter
 
 
+def contracam_init(dim: int, n_classes: int, dtype: torch.dtype = torch.float32, seed: int = 0) -> LinearHead:
+    """ContraCAM's initial head: every entry from N(0, 0.01^2) (seeded here)."""
+    gen = torch.Generator().manual_seed(seed)
+    return LinearHead(torch.randn(n_classes, dim, generator=gen, dtype=dtype) * 0.01,
+                      torch.randn(n_classes, generator=gen, dtype=dtype) * 0.01)
+
+
+def _contracam_sweep(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
+                     n_classes: int, grid: Sequence[float], metric: str, max_iter: int) -> SweepResult:
+    """ContraCAM's ``lineval``: one head and one L-BFGS (torch's defaults) through the whole
+    grid, weakest penalty first; penalty ``l2 / 2 * (mean(W^2) + mean(b^2))``; the first
+    best validation score wins."""
+    head = contracam_init(x_train.shape[1], n_classes, x_train.dtype)
+    w = head.weight.to(x_train.device).requires_grad_(True)
+    b = head.bias.to(x_train.device).requires_grad_(True)
+    opt = torch.optim.LBFGS([w, b], max_iter=max_iter)
+    order = sorted(range(len(grid)), key=lambda i: grid[i])
+    values = torch.tensor(list(grid), dtype=torch.float32).tolist()  # its grid is float32 logspace
+    scores, losses, iters = [0.0] * len(grid), [0.0] * len(grid), [0] * len(grid)
+    best: int | None = None
+    best_head: LinearHead | None = None
+    for i in order:
+        def closure(l2: float = values[i]) -> torch.Tensor:
+            opt.zero_grad()
+            loss = F.cross_entropy(F.linear(x_train, w, b), y_train)
+            for p in (w, b):
+                loss = loss + p.pow(2).mean().mul(0.5 * l2)
+            loss.backward()
+            return loss
+
+        before = int(opt.state[w].get("n_iter", 0)) if w in opt.state else 0
+        opt.step(closure)
+        iters[i] = int(opt.state[w].get("n_iter", 0)) - before
+        current = LinearHead(w.detach().clone(), b.detach().clone())
+        scores[i] = evaluate(current, x_val, y_val, metric)
+        losses[i] = _val_loss(current, x_val, y_val)
+        if best is None or scores[i] > scores[best]:
+            best, best_head = i, current
+    assert best is not None and best_head is not None
+    return SweepResult(best_l2=float(grid[best]), best_index=best, head=best_head, l2_grid=list(map(float, grid)),
+                       val_scores=scores, val_losses=losses, iterations=iters)
+
+
 def evaluate(head: LinearHead, x: torch.Tensor, y: torch.Tensor, metric: str = "top1") -> float:
     """Accuracy (percent) of ``head`` on ``(x, y)``."""
     return score(head.predict(x), y, metric)
@@ -118,15 +169,20 @@ def _val_loss(head: LinearHead, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def sweep(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
           n_classes: int, grid: Sequence[float], metric: str = "top1", max_iter: int = 1000,
-          tol: float = 1e-5) -> SweepResult:
+          tol: float = 1e-5, protocol: str = "ericsson") -> SweepResult:
     """Fit one head per penalty (strongest first, warm-started) and pick the best on val.
 
     The best penalty has the highest validation ``metric``; ties go to the stronger
     penalty (the simpler model), so that on a grid where many penalties reach the same
     accuracy (separable data) the choice does not drift to the unregularised end.
+    ContraCAM's protocol walks the grid weakest first and keeps the first best.
     """
     if not grid:
         raise ValueError("empty l2 grid")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown probe protocol {protocol!r}; expected one of {PROTOCOLS}")
+    if protocol == "contracam":
+        return _contracam_sweep(x_train, y_train, x_val, y_val, n_classes, grid, metric, max_iter)
     order = sorted(range(len(grid)), key=lambda i: -grid[i])
     scores: list[float] = [0.0] * len(grid)
     losses: list[float] = [0.0] * len(grid)

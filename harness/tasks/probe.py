@@ -3,7 +3,9 @@
 Protocol ("How well do self-supervised models transfer?", Ericsson et al. 2021): pick the
 L2 penalty on a validation split (the dataset's official one, or a seeded random subset
 of train), refit on train + val with that penalty, report the test score. ``refit:
-false`` instead keeps the head fitted on train alone (ContraCAM's ``lineval``).
+false`` instead keeps the head fitted on train alone, and ``protocol: contracam`` fits
+and sweeps as ContraCAM's ``lineval`` (:mod:`harness.tasks.logreg`); the ContraCAM suite
+sets both, with its validation sizes.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class ProbeConfig:
     max_iter: int = 1000
     tol: float = 1e-5
     refit: bool = True
+    protocol: str = "ericsson"
 
     @classmethod
     def from_cfg(cls, cfg: dict[str, Any], metric: str | None = None) -> "ProbeConfig":
@@ -35,8 +38,15 @@ class ProbeConfig:
         metric = metric or cfg.get("metric", "top1")
         if metric not in logreg.METRICS:
             raise ConfigError(f"task config 'metric' must be one of {', '.join(logreg.METRICS)}, got {metric!r}")
+        protocol = str(cfg.get("protocol", "ericsson"))
+        if protocol not in logreg.PROTOCOLS:
+            raise ConfigError(f"task config 'protocol' must be one of {', '.join(logreg.PROTOCOLS)}, got {protocol!r}")
+        refit = bool(cfg.get("refit", True))
+        if protocol == "contracam" and refit:
+            raise ConfigError("task config 'protocol: contracam' keeps the head fitted on train (its lineval): "
+                              "set 'refit: false'")
         return cls(grid=grid, metric=metric, max_iter=int(cfg.get("max_iter", 1000)),
-                   tol=float(cfg.get("tol", 1e-5)), refit=bool(cfg.get("refit", True)))
+                   tol=float(cfg.get("tol", 1e-5)), refit=refit, protocol=protocol)
 
 
 @dataclass
@@ -79,7 +89,7 @@ def train_probe(train: Features, val: Features, n_classes: int, cfg: ProbeConfig
     """Sweep the penalty on (train, val), then refit on train + val when ``cfg.refit``."""
     tr, va = train.to(device), val.to(device)
     result = logreg.sweep(tr.x, tr.y, va.x, va.y, n_classes, cfg.grid, metric=cfg.metric,
-                          max_iter=cfg.max_iter, tol=cfg.tol)
+                          max_iter=cfg.max_iter, tol=cfg.tol, protocol=cfg.protocol)
     head = result.head
     if cfg.refit:
         both = Features.cat([tr, va])

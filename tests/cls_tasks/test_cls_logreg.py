@@ -66,3 +66,40 @@ def test_probe_refits_on_train_plus_val():
     assert refit.score(test, "top1") >= 97.0
     with pytest.raises(ConfigError):
         ProbeConfig.from_cfg({"metric": "top5"})
+
+
+def _official_lineval(x, y, xv, yv, n_classes, init, max_iter):
+    """ContraCAM's lineval loop, transcribed (nn.Linear, one torch L-BFGS for the grid; it
+    runs max_iter=1000, fewer here to keep the test short)."""
+    clf = torch.nn.Linear(x.shape[1], n_classes).double()
+    with torch.no_grad():
+        clf.weight.copy_(init.weight)
+        clf.bias.copy_(init.bias)
+    opt = torch.optim.LBFGS(clf.parameters(), max_iter=max_iter)
+    best_acc, best_w = 0.0, None
+    for w in torch.logspace(-6, 5, steps=45).tolist():
+        def step():
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(clf(x), y)
+            for p in clf.parameters():
+                loss = loss + p.pow(2).mean().mul(0.5 * w)
+            loss.backward()
+            return loss
+        opt.step(step)
+        acc = (clf(xv).argmax(1) == yv).double().mean().item()
+        if acc > best_acc:
+            best_acc, best_w = acc, (w, clf.weight.detach().clone())
+    return best_w
+
+
+def test_contracam_protocol_is_the_official_lineval():
+    train = gaussian_features(60, 0, sep=3.0)
+    val = gaussian_features(40, 1, sep=3.0)
+    x, y, xv, yv = train.x.double(), train.y, val.x.double(), val.y
+    ours = logreg.sweep(x, y, xv, yv, 4, logreg.l2_grid(-6, 5, 45), max_iter=60, protocol="contracam")
+    best_l2, weight = _official_lineval(x, y, xv, yv, 4, logreg.contracam_init(x.shape[1], 4, torch.float64), 60)
+    assert ours.best_l2 == pytest.approx(best_l2, rel=1e-12)
+    assert torch.allclose(ours.head.weight, weight, atol=1e-9)
+    with pytest.raises(ConfigError, match="refit"):
+        ProbeConfig.from_cfg({"protocol": "contracam"})
+    assert ProbeConfig.from_cfg({"protocol": "contracam", "refit": False}).protocol == "contracam"

@@ -72,3 +72,20 @@ def test_cam_localization_paper_preset_follows_the_official_code() -> None:
     cfg = LocalizationConfig.from_cfg({k: v for k, v in instance.items() if k not in ("task", "version")})
     assert (cfg.iterations, cfg.batch_size, cfg.crf, cfg.order, cfg.numerator, cfg.binarize) == \
         (10, 256, True, "official", "official", "official"), CONTRACAM_SOURCE
+
+
+CONTRACAM_VAL = {"cub": 1000, "food": 0.1, "pets": 740, "cifar10": 5000, "cifar100": 5000, "flowers": 0.2}
+# flowers: its official val split is used; val_size (the preset's 0.2) is then never read
+
+
+def test_contracam_suite_probes_are_its_lineval() -> None:
+    from harness import config
+    from harness.tasks.probe import ProbeConfig
+
+    instances = config.suite_instances(config.load_suite("contracam"), "paper")
+    for dataset, val in CONTRACAM_VAL.items():
+        cfg = instances[f"linear_probe.contracam.{dataset}"]
+        probe = ProbeConfig.from_cfg(cfg)
+        assert (cfg["dataset"], cfg["val_size"], probe.protocol, probe.refit, probe.metric) == \
+            (dataset, val, "contracam", False, "top1"), CONTRACAM_SOURCE
+        assert (len(probe.grid), probe.grid[0], probe.grid[-1]) == (45, pytest.approx(1e-6), pytest.approx(1e5))
