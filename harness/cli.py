@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from harness.errors import HarnessError
+from harness.errors import CheckpointError, DataError, HarnessError
 
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # a bad command, option, name or configuration file
+EXIT_DATA = 3   # a dataset or checkpoint file that is missing or not in the expected format
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -67,8 +68,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     res = _slurm_resources(args)
     if args.dry_run:
+        import yaml
+
         from harness.launch import local
 
+        print(f"# resolved configuration (seed {cfgs[0]['seed']}):")
+        print(yaml.safe_dump(cfgs[0], sort_keys=False, default_flow_style=None, width=110).rstrip())
         for cfg, units in zip(cfgs, plans):
             print(f"seed {cfg['seed']}: config hash {config.config_hash(cfg)[:16]}; output {out}; "
                   f"launcher {args.launcher}")
@@ -195,10 +200,20 @@ def _cmd_claims(args: argparse.Namespace) -> int:
     return claims.claims_main(_records_dirs(args), [Path(f) for f in args.file] or None)
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("objaware-harness")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description=(
         "Pretrain an object-aware SSL method with its registered recipe, run a suite of downstream "
         "tasks, and collect one result record per task."))
+    p.add_argument("--version", action="version", version=f"harness {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="pretrain a method and run a suite of tasks (resumable)")
@@ -306,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         return func(args)
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_DATA if isinstance(exc, (DataError, CheckpointError)) else EXIT_USAGE
     except KeyboardInterrupt:
         print("harness: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

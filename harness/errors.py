@@ -1,4 +1,5 @@
-"""Errors the CLI turns into one clear line and exit code 2."""
+"""Errors the CLI turns into one clear line: exit code 2 for usage and configuration
+errors, 3 for dataset and checkpoint files (``harness.cli``)."""
 from __future__ import annotations
 
 

@@ -122,3 +122,16 @@ def test_seeds_plan_run_and_resume(bench: Path, tmp_path: Path) -> None:
     assert again.returncode == 0, again.stdout + again.stderr
     skipped = [ln for ln in again.stdout.splitlines() if ": skipped" in ln]
     assert len(skipped) == 8 and sum(": ok" in ln for ln in again.stdout.splitlines()) == 4
+
+
+def test_version_dry_run_config_and_data_exit_code(bench: Path, tmp_path: Path) -> None:
+    res = cli(bench, "--version")
+    assert res.returncode == 0 and res.stdout.startswith("harness ")
+    res = cli(bench, "run", "--method", "toy", "--suite", "toy", "--dry-run", "--out", str(tmp_path / "o"))
+    assert res.returncode == 0 and "# resolved configuration (seed 0):" in res.stdout
+    assert "\nmethod:" in res.stdout and "name: toy" in res.stdout and "key " in res.stdout
+    missing = tmp_path / "nothing.pth"
+    res = cli(bench, "convert", str(missing), str(tmp_path / "converted"))
+    assert res.returncode == 3, res.stderr  # a file problem, not a usage error
+    assert str(missing) in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "converted").exists()

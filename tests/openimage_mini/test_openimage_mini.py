@@ -377,4 +377,4 @@ def test_cli_builds_and_reports_a_missing_file(tmp_path: Path, capsys: pytest.Ca
     assert json.loads((tmp_path / "o" / "manifest.json").read_text())["selected"]["train"]
     (root / "class-descriptions-boxable.csv").unlink()
     code = main(["data", "openimage-mini", "--oi-root", str(root), "--out", str(tmp_path / "o2"), "--spec", str(spec)])
-    assert code == 2 and "class-descriptions-boxable.csv" in capsys.readouterr().err
+    assert code == 3 and "class-descriptions-boxable.csv" in capsys.readouterr().err  # a data error
