@@ -261,9 +261,10 @@ class Runner:
         proc = local.start(cmd, wd / "log.txt", keep_fds=(lock_fd,))
         start, last_line, last_print = time.monotonic(), "", 0.0
         tty = sys.stdout.isatty()
+        progress_line = ProgressLine()
         while proc.poll() is None:
             time.sleep(self.poll_s)
-            line = _progress_line(wd / "progress.json", time.monotonic() - start)
+            line = progress_line(wd / "progress.json", time.monotonic() - start)
             now = time.monotonic()
             if line and line != last_line and (tty or now - last_print > 10):
                 print(f"\r{prefix}: {line}" + ("" if tty else "\n"), end="", flush=True)
@@ -324,15 +325,26 @@ def _fmt_s(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def _progress_line(path: Path, elapsed: float) -> str:
-    try:
-        p = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return f"elapsed {_fmt_s(elapsed)}"
-    step, total = p.get("step", 0), p.get("total", 0)
-    eta = f", remaining ~{_fmt_s(elapsed / step * (total - step))}" if step and total else ""
-    pct = f" ({100 * step / total:.0f}%)" if total else ""
-    return f"step {step}/{total}{pct}, elapsed {_fmt_s(elapsed)}{eta}"
+class ProgressLine:
+    """The progress line of a running unit. The remaining time is estimated from the steps
+    this unit process made since its first reading, so a resumed unit (which starts at its
+    checkpoint's step) does not count the steps of earlier runs as its own."""
+
+    def __init__(self) -> None:
+        self.first: tuple[int, float] | None = None  # (step, elapsed) of the first reading
+
+    def __call__(self, path: Path, elapsed: float) -> str:
+        try:
+            p = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return f"elapsed {_fmt_s(elapsed)}"
+        step, total = int(p.get("step", 0)), int(p.get("total", 0))
+        if self.first is None or step < self.first[0]:  # a stale file of an earlier run, then a resume
+            self.first = (step, elapsed)
+        done, took = step - self.first[0], elapsed - self.first[1]
+        eta = f", remaining ~{_fmt_s(took / done * (total - step))}" if done > 0 and took > 0 and total else ""
+        pct = f" ({100 * step / total:.0f}%)" if total else ""
+        return f"step {step}/{total}{pct}, elapsed {_fmt_s(elapsed)}{eta}"
 
 
 def prepare_data(cfg: dict[str, Any], report: Callable[[str], None]) -> Path:

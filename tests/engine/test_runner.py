@@ -158,3 +158,16 @@ def test_two_runs_never_run_a_unit_twice(bench: Path, tmp_path: Path) -> None:
         assert p.returncode == 0, text
     assert [int(s.split()[1]) for s in executed(out, "b")] == list(range(1, 16))
     assert [int(s.split()[1]) for s in executed(out, "a")] == list(range(1, 16))
+
+
+def test_remaining_time_counts_only_this_process_steps(tmp_path: Path) -> None:
+    from harness.runner import ProgressLine
+
+    path = tmp_path / "progress.json"
+    line = ProgressLine()
+    path.write_text(json.dumps({"step": 300, "total": 400}))  # left by the killed run
+    assert "remaining" not in line(path, 1.0)
+    path.write_text(json.dumps({"step": 250, "total": 400}))  # resumed from its checkpoint at 250
+    assert "remaining" not in line(path, 2.0)
+    path.write_text(json.dumps({"step": 260, "total": 400}))  # 10 steps in 10 s: 140 left, 140 s
+    assert line(path, 12.0) == "step 260/400 (65%), elapsed 0:12, remaining ~2:20"
