@@ -14,14 +14,13 @@ never import tasks and tasks never import methods.
 from __future__ import annotations
 
 import abc
-import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from harness.atomic import atomic_write_json
 from harness.errors import ConfigError
 
 BACKBONE_FILE = "backbone.pth"
@@ -41,9 +40,7 @@ class Progress:
         if self.path is None or (now - self._last < self.min_interval_s and step < total):
             return
         self._last = now
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"step": int(step), "total": int(total), "time": time.time(), **info}))
-        os.replace(tmp, self.path)
+        atomic_write_json(self.path, {"step": int(step), "total": int(total), "time": time.time(), **info})
 
 
 @dataclass

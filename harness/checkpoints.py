@@ -31,7 +31,6 @@ the specs of :func:`harness.pretrain.models.build_head`, plus ``sha256``).
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ import torch
 import torch.nn as nn
 
 from harness.api import BACKBONE_FILE
+from harness.atomic import atomic_open, atomic_write_json
 from harness.errors import CheckpointError
 from harness.hashing import sha256_file
 
@@ -72,19 +72,8 @@ def sidecar_path(path: Path) -> Path:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _atomic_write_json(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    with atomic_open(path) as fh:
+        torch.save(obj, fh)
 
 
 def _expected_keys(arch: str) -> dict[str, tuple[int, ...]]:
@@ -119,8 +108,8 @@ def save_backbone(resnet: nn.Module | Mapping[str, torch.Tensor], workdir: Path,
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / filename
     _atomic_save(state, path)
-    _atomic_write_json({**meta, "sha256": sha256_file(path), "format": "torchvision-resnet-no-fc"},
-                       sidecar_path(path))
+    atomic_write_json(sidecar_path(path), {**meta, "sha256": sha256_file(path), "format": "torchvision-resnet-no-fc"},
+                      indent=1, sort_keys=True)
     return path
 
 
@@ -357,8 +346,8 @@ def save_heads(workdir: Path, heads: Mapping[str, nn.Module], specs: Mapping[str
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / HEADS_FILE
     _atomic_save(state, path)
-    _atomic_write_json({**(meta or {}), "heads": {k: dict(v) for k, v in specs.items()},
-                        "sha256": sha256_file(path)}, sidecar_path(path))
+    atomic_write_json(sidecar_path(path), {**(meta or {}), "heads": {k: dict(v) for k, v in specs.items()},
+                                           "sha256": sha256_file(path)}, indent=1, sort_keys=True)
     return path
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from harness import config as config_mod
 from harness import claims, compare, paths, store, tables, tables_html
+from harness.atomic import atomic_write_text
 from harness.errors import ConfigError
 
 FORMATS = ("md", "csv", "tex", "html")
@@ -156,6 +157,6 @@ def tables_main(records: list[Path] | None, suite: str | None, fmt: str | None, 
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
-        store.atomic_write_text(out / name, text)
+        atomic_write_text(out / name, text)
     print(f"wrote {len(files)} files to {out}")
     return 0

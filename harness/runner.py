@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness import config as config_mod
+from harness.atomic import atomic_write_text
 from harness import paths, registry, store
 from harness.api import BACKBONE_FILE
 from harness.errors import ConfigError, HarnessError
@@ -231,7 +232,7 @@ class Runner:
         record = self._record(unit, wd)
         store.write_record(self.record_file(unit), record, self._samples_file(unit, record))
         if record["status"] == "ok":
-            store.atomic_write_text(wd / "done.json", json.dumps(record, indent=1, sort_keys=True, default=str))
+            atomic_write_text(wd / "done.json", json.dumps(record, indent=1, sort_keys=True, default=str))
         return record
 
     def write_spec(self, unit: Unit, data_root: Path) -> Path:
@@ -239,7 +240,7 @@ class Runner:
         wd.mkdir(parents=True, exist_ok=True)
         (wd / "error.json").unlink(missing_ok=True)
         spec_path = wd / "unit.json"
-        store.atomic_write_text(spec_path, json.dumps(self.spec(unit, wd, data_root), indent=1, default=str))
+        atomic_write_text(spec_path, json.dumps(self.spec(unit, wd, data_root), indent=1, default=str))
         return spec_path
 
     def spec(self, unit: Unit, wd: Path, data_root: Path) -> dict[str, Any]:

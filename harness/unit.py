@@ -21,7 +21,8 @@ from typing import Any
 
 from harness.api import (BACKBONE_FILE, BACKBONE_META, Progress, Stage, StageContext, Task, TaskContext,
                          TaskResult)
-from harness.store import SAMPLES_FILE, atomic_write_bytes, atomic_write_text
+from harness.atomic import atomic_write_bytes, atomic_write_text
+from harness.store import SAMPLES_FILE
 
 VERSIONED_PACKAGES = ("torch", "torchvision", "numpy", "mmengine", "mmcv", "mmdet", "mmsegmentation",
                       "pycocotools", "opencv-contrib-python-headless")

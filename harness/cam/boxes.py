@@ -35,6 +35,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from harness.atomic import atomic_open, atomic_write_json
 from harness.errors import ConfigError, DataError
 
 BINARIZE = ("soft", "official")
@@ -149,10 +150,7 @@ def save_boxes(path: Path, boxes: Mapping[str, Iterable[Sequence[float]]]) -> No
     payload = {"format": BOXES_FORMAT, "version": BOXES_VERSION, "box_format": "xyxy", "normalized": True,
                "boxes": {name: [[round(float(v), 6) for v in box] for box in items]
                          for name, items in boxes.items()}}
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, sort_keys=True))
-    tmp.replace(path)
+    atomic_write_json(path, payload, sort_keys=True)
 
 
 def load_boxes(path: Path) -> dict[str, list[Box]]:
@@ -187,11 +185,8 @@ def save_mask(path: Path, mask: np.ndarray) -> None:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"expected a (H, W) mask, got shape {mask.shape}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(np.round(np.clip(mask, 0, 1) * 255).astype(np.uint8), mode="L").save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_open(path, fsync=False) as fh:  # one per image; the stage's chunk markers are fsynced
+        Image.fromarray(np.round(np.clip(mask, 0, 1) * 255).astype(np.uint8), mode="L").save(fh, format="PNG")
 
 
 def load_mask(path: Path) -> np.ndarray:

@@ -23,6 +23,7 @@ from harness import paths
 from harness.data import layout
 from harness.data.coco import read_coco
 from harness.data.records import DetectionSet, ObjectAnnotation
+from harness.atomic import atomic_open, atomic_write_json
 from harness.errors import DataError
 from harness.hashing import sha256_file
 
@@ -104,9 +105,8 @@ def _write_crops(args: tuple[str, list[tuple[str, tuple[float, ...]]], str, int,
         target = os.path.join(out_dir, rel)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         crop = _resize_shorter(img.crop(tuple(round(v) for v in box)), size)
-        tmp = f"{target}.{os.getpid()}.tmp"
-        crop.save(tmp, format="JPEG", quality=quality)
-        os.replace(tmp, target)
+        with atomic_open(target, fsync=False) as fh:  # many small files, rebuilt when the marker is absent
+            crop.save(fh, format="JPEG", quality=quality)
     return len(todo)
 
 
@@ -131,9 +131,7 @@ def build_crops(ds: DetectionSet, out_dir: Path, spec: CropSpec, workers: int = 
             _write_crops(a)
             if progress:
                 progress(done, len(args))
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"stamp": stamp, "crops": sum(len(c) for _, c in jobs)}, indent=1))
-    os.replace(tmp, marker)
+    atomic_write_json(marker, {"stamp": stamp, "crops": sum(len(c) for _, c in jobs)}, indent=1)
     return out_dir
 
 

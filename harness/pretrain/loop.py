@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -57,6 +56,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
 from harness.api import StageContext
+from harness.atomic import atomic_open
 from harness.errors import CheckpointError, ConfigError, HarnessError
 from harness.pretrain import dist
 from harness.pretrain.augment import StepRNG
@@ -120,17 +120,9 @@ class LoopConfig:
 
 # ---------------------------------------------------------------- checkpoint I/O
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, fsync, then ``os.replace`` onto ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """``torch.save`` through :func:`harness.atomic.atomic_open` (temp file, fsync, rename)."""
+    with atomic_open(path) as fh:
+        torch.save(obj, fh)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

@@ -4,12 +4,12 @@ read back as a short loss curve for the stage's record."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from harness.atomic import atomic_write_text
 from harness.pretrain import dist
 
 LOG_FILE = "train_log.jsonl"
@@ -32,9 +32,7 @@ class TrainLog:
         if self.path.exists():
             keep = [ln for ln in self.path.read_text().splitlines()
                     if ln.strip() and json.loads(ln)["step"] <= resume_step]
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(ln + "\n" for ln in keep))
-            os.replace(tmp, self.path)
+            atomic_write_text(self.path, "".join(ln + "\n" for ln in keep))
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(workdir / TENSORBOARD_DIR), purge_step=resume_step + 1 if resume_step else None)

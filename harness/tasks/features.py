@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,6 +23,7 @@ from torch import nn
 from harness import paths
 from harness.checkpoints import sha256_file
 from harness.data.records import ArrayClassificationSet, ClassificationSet
+from harness.atomic import atomic_open
 from harness.errors import DataError
 
 log = logging.getLogger("harness.tasks.features")
@@ -194,10 +194,8 @@ class FeatureExtractor:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             return Features(blob["x"], blob["y"])
         feats = self._extract(dataset, spec)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save({"x": feats.x, "y": feats.y, "dataset": dataset.name, "spec": spec.key()}, tmp)
-        os.replace(tmp, path)
+        with atomic_open(path) as fh:
+            torch.save({"x": feats.x, "y": feats.y, "dataset": dataset.name, "spec": spec.key()}, fh)
         return feats
 
     @torch.no_grad()

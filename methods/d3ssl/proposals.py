@@ -17,7 +17,6 @@ path relative to the data root: [[x0, y0, x1, y1], ...] normalised to [0, 1]}}``
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.api import StageContext
+from harness.atomic import atomic_write_json
 from harness.errors import ConfigError, DataError
 
 PROPOSALS_FILE = "proposals.json"
@@ -115,9 +115,7 @@ def run_proposals(ctx: StageContext) -> dict[str, Any]:
             boxes = _from_selective_search(paths, names, cfg, workdir, ctx)
         else:
             boxes = _from_annotations(ctx.data_root, names, cfg)
-        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"source": cfg.source, "boxes": boxes}))
-        os.replace(tmp, out)
+        atomic_write_json(out, {"source": cfg.source, "boxes": boxes})
     data = load_proposals_file(out)
     counts = [len(b) for b in data.values()]
     return {"images": len(counts), "boxes_per_image": float(np.mean(counts)) if counts else 0.0,

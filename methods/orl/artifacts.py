@@ -20,13 +20,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.atomic import atomic_open, atomic_write_json
 from harness.errors import DataError
 
 SCHEMA_VERSION = 1
@@ -34,17 +34,9 @@ KNN_FILE, ROIS_FILE, PAIRS_FILE, META_FILE = "knn.npz", "rois.npz", "pairs.npz",
 
 
 def atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    """``np.savez`` to a temporary file in the same folder, then rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    """``np.savez`` written atomically."""
+    with atomic_open(path) as fh:
         np.savez(fh, **arrays)
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def _load(path: Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
@@ -101,7 +93,8 @@ class Correspondence:
                      query_box=self.query_box.astype(np.int32), key_box=self.key_box.astype(np.int32),
                      score=self.score.astype(np.float32))
         atomic_write_json(workdir / META_FILE, {"schema": SCHEMA_VERSION, "names": self.names,
-                                                "params": self.params, "summary": self.summary})
+                                                "params": self.params, "summary": self.summary},
+                          indent=1, sort_keys=True)
 
     @classmethod
     def load(cls, workdir: Path) -> "Correspondence":

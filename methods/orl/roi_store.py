@@ -9,12 +9,12 @@ written under a temporary name and renamed, so only whole chunks ever exist.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from harness.atomic import atomic_open, atomic_write_json
 from harness.errors import ConfigError, DataError
 
 MANIFEST = "manifest.json"
@@ -43,9 +43,7 @@ class RoIEmbeddingStore:
                 return
             for stale in self.dir.glob("chunk_*.npy"):
                 stale.unlink()
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.manifest, sort_keys=True))
-        os.replace(tmp, path)
+        atomic_write_json(path, self.manifest, sort_keys=True)
 
     @property
     def num_chunks(self) -> int:
@@ -72,10 +70,8 @@ class RoIEmbeddingStore:
                 raise ValueError(f"image {i}: {len(emb)} embeddings for {self.counts[i]} RoIs")
             out[j, :len(emb)] = emb
         path = self.chunk_path(c)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_open(path) as fh:
             np.save(fh, out)
-        os.replace(tmp, path)
 
     def _chunk(self, c: int) -> np.ndarray:
         if c not in self._maps:

@@ -26,12 +26,12 @@ import functools
 import hashlib
 import json
 import multiprocessing
-import os
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from harness.atomic import atomic_write_json
 from harness.errors import ConfigError, DataError
 from methods.orl.artifacts import atomic_savez
 
@@ -140,9 +140,7 @@ def _prepare_cache(cache_dir: Path, manifest: dict) -> None:
             return
         for stale in cache_dir.glob("chunk_*.npz"):
             stale.unlink()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_json(path, manifest, sort_keys=True)
 
 
 def compute_proposals(paths: Sequence[Path], names: Sequence[str], cache_dir: Path, *, mode: str = "fast",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import store
+from harness import atomic, store
 from harness.errors import HarnessError
 
 
@@ -56,14 +56,12 @@ def test_invalid_record_refused(tmp_path: Path) -> None:
 def test_failed_write_keeps_old_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "r.json"
     store.write_record(path, make_record("r", 1.0))
-    real_fsync = store.os.fsync
-
     def boom(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store.os, "fsync", boom)
-    with pytest.raises(OSError):
-        store.write_record(path, make_record("r", 2.0))
-    monkeypatch.setattr(store.os, "fsync", real_fsync)
+    with monkeypatch.context() as m:
+        m.setattr(atomic.os, "fsync", boom)
+        with pytest.raises(OSError):
+            store.write_record(path, make_record("r", 2.0))
     assert store.read_record(path)["metrics"] == {"acc": 1.0}
     assert not list(tmp_path.glob(".*.tmp"))

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 from harness.api import TaskContext, TaskResult
 from harness.checkpoints import sha256_file
 from harness.errors import CheckpointError, ConfigError
-from harness.store import atomic_write_text
+from harness.atomic import atomic_write_text
 from harness.tasks.mm import config as mmconfig
 from harness.tasks.mm.datasets import DenseDataset
 
