@@ -256,15 +256,16 @@ def claims_plot(verdicts: pd.DataFrame) -> str:
     if not rows:
         return ""
     values = [x for v in rows for x in (v["ci_low"], v["ci_high"], v["effect"])] + [0.0]
-    label_w, width, row_h, top = 330, 720, 18, 4
+    labels = [f"{v['claim']} ({v['preset']}) {v['task']}/{v['metric']} {'↑' if v['direction'] == 'higher' else '↓'}"
+              for v in rows]
+    label_w = 12 + 6.5 * max(len(label) for label in labels)  # about 6.5 px a character at 11 px
+    width, row_h, top = label_w + 400, 18, 4
     sx = _Scale(nice_ticks(min(values), max(values)), label_w, width - 110)
     parts = [f"<line class='zero' x1='{sx(0):.1f}' y1='{top}' x2='{sx(0):.1f}' y2='{top + len(rows) * row_h}' "
              f"stroke='#999' stroke-dasharray='3'/>"]
-    for i, v in enumerate(rows):
+    for i, (v, label) in enumerate(zip(rows, labels)):
         y = top + i * row_h + row_h / 2
         colour = VERDICT_COLOURS.get(v["verdict"], "#333")
-        arrow = "↑" if v["direction"] == "higher" else "↓"
-        label = f"{v['claim']} ({v['preset']}) {v['task']}/{v['metric']} {arrow}"
         parts.append(f"<text x='{label_w - 6}' y='{y + 4:.1f}' text-anchor='end'>{_esc(label)}</text>"
                      f"<g class='claim-err'><line x1='{sx(v['ci_low']):.1f}' y1='{y:.1f}' x2='{sx(v['ci_high']):.1f}' "
                      f"y2='{y:.1f}' stroke='{colour}' stroke-width='2'/>"
