@@ -36,20 +36,22 @@ def suite_tasks(name: str) -> list[str]:
 @dataclass
 class Contents:
     """Everything the leaderboard files show: the tables by file stem, the claims'
-    verdicts, the per-task table of every robustness metric and the loss curves."""
+    verdicts and the loss curves."""
 
     tables: dict[str, tables.Table]
     verdicts: pd.DataFrame | None = None
-    robustness: tables.Table | None = None
     curves: list[tables_html.Curve] = field(default_factory=list)
 
 
 def build_tables(records: pd.DataFrame, reference: pd.DataFrame, suite: str | None = None) -> dict[str, tables.Table]:
     """{file stem: table}: LEADERBOARD (each task's main metrics), plumbing, suite-<name>,
-    paper-<layout> and tasks/<task> (every metric of one task instance)."""
+    paper-<layout> and tasks/<task> (every metric of one task instance). The comparison
+    tables share one cache of best-marks: a column shown in several runs its tests once."""
+    marks: dict = {}
     if suite is not None:
         return {f"suite-{suite}": tables.build(records, reference, tasks=suite_tasks(suite), title=f"Suite {suite}")}
-    out = {"LEADERBOARD": tables.build(records, reference, title="Leaderboard: the main metrics of every task")}
+    out = {"LEADERBOARD": tables.build(records, reference, title="Leaderboard: the main metrics of every task",
+                                       marks=marks)}
     plumbing = tables.build(records, title="Pipeline checks (role: plumbing; numbers check a pipeline at this "
                             "scale and rank nothing)", role="plumbing")
     if plumbing.rows:
@@ -58,15 +60,15 @@ def build_tables(records: pd.DataFrame, reference: pd.DataFrame, suite: str | No
     for name in config_mod.suite_names():
         names = suite_tasks(name)
         if present & set(names):
-            out[f"suite-{name}"] = tables.build(records, reference, tasks=names, title=f"Suite {name}")
+            out[f"suite-{name}"] = tables.build(records, reference, tasks=names, title=f"Suite {name}", marks=marks)
     for name, lay in layouts().items():
         out[f"paper-{name}"] = tables.build(records, reference, title=lay.get("title", name),
                                             columns=lay["columns"],
-                                            tasks=sorted({c["task"] for c in lay["columns"]}))
+                                            tasks=sorted({c["task"] for c in lay["columns"]}), marks=marks)
     comparable = compare.comparable(records)
     for task in sorted(set(comparable["task"]) if len(comparable) else set()):
         out[f"tasks/{task}"] = tables.build(records, reference, tasks=[task], every_metric=True,
-                                            title=f"{task}: every metric")
+                                            title=f"{task}: every metric", marks=marks)
     return out
 
 
@@ -79,9 +81,8 @@ def build_contents(records: list[Path], suite: str | None = None) -> Contents:
     if suite is not None:
         return Contents(tabs)
     verdicts = claims.verdict_table(claims.evaluate(claims.load_claims(), recs)) if len(recs) else None
-    robust = tables.build(recs, tasks=suite_tasks("robustness"), every_metric=True, title="robustness")
     curves = tables_html.curves_from_records(store.load_records(records, kind="stage"))
-    return Contents(tabs, verdicts, robust, curves)
+    return Contents(tabs, verdicts, curves)
 
 
 def reference_markdown(reference: pd.DataFrame) -> str:
@@ -121,7 +122,8 @@ def render(contents: Contents, formats: tuple[str, ...] = FORMATS,
         main = tabs.get("LEADERBOARD") or next(iter(tabs.values()))
         files["leaderboard.html"] = tables_html.page(
             main, layouts=[t for k, t in tabs.items() if k.startswith("paper-")], plumbing=tabs.get("plumbing"),
-            robustness=contents.robustness, verdicts=contents.verdicts, curves=contents.curves)
+            robustness=[tabs[f"tasks/{t}"] for t in suite_tasks("robustness") if f"tasks/{t}" in tabs],
+            verdicts=contents.verdicts, curves=contents.curves)
     return files
 
 

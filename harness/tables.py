@@ -103,7 +103,9 @@ class Table:
     columns: list[Column]
     cells: dict[tuple[tuple, Column], Cell]
     notes: list[str] = field(default_factory=list)
-    _marks: dict[Column, frozenset] = field(default_factory=dict, repr=False)
+    # (column, the rows with a computed value) -> marked rows; tables built from the same
+    # records may share one, so a column's comparisons run once for all of them
+    marks: dict[tuple[Column, frozenset], frozenset] = field(default_factory=dict, repr=False)
 
     def best(self, col: Column) -> tuple | None:
         """The row with the best mean of a column (published rows never count)."""
@@ -118,9 +120,11 @@ class Table:
         (ties, marked alike) otherwise. Nothing is marked when the best and the runner-up
         cannot be tested (fewer than two seeds each and no per-item values), nor in a
         column with a single row."""
-        if col not in self._marks:
-            self._marks[col] = frozenset(self._top_group(col))
-        return self._marks[col]
+        key = (col, frozenset(r for r in self.rows
+                              if (c := self.cells.get((r, col))) and c.values and not c.published))
+        if key not in self.marks:
+            self.marks[key] = frozenset(self._top_group(col))
+        return self.marks[key]
 
     def _top_group(self, col: Column) -> set:
         rows = [r for r in self.rows if (c := self.cells.get((r, col))) and c.values and not c.published]
@@ -168,13 +172,14 @@ def derive(record: dict[str, Any]) -> dict[str, tuple[float, bool]]:
 
 def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: list[str] | None = None,
           title: str = "Leaderboard", columns: list[dict[str, str]] | None = None, role: str = "comparison",
-          every_metric: bool = False) -> Table:
+          every_metric: bool = False, marks: dict | None = None) -> Table:
     """Collate task records (and published reference rows) into one table.
 
     ``tasks`` restricts to task instances; ``columns`` (a layout) picks and orders
     (task, metric) pairs explicitly; otherwise a task shows its catalog's
     ``main_metrics``, or all its metrics with ``every_metric``. ``role``: the records of
     that role only (``comparison``, or ``plumbing`` for the table of pipeline checks).
+    ``marks``: a cache of best-marks shared with other tables of the same records and role.
     """
     mains = main_metrics()
     cells: dict[tuple[tuple, Column], Cell] = {}
@@ -214,7 +219,7 @@ def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: l
         for col in cols:
             cells.setdefault((row, col), Cell()).failed += n
     ordered = _order_columns(list(col_set.values()), columns)
-    table = Table(title, rows, ordered, cells)
+    table = Table(title, rows, ordered, cells, marks={} if marks is None else marks)
     if role == "comparison" and rows:
         table.notes.append(MARK_NOTE)
     if reference is not None and len(reference):

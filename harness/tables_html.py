@@ -208,8 +208,10 @@ def robustness_points(table: Table) -> list[tuple[str, str, float, float]]:
     return out
 
 
-def robustness_plot(table: Table | None) -> str:
-    pts = robustness_points(table) if table is not None else []
+def robustness_plot(tables: list[Table]) -> str:
+    """Clean vs shifted accuracy of every row, from tables that hold every metric of the
+    robustness tasks; empty with fewer than two rows."""
+    pts = [p for t in tables for p in robustness_points(t)]
     labels = sorted({p[0] for p in pts})
     if len(labels) < 2:
         return ""
@@ -319,7 +321,7 @@ def curves_from_records(stages: pd.DataFrame) -> list[Curve]:
 # -- the page ----------------------------------------------------------------------
 
 def page(main: Table, *, layouts: list[Table] = (), plumbing: Table | None = None,
-         robustness: Table | None = None, verdicts: pd.DataFrame | None = None, curves: list[Curve] = (),
+         robustness: list[Table] = (), verdicts: pd.DataFrame | None = None, curves: list[Curve] = (),
          title: str = "Leaderboard") -> str:
     """The whole page; each section appears once, and only with content."""
     sections: list[tuple[str, str, str]] = []  # (id, heading, html)
@@ -328,7 +330,7 @@ def page(main: Table, *, layouts: list[Table] = (), plumbing: Table | None = Non
         bars = "".join(bar_chart(main, c) for c in main.columns)
         if bars:
             sections.append(("charts", "Each main metric, by row", f"<div class='charts'>{bars}</div>"))
-    if scatter := robustness_plot(robustness):
+    if scatter := robustness_plot(list(robustness)):
         sections.append(("robustness", "Robustness", f"<div class='charts'>{scatter}</div>"))
     if verdicts is not None and len(verdicts):
         sections.append(("claims", "Published claims, checked on these records",

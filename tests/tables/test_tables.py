@@ -190,7 +190,7 @@ def test_html_page_in_headless_browser(records: Path, tmp_path: Path) -> None:
               for m in ("mocov2", "contracam") for s in (0, 1)]
     empty = tables.build(df, tasks=["nothing"], title="an empty layout")
     page = tmp_path / "leaderboard.html"
-    page.write_text(tables_html.page(t, layouts=[empty], robustness=robust, verdicts=_verdicts(), curves=curves))
+    page.write_text(tables_html.page(t, layouts=[empty], robustness=[robust], verdicts=_verdicts(), curves=curves))
     probe = ("<script>window.onload=function(){var t=document.getElementById('t-main');"
              "var q=function(s){return document.querySelectorAll(s).length;};"
              "var rows=t.tBodies[0].rows.length;"
