@@ -259,10 +259,7 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
         batch_state = _batch_fn_state(batch_fn) if checkpointed(step) else None
         return batch, batch_state
 
-    # Opted-in CPU bf16 prepares the next batch in this thread: bf16 kernels beside a
-    # second thread's torch operations were the slower of the two there.
-    ahead = _prepared_ahead(enumerate(loader, start=start), prepare, single_threaded=not cuda,
-                            overlap=cuda or not amp)
+    ahead = _prepared_ahead(enumerate(loader, start=start), prepare, single_threaded=not cuda)
     for step, raw, (batch, batch_state) in ahead:
         lr = lr_at(cfg.optim, step, spe, cfg.epochs, cfg.batch_size)
         set_lr(optimizer, lr)
@@ -313,20 +310,14 @@ def cpu_bf16_supported() -> bool:
         return False
 
 
-def _prepared_ahead(steps: Any, prepare: Callable[[int, RawBatch], Any], single_threaded: bool,
-                    overlap: bool = True) -> Any:
+def _prepared_ahead(steps: Any, prepare: Callable[[int, RawBatch], Any], single_threaded: bool) -> Any:
     """``(step, raw, prepare(step, raw))`` for each ``(step, raw)``, the next one prepared
-    (loaded and augmented) in a helper thread while the caller trains on the current one;
-    with ``overlap=False`` each is prepared in the caller's thread when it is needed.
+    (loaded and augmented) in a helper thread while the caller trains on the current one.
 
     ``single_threaded`` (CPU training): the helper's torch operations use one intra-op
     thread (a per-thread OpenMP setting), so that the step keeps every core it had and the
     two do not oversubscribe them."""
     from concurrent.futures import ThreadPoolExecutor
-
-    if not overlap:
-        yield from ((step, raw, prepare(step, raw)) for step, raw in steps)
-        return
 
     main_threads = torch.get_num_threads()
 
