@@ -46,3 +46,11 @@ def atomic_write_text(path: Path | str, text: str) -> None:
 def atomic_write_json(path: Path | str, obj: Any, **dumps: Any) -> None:
     """``json.dumps(obj, **dumps)`` written atomically."""
     atomic_write_text(path, json.dumps(obj, **dumps))
+
+
+def atomic_savez(path: Path | str, **arrays: Any) -> None:
+    """``np.savez`` of ``arrays`` written atomically."""
+    import numpy as np
+
+    with atomic_open(path) as fh:
+        np.savez(fh, **arrays)

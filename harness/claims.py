@@ -19,10 +19,10 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from harness.config_section import checked_section
 from harness import compare, paths, registry, store
 from harness import config as config_mod
 from harness.errors import ConfigError, HarnessError
@@ -88,22 +88,10 @@ def declared_metrics(task_type: str) -> list[str]:
     return list(entry.metrics or []) + list(entry.main_metrics or [])
 
 
-def _strict(section: Any, known: set[str], where: str, required: set[str]) -> dict[str, Any]:
-    if not isinstance(section, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(section).__name__}")
-    unknown = set(section) - known
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
-    missing = required - set(section)
-    if missing:
-        raise ConfigError(f"{where}: missing key(s) {sorted(missing)}")
-    return section
-
-
 def load_claims_file(path: Path) -> list[Claim]:
     """Parse and validate one claims file; every error names the file and the key."""
     data = config_mod.read_yaml(path)
-    top = _strict(data, {"source", "claims"}, str(path), {"source", "claims"})
+    top = checked_section(data, {"source", "claims"}, str(path), {"source", "claims"})
     if not isinstance(top["claims"], list) or not top["claims"]:
         raise ConfigError(f"{path}: 'claims' must be a non-empty list")
     instances = task_instances()
@@ -112,14 +100,14 @@ def load_claims_file(path: Path) -> list[Claim]:
     seen: set[str] = set()
     for i, raw in enumerate(top["claims"]):
         where = f"{path}: claims[{i}]"
-        c = _strict(raw, _CLAIM_KEYS, where, {"id", "statement", "treatment", "baseline", "metrics"})
+        c = checked_section(raw, _CLAIM_KEYS, where, {"id", "statement", "treatment", "baseline", "metrics"})
         where = f"{path}: claim {c['id']!r}"
         if c["id"] in seen:
             raise ConfigError(f"{where}: id listed twice")
         seen.add(c["id"])
         rows = {}
         for side in ("treatment", "baseline"):
-            row = _strict(c[side], _ROW_KEYS, f"{where}.{side}", _ROW_KEYS)
+            row = checked_section(c[side], _ROW_KEYS, f"{where}.{side}", _ROW_KEYS)
             if row["method"] not in methods:
                 raise registry.unknown(f"method in {where}.{side}.method:", row["method"], sorted(methods))
             rows[side] = {"method": str(row["method"]), "recipe": str(row["recipe"])}
@@ -128,7 +116,7 @@ def load_claims_file(path: Path) -> list[Claim]:
         targets = []
         for j, m in enumerate(c["metrics"]):
             key = f"{where}.metrics[{j}]"
-            m = _strict(m, _METRIC_KEYS, key, _METRIC_KEYS)
+            m = checked_section(m, _METRIC_KEYS, key, _METRIC_KEYS)
             if m["task"] not in instances:
                 raise registry.unknown(f"task in {key}.task:", str(m["task"]), sorted(instances))
             declared = declared_metrics(instances[m["task"]])

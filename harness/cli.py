@@ -66,27 +66,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            overrides=args.set, data_root=args.data_root) for seed in seeds]
     plans = [runner.plan(cfg) for cfg in cfgs]
     out = Path(args.out).resolve()
-    res = _slurm_resources(args)
+    launcher = _launcher(args)
     if args.dry_run:
         import yaml
-
-        from harness.launch import local
 
         print(f"# resolved configuration (seed {cfgs[0]['seed']}):")
         print(yaml.safe_dump(cfgs[0], sort_keys=False, default_flow_style=None, width=110).rstrip())
         for cfg, units in zip(cfgs, plans):
             print(f"seed {cfg['seed']}: config hash {config.config_hash(cfg)[:16]}; output {out}; "
-                  f"launcher {args.launcher}")
+                  f"launcher {launcher.name}")
+            r = runner.Runner(cfg, out, launcher=launcher)
             for i, u in enumerate(units, 1):
-                wd = runner.Runner(cfg, out).workdir(u)
-                if args.launcher == "slurm":
-                    p = res.for_unit(u)
-                    where = (f"slurm nodes={p['nodes']} gpus/node={p.get('gpus_per_node', 0)} "
-                             f"time={p['timeout_min']}min partition={p.get('slurm_partition', '-')}"
-                             + (f" after={','.join(x.name for x in u.upstream)}" if u.upstream else ""))
-                else:
-                    where = " ".join(local.unit_command(wd / "unit.json", args.nproc_per_node, args.launcher))
-                print(f"[{i}/{len(units)}] {u.label:<34} key {u.key}  {where}")
+                print(f"[{i}/{len(units)}] {u.label:<34} key {u.key}  {launcher.describe(r.request(u, u.label))}")
         return 0
     runner.check_writable(out)
     cfg0 = cfgs[0]
@@ -96,28 +87,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     data_root = runner.prepare_data(cfg0, print)
     failed = 0
     for cfg, units in zip(cfgs, plans):
-        r = runner.Runner(cfg, out, launcher=args.launcher, nproc_per_node=args.nproc_per_node)
+        r = runner.Runner(cfg, out, launcher=launcher)
         if len(seeds) > 1:
             print(f"-- seed {cfg['seed']}", flush=True)
-        if args.launcher == "slurm":
-            from harness.launch import slurm
-
-            jobs = slurm.submit(r, units, data_root, res, cluster=args.slurm_cluster)
-            print(f"submitted {len(jobs)} jobs; follow them with `harness status --out {out}`")
-            continue
         outcomes = r.run(units, data_root)
-        print("\n" + runner.summary_table([o for o in outcomes if o.unit.kind == "task"]))
-        print(f"\nrecords: {r.records_dir}")
+        if launcher.waits:
+            print("\n" + runner.summary_table([o for o in outcomes if o.unit.kind == "task"]))
+            print(f"\nrecords: {r.records_dir}")
+        else:
+            print(f"submitted {sum(o.status == 'submitted' for o in outcomes)} jobs; "
+                  f"follow them with `harness status --out {out}`")
         failed += sum(o.status in ("failed", "blocked") for o in outcomes)
     return 1 if failed else 0
 
 
-def _slurm_resources(args: argparse.Namespace):
+def _launcher(args: argparse.Namespace):
+    from harness.launch import make_launcher
     from harness.launch.slurm import SlurmResources
 
-    return SlurmResources(partition=args.partition, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
-                          cpus_per_task=args.cpus_per_task, mem=args.mem, time_min=args.time,
-                          account=args.account)
+    res = SlurmResources(partition=args.partition, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
+                         cpus_per_task=args.cpus_per_task, mem=args.mem, time_min=args.time, account=args.account)
+    return make_launcher(args.launcher, nproc_per_node=args.nproc_per_node, slurm_resources=res,
+                         slurm_cluster=args.slurm_cluster)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

@@ -23,23 +23,10 @@ from typing import Any
 import yaml
 
 from harness import paths, registry
+from harness.yaml_file import read_yaml
 from harness.errors import ConfigError
 
 RESERVED_METHOD_KEYS = ("name", "recipe")
-
-
-def read_yaml(path: Path) -> Any:
-    """Parse a YAML file; a syntax error names the file, line and column."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} malformed YAML ({getattr(exc, 'problem', exc)})") from exc
 
 
 def canonical_json(obj: Any) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness import paths
+from harness.yaml_file import read_yaml
 from harness.errors import ConfigError
 
 METHOD_GROUP = "harness.methods"
@@ -148,7 +149,6 @@ def recipe_names(name: str) -> list[str]:
 
 def load_recipe(name: str, recipe: str) -> dict[str, Any]:
     """The named recipe of a method, as a dict."""
-    from harness.config import read_yaml
 
     entry = method_entry(name)
     if entry.recipes is not None:
@@ -167,7 +167,6 @@ def load_recipe(name: str, recipe: str) -> dict[str, Any]:
 
 def tasks() -> dict[str, TaskEntry]:
     """All tasks: catalog files first, runtime registrations override."""
-    from harness.config import read_yaml
 
     _import_env_plugins()
     found: dict[str, TaskEntry] = {}

@@ -10,6 +10,7 @@ a crashed or killed unit is simply run again and resumes from its own checkpoint
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import re
@@ -26,7 +27,9 @@ from harness.atomic import atomic_write_text
 from harness import paths, registry, store
 from harness.api import BACKBONE_FILE
 from harness.errors import ConfigError, HarnessError
-from harness.launch import local
+from harness.launch import Launcher, LaunchRequest
+from harness.launch.local import LocalLauncher
+from harness.launch.progress import fmt_duration
 
 KEY_LEN = 16
 # record fields that describe the run, not the unit: rewritten when a finished unit is reused
@@ -57,7 +60,7 @@ class Unit:
 @dataclass
 class Outcome:
     unit: Unit
-    status: str  # ok | failed | skipped (done before) | blocked (an upstream failed)
+    status: str  # ok | failed | skipped (done before) | blocked (an upstream failed) | submitted
     record: dict[str, Any] | None = None
     seconds: float = 0.0
 
@@ -157,12 +160,11 @@ def check_writable(out: Path) -> None:
 class Runner:
     """Runs the planned units of one configuration into an output folder."""
 
-    def __init__(self, cfg: dict[str, Any], out: Path, launcher: str = "local", nproc_per_node: int = 1,
-                 report: Callable[[str], None] | None = None, poll_s: float = 0.5):
+    def __init__(self, cfg: dict[str, Any], out: Path, launcher: Launcher | None = None,
+                 report: Callable[[str], None] | None = None):
         self.cfg, self.out = cfg, Path(out)
-        self.launcher, self.nproc = launcher, nproc_per_node
+        self.launcher: Launcher = launcher or LocalLauncher()
         self.report = report or print_line
-        self.poll_s = poll_s
         self.records_dir = self.out / "records"
         self.recipe_label = recipe_label(cfg)
 
@@ -185,8 +187,9 @@ class Runner:
                 self.report(f"{prefix}: not run (an upstream unit failed)")
                 continue
             outcomes[unit.key] = self._run_one(unit, data_root, prefix)
-            self.report(f"{prefix}: {outcomes[unit.key].status} ({_fmt_s(outcomes[unit.key].seconds)}; "
-                        f"run elapsed {_fmt_s(time.monotonic() - t0)})")
+            if outcomes[unit.key].status != "submitted":
+                self.report(f"{prefix}: {outcomes[unit.key].status} ({fmt_duration(outcomes[unit.key].seconds)}; "
+                            f"run elapsed {fmt_duration(time.monotonic() - t0)})")
         return [outcomes[u.key] for u in units]
 
     def _run_one(self, unit: Unit, data_root: Path, prefix: str) -> Outcome:
@@ -204,7 +207,10 @@ class Runner:
                 return Outcome(unit, "skipped", done)
             start = time.monotonic()
             if not (wd / "result.json").is_file():
-                self._execute(unit, wd, data_root, lock.fileno(), prefix)
+                self.write_spec(unit, data_root)
+                self.launcher.launch(self.request(unit, prefix), keep_fds=(lock.fileno(),))
+                if not self.launcher.waits:
+                    return Outcome(unit, "submitted")
             record = self.finalize(unit)
             return Outcome(unit, record["status"], record, time.monotonic() - start)
         finally:
@@ -256,22 +262,13 @@ class Runner:
             spec["backbone"] = str(self.workdir(unit.upstream[0]) / BACKBONE_FILE)
         return spec
 
-    def _execute(self, unit: Unit, wd: Path, data_root: Path, lock_fd: int, prefix: str) -> None:
-        spec_path = self.write_spec(unit, data_root)
-        cmd = local.unit_command(spec_path, self.nproc, self.launcher)
-        proc = local.start(cmd, wd / "log.txt", keep_fds=(lock_fd,))
-        start, last_line, last_print = time.monotonic(), "", 0.0
-        tty = sys.stdout.isatty()
-        progress_line = ProgressLine()
-        while proc.poll() is None:
-            time.sleep(self.poll_s)
-            line = progress_line(wd / "progress.json", time.monotonic() - start)
-            now = time.monotonic()
-            if line and line != last_line and (tty or now - last_print > 10):
-                print(f"\r{prefix}: {line}" + ("" if tty else "\n"), end="", flush=True)
-                last_line, last_print = line, now
-        if tty and last_line:
-            print("\r" + " " * (len(prefix) + len(last_line) + 2) + "\r", end="", flush=True)
+    def request(self, unit: Unit, label: str) -> LaunchRequest:
+        """What the launcher needs to start ``unit`` (its spec file is ``unit.json``)."""
+        wd = self.workdir(unit)
+        return LaunchRequest(kind=unit.kind, name=unit.name, key=unit.key, label=label,
+                             spec_path=wd / "unit.json", workdir=wd,
+                             upstream=tuple((u.name, u.key) for u in unit.upstream),
+                             finalize=functools.partial(finalize_unit, self.cfg, self.out, unit))
 
     def _base(self, unit: Unit, wd: Path) -> dict[str, Any]:
         """The fields of a unit's record that describe this run and the unit."""
@@ -310,6 +307,12 @@ class Runner:
                 "log": str(wd / "log.txt")}
 
 
+def finalize_unit(cfg: dict[str, Any], out: Path, unit: Unit) -> dict[str, Any]:
+    """Write the record of ``unit`` of configuration ``cfg`` under ``out`` (what a job
+    started by a launcher that does not wait calls when it ends)."""
+    return Runner(cfg, out).finalize(unit)
+
+
 def print_line(line: str) -> None:
     print(line, flush=True)
 
@@ -319,33 +322,6 @@ def _tail(path: Path, n: int) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
     except OSError:
         return "(no log)"
-
-
-def _fmt_s(s: float) -> str:
-    s = int(round(s))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-class ProgressLine:
-    """The progress line of a running unit. The remaining time is estimated from the steps
-    this unit process made since its first reading, so a resumed unit (which starts at its
-    checkpoint's step) does not count the steps of earlier runs as its own."""
-
-    def __init__(self) -> None:
-        self.first: tuple[int, float] | None = None  # (step, elapsed) of the first reading
-
-    def __call__(self, path: Path, elapsed: float) -> str:
-        try:
-            p = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return f"elapsed {_fmt_s(elapsed)}"
-        step, total = int(p.get("step", 0)), int(p.get("total", 0))
-        if self.first is None or step < self.first[0]:  # a stale file of an earlier run, then a resume
-            self.first = (step, elapsed)
-        done, took = step - self.first[0], elapsed - self.first[1]
-        eta = f", remaining ~{_fmt_s(took / done * (total - step))}" if done > 0 and took > 0 and total else ""
-        pct = f" ({100 * step / total:.0f}%)" if total else ""
-        return f"step {step}/{total}{pct}, elapsed {_fmt_s(elapsed)}{eta}"
 
 
 def prepare_data(cfg: dict[str, Any], report: Callable[[str], None]) -> Path:

@@ -38,7 +38,7 @@ def seconds_per_call(fn, repeats: int) -> float:
 def main() -> None:
     from harness.cam.boxes import CRF_DEFAULTS, crf_available, dense_crf
     from harness.cam.contrastive import ContrastiveCAM
-    from methods.mocov2.model import MoCoV2Model
+    from harness.pretrain.moco import MoCoV2Model
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--arch", default="resnet50")

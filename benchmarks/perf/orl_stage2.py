@@ -40,7 +40,7 @@ from methods.orl.correspondence import roi_pairs  # noqa: E402
 from methods.orl.embed import roi_embeddings  # noqa: E402
 from methods.orl.retrieval import pair_count  # noqa: E402
 from methods.orl.roi_store import RoIEmbeddingStore  # noqa: E402
-from methods.orl.selective_search import read_bgr, selective_search  # noqa: E402
+from harness.pretrain.selective_search import read_bgr, selective_search  # noqa: E402
 
 COCO_TRAIN = 118_287
 NODE_CORES = 16

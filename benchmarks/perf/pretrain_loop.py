@@ -31,7 +31,7 @@ from harness.pretrain.augment import StepRNG, TwoViewBatch
 from harness.pretrain.data import SceneImages, DataConfig, collate
 from harness.pretrain.loop import LoopConfig, train
 from harness.pretrain.optim import build_optimizer
-from methods.mocov2.model import MoCoV2Model
+from harness.pretrain.moco import MoCoV2Model
 
 RECIPES = Path(__file__).resolve().parents[2] / "methods" / "mocov2" / "recipes"
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from harness.runner import Runner, Unit
+from harness.launch.base import LaunchRequest
 
 
 @dataclass
@@ -30,7 +30,7 @@ class SlurmResources:
     account: str | None = None
     constraint: str | None = None
 
-    def for_unit(self, unit: Unit) -> dict[str, Any]:
+    def for_unit(self, unit: LaunchRequest) -> dict[str, Any]:
         """submitit parameters of one unit's job."""
         nodes = self.nodes if unit.kind == "stage" else self.task_nodes
         gpus = self.gpus_per_node
@@ -64,53 +64,63 @@ def _set_dist_env() -> dict[str, int]:
 class UnitJob:
     """The callable a SLURM job runs: the unit, then (rank 0) its record."""
 
-    def __init__(self, runner: Runner, unit: Unit, spec_path: Path):
-        self.runner, self.unit, self.spec_path = runner, unit, spec_path
+    def __init__(self, label: str, spec_path: Path, finalize: Callable[[], dict[str, Any]] | None):
+        self.label, self.spec_path, self.finalize = label, spec_path, finalize
 
     def __call__(self) -> str:
         from harness import unit as unit_main
 
         w = _set_dist_env()
         rc = unit_main.main([str(self.spec_path)])
-        if w["rank"] == 0:
-            record = self.runner.finalize(self.unit)
+        if w["rank"] == 0 and self.finalize is not None:
+            record = self.finalize()
             if record["status"] != "ok":
-                raise RuntimeError(f"unit {self.unit.label} failed: {record.get('error')}")
+                raise RuntimeError(f"unit {self.label} failed: {record.get('error')}")
         elif rc != 0:
-            raise RuntimeError(f"unit {self.unit.label} failed on rank {w['rank']}")
-        return self.unit.key
+            raise RuntimeError(f"unit {self.label} failed on rank {w['rank']}")
+        return str(self.spec_path)
 
     def checkpoint(self) -> Any:
         """On preemption/timeout: resubmit the same unit (it resumes from its checkpoints)."""
         import submitit
 
-        return submitit.helpers.DelayedSubmission(UnitJob(self.runner, self.unit, self.spec_path))
+        return submitit.helpers.DelayedSubmission(UnitJob(self.label, self.spec_path, self.finalize))
 
 
-def submit(runner: Runner, units: list[Unit], data_root: Path, res: SlurmResources,
-           cluster: str | None = None) -> dict[str, str]:
-    """Submit every unfinished unit; returns {unit key: job id}. ``cluster="local"`` uses
+class SlurmLauncher:
+    """One submitit job per unit, each depending (``afterok``) on the jobs of the units it
+    consumes; :meth:`launch` returns once the job is submitted. ``cluster="local"`` uses
     submitit's local executor (no dependencies there, so each job is awaited in turn)."""
-    import submitit
 
-    folder = runner.out / "slurm" / "%j"
-    jobs: dict[str, Any] = {}
-    for unit in units:
-        if runner.done_record(unit) is not None:
-            continue
-        spec_path = runner.write_spec(unit, data_root)
-        executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
-        params = res.for_unit(unit)
-        if cluster == "local":
+    name = "slurm"
+    waits = False
+
+    def __init__(self, resources: SlurmResources, cluster: str | None = None,
+                 report: Callable[[str], None] = print):
+        self.resources, self.cluster, self.report = resources, cluster, report
+        self.job_ids: dict[str, str] = {}  # unit key -> job id, of the jobs submitted here
+
+    def describe(self, request: LaunchRequest) -> str:
+        p = self.resources.for_unit(request)
+        after = ",".join(name for name, _ in request.upstream)
+        return (f"slurm nodes={p['nodes']} gpus/node={p.get('gpus_per_node', 0)} "
+                f"time={p['timeout_min']}min partition={p.get('slurm_partition', '-')}"
+                + (f" after={after}" if after else ""))
+
+    def launch(self, request: LaunchRequest, keep_fds: tuple[int, ...] = ()) -> None:
+        import submitit
+
+        executor = submitit.AutoExecutor(folder=request.workdir.parent.parent / "slurm" / "%j", cluster=self.cluster)
+        params = self.resources.for_unit(request)
+        if self.cluster == "local":
             params = {"timeout_min": params["timeout_min"], "tasks_per_node": 1}
         executor.update_parameters(**params)
-        deps = [jobs[u.key].job_id for u in unit.upstream if u.key in jobs]
-        if deps and cluster != "local":
+        deps = [self.job_ids[key] for _, key in request.upstream if key in self.job_ids]
+        if deps and self.cluster != "local":
             executor.update_parameters(slurm_additional_parameters={"dependency": "afterok:" + ":".join(deps)})
-        job = executor.submit(UnitJob(runner, unit, spec_path))
-        jobs[unit.key] = job
-        (runner.workdir(unit) / "slurm_job_id").write_text(str(job.job_id))
-        runner.report(f"submitted {unit.label} as job {job.job_id}" + (f" (after {', '.join(deps)})" if deps else ""))
-        if cluster == "local":
+        job = executor.submit(UnitJob(request.label, request.spec_path, request.finalize))
+        self.job_ids[request.key] = str(job.job_id)
+        (request.workdir / "slurm_job_id").write_text(str(job.job_id))
+        self.report(f"{request.label}: submitted as job {job.job_id}" + (f" (after {', '.join(deps)})" if deps else ""))
+        if self.cluster == "local":
             job.exception()  # wait: the local executor has no job dependencies
-    return {k: str(j.job_id) for k, j in jobs.items()}

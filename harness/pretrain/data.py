@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
+from harness.config_section import checked_section
 from harness.data.layout import COCO
 from harness.errors import ConfigError, DataError
 
@@ -228,10 +229,7 @@ class DataConfig:
 
     @classmethod
     def from_cfg(cls, d: dict[str, Any] | None) -> "DataConfig":
-        d = dict(d or {})
-        unknown = set(d) - {"dirs", "short_side", "max_long", "cache", "num_workers"}
-        if unknown:
-            raise ConfigError(f"unknown key(s) in recipe section 'data': {sorted(unknown)}")
+        d = checked_section(d, {"dirs", "short_side", "max_long", "cache", "num_workers"}, "recipe section 'data'")
         if "dirs" in d:
             d["dirs"] = tuple([d["dirs"]] if isinstance(d["dirs"], str) else d["dirs"])
         return cls(**d)

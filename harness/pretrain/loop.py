@@ -55,6 +55,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
+from harness.config_section import recipe_section
 from harness.api import StageContext
 from harness.atomic import atomic_open
 from harness.errors import CheckpointError, ConfigError, HarnessError
@@ -104,12 +105,8 @@ class LoopConfig:
         for key in ("epochs", "batch_size"):
             if key not in recipe:
                 raise ConfigError(f"recipe has no top-level {key!r}")
-        loop = dict(recipe.get("loop") or {})
-        known = {"checkpoint_every", "log_every", "amp", "cpu_amp", "channels_last", "sync_bn", "grad_clip",
-                 "find_unused_parameters"}
-        if set(loop) - known:
-            raise ConfigError(f"unknown key(s) in recipe section 'loop': {sorted(set(loop) - known)}; "
-                              f"known: {sorted(known)}")
+        loop = recipe_section(recipe, "loop", {"checkpoint_every", "log_every", "amp", "cpu_amp", "channels_last",
+                                               "sync_bn", "grad_clip", "find_unused_parameters"})
         cfg = cls(epochs=int(recipe["epochs"]), batch_size=int(recipe["batch_size"]),
                   optim=OptimConfig.from_recipe(recipe),
                   num_workers=int((recipe.get("data") or {}).get("num_workers", 0)), **loop)

@@ -8,6 +8,7 @@ from typing import Any, Iterable
 import torch
 import torch.nn as nn
 
+from harness.config_section import recipe_section
 from harness.errors import ConfigError
 
 
@@ -37,14 +38,9 @@ class OptimConfig:
 
     @classmethod
     def from_recipe(cls, recipe: dict[str, Any]) -> "OptimConfig":
-        opt, sch = dict(recipe.get("optimizer") or {}), dict(recipe.get("schedule") or {})
-        known_opt = {"name", "lr", "base_batch", "momentum", "weight_decay", "nesterov", "lars_eta",
-                     "exclude_bias_bn"}
-        known_sch = {"name", "warmup_epochs", "min_lr", "unit"}
-        for sec, d, known in (("optimizer", opt, known_opt), ("schedule", sch, known_sch)):
-            if set(d) - known:
-                raise ConfigError(f"unknown key(s) in recipe section {sec!r}: {sorted(set(d) - known)}; "
-                                  f"known: {sorted(known)}")
+        opt = recipe_section(recipe, "optimizer", {"name", "lr", "base_batch", "momentum", "weight_decay",
+                                                   "nesterov", "lars_eta", "exclude_bias_bn"})
+        sch = recipe_section(recipe, "schedule", {"name", "warmup_epochs", "min_lr", "unit"})
         if "name" in sch:
             sch["schedule"] = sch.pop("name")
         cfg = cls(**opt, **sch)

@@ -1,7 +1,8 @@
 """BYOL (Grill et al. 2020), in the SGD variant ContraCAM pretrains: one stage.
 
-Light module (no torch): planning imports it. The model lives in
-:mod:`methods.byol.model` (reused by ORL), the stage in :mod:`methods.byol.train`.
+Light module (no torch): planning imports it. The model is the engine's BYOL core
+:mod:`harness.pretrain.byol` (shared with ORL and ContraCAM), the stage is in
+:mod:`methods.byol.train`.
 """
 from __future__ import annotations
 

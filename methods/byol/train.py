@@ -5,7 +5,7 @@ from typing import Any
 
 from harness.api import StageContext
 from harness.pretrain.stage import pretrain
-from methods.byol.model import BYOLModel
+from harness.pretrain.byol import BYOLModel
 
 
 def run(ctx: StageContext) -> dict[str, Any]:

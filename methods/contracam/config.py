@@ -20,9 +20,10 @@ shared by both pretraining stages):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
+from harness.config_section import field_names, recipe_section
 from harness.errors import ConfigError
 
 BASES = ("mocov2", "byol")
@@ -30,12 +31,7 @@ VARIANTS = ("crop", "bgmix", "crop+bgmix", "oracle", "mixup", "cutmix")
 
 
 def _section(recipe: dict[str, Any], key: str, cls: type) -> Any:
-    d = dict(recipe.get(key) or {})
-    names = {f.name for f in fields(cls)}
-    unknown = set(d) - names
-    if unknown:
-        raise ConfigError(f"unknown key(s) in recipe section {key!r}: {sorted(unknown)}; known: {sorted(names)}")
-    return cls(**d)
+    return cls(**recipe_section(recipe, key, field_names(cls)))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The base models of both pretraining stages, and their Mixup / CutMix forms.
 
-The base model is MoCo v2 (:class:`methods.mocov2.model.MoCoV2Model`) or BYOL
-(:class:`methods.byol.model.BYOLModel`), built from the base recipe. For the Mixup /
+The base model is MoCo v2 (:class:`harness.pretrain.moco.MoCoV2Model`) or BYOL
+(:class:`harness.pretrain.byol.BYOLModel`), built from the base recipe. For the Mixup /
 CutMix baselines view 1 is mixed in the batch function and the loss follows the mixed
 targets (batch keys ``mix_partner`` ``(N,)`` long and ``mix_lam`` ``(N,)`` float):
 
@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.byol.model import BYOLModel
+from harness.pretrain.byol import BYOLModel
 from harness.pretrain.shuffle_bn import step_generator
-from methods.mocov2.model import MoCoV2Model
+from harness.pretrain.moco import MoCoV2Model
 
 
 def _weighted(per_sample: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:

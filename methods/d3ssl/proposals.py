@@ -4,7 +4,7 @@ Recipe section ``proposals``:
 
 - ``source: selective_search`` (SoCo / D3SSL): OpenCV ximgproc selective search in
   ``mode`` (``fast``), computed once and cached in chunks (shared implementation in
-  :mod:`methods.orl.selective_search`), then SoCo's filter: both sides at least
+  :mod:`harness.pretrain.selective_search`), then SoCo's filter: both sides at least
   ``min_size`` px, aspect ratio at most ``max_aspect``, ``sqrt(box area / image area)``
   within ``size_range``; the first ``max_boxes`` survivors in selective-search order.
 - ``source: annotations``: the ground-truth boxes of ``coco/annotations/
@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from harness.config_section import checked_section, field_names
 from harness.api import StageContext
 from harness.atomic import atomic_write_json
 from harness.errors import ConfigError, DataError
@@ -45,11 +46,7 @@ class ProposalCfg:
 
     @classmethod
     def from_cfg(cls, d: dict[str, Any] | None) -> "ProposalCfg":
-        d = dict(d or {})
-        known = set(cls.__dataclass_fields__)
-        if set(d) - known:
-            raise ConfigError(f"unknown key(s) in recipe section 'proposals': {sorted(set(d) - known)}; "
-                              f"known: {sorted(known)}")
+        d = checked_section(d, field_names(cls), "recipe section 'proposals'")
         if "size_range" in d:
             d["size_range"] = tuple(float(v) for v in d["size_range"])
         cfg = cls(**d)
@@ -75,7 +72,7 @@ def filter_boxes(boxes_xywh: np.ndarray, width: int, height: int, cfg: ProposalC
 
 def _from_selective_search(paths: Sequence[Path], names: Sequence[str], cfg: ProposalCfg, workdir: Path,
                            ctx: StageContext) -> dict[str, list[list[float]]]:
-    from methods.orl.selective_search import compute_proposals, load_proposals
+    from harness.pretrain.selective_search import compute_proposals, load_proposals
 
     cache = workdir / "selective_search"
     compute_proposals(paths, names, cache, mode=cfg.mode, max_side=cfg.max_side, chunk_size=cfg.chunk_size,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.config_section import recipe_section
 
 KNOWN_KEYS = {
     "model": {"arch", "hidden_dim", "proj_dim", "momentum", "zero_init_residual"},
@@ -18,11 +18,4 @@ KNOWN_KEYS = {
 
 def section(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     """The recipe section ``name`` as a dict ({} when absent), its keys checked."""
-    sec = cfg.get(name) or {}
-    if not isinstance(sec, dict):
-        raise ConfigError(f"recipe section {name!r} must be a mapping, got {sec!r}")
-    unknown = set(sec) - KNOWN_KEYS[name]
-    if unknown:
-        raise ConfigError(f"unknown key(s) in recipe section {name!r}: {sorted(unknown)}; "
-                          f"known: {sorted(KNOWN_KEYS[name])}")
-    return dict(sec)
+    return recipe_section(cfg, name, KNOWN_KEYS[name])

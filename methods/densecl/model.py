@@ -16,11 +16,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from harness.config_section import recipe_section
 from harness.errors import ConfigError
 from harness.pretrain.models import (build_head, build_resnet, conv_mlp_spec, ema_update, feature_dim, frozen_copy,
                                      mlp_spec, resnet_c5)
 from harness.pretrain.shuffle_bn import shuffled_forward, step_generator
-from methods.mocov2.model import KeyQueue, info_nce
+from harness.pretrain.moco import KeyQueue, info_nce
 
 
 def dense_positive_index(q_feat: torch.Tensor, k_feat: torch.Tensor) -> torch.Tensor:
@@ -60,11 +61,8 @@ class DenseCLModel(nn.Module):
         """From a recipe: ``arch``, ``zero_init_residual`` and the ``densecl`` section
         (``dim``, ``hidden``, ``queue``, ``momentum``, ``temperature``, ``loss_lambda``,
         ``shuffle_bn``, ``shuffle_bn_groups``)."""
-        sec = dict(cfg.get("densecl") or {})
-        known = {"dim", "hidden", "queue", "momentum", "temperature", "loss_lambda", "shuffle_bn",
-                 "shuffle_bn_groups"}
-        if set(sec) - known:
-            raise ConfigError(f"unknown key(s) in recipe section 'densecl': {sorted(set(sec) - known)}")
+        sec = recipe_section(cfg, "densecl", {"dim", "hidden", "queue", "momentum", "temperature", "loss_lambda",
+                                              "shuffle_bn", "shuffle_bn_groups"})
         return cls(cfg["arch"], zero_init_residual=bool(cfg.get("zero_init_residual", False)), **sec)
 
     @staticmethod

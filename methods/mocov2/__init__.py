@@ -1,7 +1,8 @@
 """MoCo v2 (Chen et al. 2020), in the variant ContraCAM builds on: one pretraining stage.
 
-Light module (no torch): planning imports it. The model lives in
-:mod:`methods.mocov2.model`, the stage function in :mod:`methods.mocov2.train`.
+Light module (no torch): planning imports it. The model is the engine's MoCo core
+:mod:`harness.pretrain.moco` (shared with DenseCL and ContraCAM), the stage function is
+in :mod:`methods.mocov2.train`.
 """
 from __future__ import annotations
 

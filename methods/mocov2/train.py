@@ -5,7 +5,7 @@ from typing import Any
 
 from harness.api import StageContext
 from harness.pretrain.stage import pretrain
-from methods.mocov2.model import MoCoV2Model
+from harness.pretrain.moco import MoCoV2Model
 
 
 def run(ctx: StageContext) -> dict[str, Any]:

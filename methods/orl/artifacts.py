@@ -26,17 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.atomic import atomic_open, atomic_write_json
+from harness.atomic import atomic_savez, atomic_write_json
 from harness.errors import DataError
 
 SCHEMA_VERSION = 1
 KNN_FILE, ROIS_FILE, PAIRS_FILE, META_FILE = "knn.npz", "rois.npz", "pairs.npz", "correspondence.json"
-
-
-def atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    """``np.savez`` written atomically."""
-    with atomic_open(path) as fh:
-        np.savez(fh, **arrays)
 
 
 def _load(path: Path, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -24,13 +24,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.config_section import checked_section, field_names
 from harness.errors import ConfigError
-from methods.orl.artifacts import KNN_FILE, Correspondence, atomic_savez
+from harness.atomic import atomic_savez
+from methods.orl.artifacts import KNN_FILE, Correspondence
 from methods.orl.boxes import filter_proposals
 from methods.orl.embed import image_embeddings, roi_embeddings
 from methods.orl.retrieval import knn_search, top_pairs
 from methods.orl.roi_store import RoIEmbeddingStore
-from methods.orl.selective_search import compute_proposals, iter_proposals
+from harness.pretrain.selective_search import compute_proposals, iter_proposals
 
 PhaseProgress = Callable[[str, int, int], None]
 
@@ -60,12 +62,7 @@ class CorrespondenceConfig:
 
     @classmethod
     def from_cfg(cls, d: dict[str, Any] | None) -> "CorrespondenceConfig":
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown key(s) in recipe section 'correspondence': {sorted(unknown)}; "
-                              f"known: {sorted(known)}")
+        d = checked_section(d, field_names(cls), "recipe section 'correspondence'")
         cfg = cls(**d)
         if cfg.k < 1 or cfg.top_n < 1 or not 0 < cfg.pair_ratio <= 1:
             raise ConfigError("correspondence: k and top_n must be >= 1 and pair_ratio in (0, 1]")

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from harness.pretrain.models import build_head, build_resnet, ema_update, feature_dim, frozen_copy, mlp_spec
-from methods.byol.model import byol_loss, target_momentum
+from harness.pretrain.byol import byol_loss, target_momentum
 
 BRANCHES = ("image", "intra", "inter")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.config_section import checked_section, recipe_section
 from harness.errors import ConfigError
 
 SHARED_KEYS = ("pretrain_data", "epochs", "batch_size", "arch", "zero_init_residual", "data", "optimizer",
@@ -24,11 +25,7 @@ _HEADS = {"proj_hidden": 4096, "out_dim": 256, "pred_hidden": 4096}
 
 def stage_recipe(cfg: dict[str, Any], section: str, own_keys: tuple[str, ...] = ()) -> dict[str, Any]:
     """The recipe of one training stage: shared keys overridden by ``cfg[section]``."""
-    over = dict(cfg.get(section) or {})
-    unknown = set(over) - set(SHARED_KEYS) - set(own_keys)
-    if unknown:
-        raise ConfigError(f"unknown key(s) in ORL recipe section {section!r}: {sorted(unknown)}; "
-                          f"known: {sorted(set(SHARED_KEYS) | set(own_keys))}")
+    over = checked_section(cfg.get(section), set(SHARED_KEYS) | set(own_keys), f"ORL recipe section {section!r}")
     out = {k: cfg[k] for k in SHARED_KEYS if k in cfg}
     out.update(over)
     for key in ("pretrain_data", "epochs", "batch_size", "arch"):
@@ -38,10 +35,7 @@ def stage_recipe(cfg: dict[str, Any], section: str, own_keys: tuple[str, ...] = 
 
 
 def heads_cfg(recipe: dict[str, Any]) -> dict[str, int]:
-    given = dict(recipe.get("heads") or {})
-    if set(given) - set(_HEADS):
-        raise ConfigError(f"unknown key(s) in recipe section 'heads': {sorted(set(given) - set(_HEADS))}; "
-                          f"known: {sorted(_HEADS)}")
+    given = recipe_section(recipe, "heads", _HEADS)
     return {k: int(given.get(k, v)) for k, v in _HEADS.items()}
 
 

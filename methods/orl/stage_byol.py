@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.api import StageContext
 from harness.pretrain.stage import pretrain
-from methods.byol.model import BYOLModel
+from harness.pretrain.byol import BYOLModel
 from methods.orl.recipe import base_momentum, heads_cfg, stage_recipe
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from harness.config_section import checked_section, field_names
 from harness.api import StageContext
 from harness.errors import ConfigError, DataError
 from harness.pretrain.augment import TwoViewBatch, ViewAug
@@ -23,11 +24,7 @@ from methods.orl.views import JitterConfig, ORLBatch
 
 
 def jitter_cfg(d: dict[str, Any] | None) -> JitterConfig:
-    d = dict(d or {})
-    known = set(JitterConfig.__dataclass_fields__)
-    if set(d) - known:
-        raise ConfigError(f"unknown key(s) in recipe section 'orl.jitter': {sorted(set(d) - known)}; "
-                          f"known: {sorted(known)}")
+    d = checked_section(d, field_names(JitterConfig), "recipe section 'orl.jitter'")
     return JitterConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 

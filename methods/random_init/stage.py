@@ -13,8 +13,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from harness.config_section import recipe_section
 from harness.api import StageContext
-from harness.errors import ConfigError
 from harness.pretrain.augment import StepRNG, TwoViewBatch
 from harness.pretrain.data import StepSampler, collate
 from harness.pretrain.models import build_head, build_resnet, feature_dim, mlp_spec
@@ -36,11 +36,7 @@ class RandomModel(nn.Module):
 
 
 def _section(cfg: dict[str, Any], name: str, known: set[str]) -> dict[str, Any]:
-    section = dict(cfg.get(name) or {})
-    unknown = set(section) - known
-    if unknown:
-        raise ConfigError(f"recipe section {name!r} has unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
-    return section
+    return recipe_section(cfg, name, known)
 
 
 @torch.no_grad()

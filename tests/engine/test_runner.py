@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness import config, runner, store
+from harness.launch.local import LocalLauncher
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -21,7 +22,7 @@ def run_once(tmp_path: Path, overrides: list[str] | None = None, suite: str = "t
              method: str = "toy") -> list[runner.Outcome]:
     cfg = config.resolve(method, suite, preset="tiny", overrides=overrides)
     units = runner.plan(cfg)
-    r = runner.Runner(cfg, tmp_path / "out", report=lambda line: None, poll_s=0.05)
+    r = runner.Runner(cfg, tmp_path / "out", launcher=LocalLauncher(poll_s=0.05), report=lambda line: None)
     return r.run(units, Path(cfg["data"]["root"]))
 
 
@@ -161,7 +162,7 @@ def test_two_runs_never_run_a_unit_twice(bench: Path, tmp_path: Path) -> None:
 
 
 def test_remaining_time_counts_only_this_process_steps(tmp_path: Path) -> None:
-    from harness.runner import ProgressLine
+    from harness.launch.progress import ProgressLine
 
     path = tmp_path / "progress.json"
     line = ProgressLine()

@@ -96,7 +96,7 @@ def test_preemption_resubmits_the_same_unit(tmp_path: Path) -> None:
     submitit = pytest.importorskip("submitit")
     from harness.launch.slurm import UnitJob
 
-    job = UnitJob(runner=None, unit=None, spec_path=tmp_path / "unit.json")  # type: ignore[arg-type]
+    job = UnitJob("stage a", tmp_path / "unit.json", finalize=None)
     again = job.checkpoint()
     assert isinstance(again, submitit.helpers.DelayedSubmission)
     assert again.function.spec_path == job.spec_path

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from methods.orl.selective_search import chunk_path, compute_proposals, load_proposals, read_bgr, selective_search
+from harness.pretrain.selective_search import chunk_path, compute_proposals, load_proposals, read_bgr, selective_search
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,7 +59,7 @@ def test_cache_roundtrip_and_parallel_equals_serial(tmp_path):
 _CHILD = """
 import sys
 from pathlib import Path
-from methods.orl.selective_search import compute_proposals
+from harness.pretrain.selective_search import compute_proposals
 folder, cache = Path(sys.argv[1]), Path(sys.argv[2])
 paths = sorted(folder.glob("*.png"))
 compute_proposals(paths, [p.name for p in paths], cache, chunk_size=2, workers=2)

@@ -16,8 +16,8 @@ from harness.pretrain.loop import LoopConfig
 from harness.registry import import_entry
 from pretrain_fixtures import REPO, read_log, small_recipe, stage_context, write_scenes
 
-METHODS = {"mocov2": ("methods.mocov2:MoCoV2", "methods.mocov2.model:MoCoV2Model"),
-           "byol": ("methods.byol:BYOL", "methods.byol.model:BYOLModel"),
+METHODS = {"mocov2": ("methods.mocov2:MoCoV2", "harness.pretrain.moco:MoCoV2Model"),
+           "byol": ("methods.byol:BYOL", "harness.pretrain.byol:BYOLModel"),
            "densecl": ("methods.densecl:DenseCL", "methods.densecl.model:DenseCLModel")}
 
 

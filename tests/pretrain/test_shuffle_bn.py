@@ -13,7 +13,7 @@ import torch.nn as nn
 from harness.pretrain.augment import StepRNG
 from harness.pretrain.shuffle_bn import shuffled_forward
 from methods.densecl.model import DenseCLModel
-from methods.mocov2.model import MoCoV2Model
+from harness.pretrain.moco import MoCoV2Model
 
 
 def _generator(seed: int = 5) -> torch.Generator:

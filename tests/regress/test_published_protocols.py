@@ -8,7 +8,7 @@ from harness import registry
 from harness.pretrain.augment import TwoViewBatch
 from harness.pretrain.loop import LoopConfig
 from harness.pretrain.optim import lr_at
-from methods.byol.model import BYOLModel
+from harness.pretrain.byol import BYOLModel
 
 BYOL_PAPER = "Grill et al., NeurIPS 2020 (BYOL), Sec. 3.2 and App. B"
 # (what, value in the paper, how the resolved recipe gives it)

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from harness.config_section import recipe_section
 from harness.errors import ConfigError
 from harness.pretrain import dist
 from harness.pretrain.models import build_head, build_resnet, ema_update, feature_dim, frozen_copy, mlp_spec
@@ -81,11 +82,8 @@ class MoCoV2Model(nn.Module):
         """From a recipe: ``arch``, ``zero_init_residual`` and the ``moco`` section
         (``dim``, ``hidden``, ``queue``, ``momentum``, ``temperature``, ``projector_bn``,
         ``shuffle_bn``, ``shuffle_bn_groups``)."""
-        moco = dict(cfg.get("moco") or {})
-        known = {"dim", "hidden", "queue", "momentum", "temperature", "projector_bn", "shuffle_bn",
-                 "shuffle_bn_groups"}
-        if set(moco) - known:
-            raise ConfigError(f"unknown key(s) in recipe section 'moco': {sorted(set(moco) - known)}")
+        moco = recipe_section(cfg, "moco", {"dim", "hidden", "queue", "momentum", "temperature", "projector_bn",
+                                            "shuffle_bn", "shuffle_bn_groups"})
         return cls(cfg["arch"], zero_init_residual=bool(cfg.get("zero_init_residual", True)), **moco)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

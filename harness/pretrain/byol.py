@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from harness.config_section import recipe_section
 from harness.errors import ConfigError
 from harness.pretrain.models import build_head, build_resnet, ema_update, feature_dim, frozen_copy, mlp_spec
 
@@ -56,10 +57,7 @@ class BYOLModel(nn.Module):
     def from_cfg(cls, cfg: dict[str, Any]) -> "BYOLModel":
         """From a recipe: ``arch``, ``zero_init_residual`` and the ``byol`` section
         (``dim``, ``hidden``, ``pred_hidden``, ``momentum``, ``momentum_schedule``)."""
-        byol = dict(cfg.get("byol") or {})
-        known = {"dim", "hidden", "pred_hidden", "momentum", "momentum_schedule"}
-        if set(byol) - known:
-            raise ConfigError(f"unknown key(s) in recipe section 'byol': {sorted(set(byol) - known)}")
+        byol = recipe_section(cfg, "byol", {"dim", "hidden", "pred_hidden", "momentum", "momentum_schedule"})
         return cls(cfg["arch"], zero_init_residual=bool(cfg.get("zero_init_residual", True)), **byol)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ import numpy as np
 
 from harness.atomic import atomic_write_json
 from harness.errors import ConfigError, DataError
-from methods.orl.artifacts import atomic_savez
+from harness.atomic import atomic_savez
 
 MANIFEST = "manifest.json"
 

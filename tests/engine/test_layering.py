@@ -1,0 +1,58 @@
+"""Import layering of the source tree, read from the import statements (no import runs):
+the engine never imports a method, methods import only the engine and themselves,
+launchers never import the runner back, and the configuration modules form no circle."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module an ``import`` / ``from ... import`` statement in ``path`` names
+    (anywhere in the file, including function-level imports)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def sources(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+def test_engine_imports_no_method() -> None:
+    bad = {str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p) if m.split(".")[0] == "methods")
+           for p in sources("harness")}
+    assert not {k: v for k, v in bad.items() if v}
+
+
+@pytest.mark.parametrize("method", sorted(p.name for p in (ROOT / "methods").iterdir()
+                                          if (p / "__init__.py").is_file()))
+def test_method_imports_only_the_engine_and_itself(method: str) -> None:
+    others = {}
+    for p in sources(f"methods/{method}"):
+        names = {m for m in imported_modules(p) if m.startswith("methods.") and m.split(".")[1] != method}
+        if names:
+            others[str(p.relative_to(ROOT))] = sorted(names)
+    assert not others, f"method {method!r} imports other methods: {others}"
+
+
+def test_launchers_do_not_import_the_runner() -> None:
+    back = {str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p)
+                                             if m.split(".")[:2] in (["harness", "runner"], ["harness", "cli"]))
+            for p in sources("harness/launch")}
+    assert not {k: v for k, v in back.items() if v}
+
+
+def test_registry_does_not_import_config() -> None:
+    names = imported_modules(ROOT / "harness" / "registry.py")
+    assert not any(m in ("harness.config", "harness.config.read_yaml") or m.startswith("harness.config.")
+                   for m in names), names
