@@ -27,6 +27,7 @@ from harness.atomic import atomic_write_text
 from harness import paths, registry, store
 from harness.api import BACKBONE_FILE
 from harness.errors import ConfigError, HarnessError
+from harness.record_schema import Record, UnitResult, UnitSpec
 from harness.launch import Launcher, LaunchRequest
 from harness.launch.local import LocalLauncher
 from harness.launch.progress import fmt_duration
@@ -235,7 +236,7 @@ class Runner:
     def finalize(self, unit: Unit) -> dict[str, Any]:
         """Turn the unit's result (or error) into its record; mark it done on success."""
         wd = self.workdir(unit)
-        record = self._record(unit, wd)
+        record = self._record(unit, wd).to_dict()
         store.write_record(self.record_file(unit), record, self._samples_file(unit, record))
         if record["status"] == "ok":
             atomic_write_text(wd / "done.json", json.dumps(record, indent=1, sort_keys=True, default=str))
@@ -246,21 +247,17 @@ class Runner:
         wd.mkdir(parents=True, exist_ok=True)
         (wd / "error.json").unlink(missing_ok=True)
         spec_path = wd / "unit.json"
-        atomic_write_text(spec_path, json.dumps(self.spec(unit, wd, data_root), indent=1, default=str))
+        atomic_write_text(spec_path, self.spec(unit, wd, data_root).to_json())
         return spec_path
 
-    def spec(self, unit: Unit, wd: Path, data_root: Path) -> dict[str, Any]:
-        spec = {"kind": unit.kind, "name": unit.name, "entry": unit.entry, "version": unit.version,
-                "cfg": unit.cfg, "workdir": str(wd), "data_root": str(data_root), "seed": self.cfg["seed"],
-                "device": self.cfg["device"], "preset": self.cfg["preset"], "sys_path": sys.path,
-                "method": self.cfg["method"]["name"], "recipe": self.cfg["method"]["recipe"],
-                "config_hash": config_mod.config_hash(self.cfg["method"])}
+    def spec(self, unit: Unit, wd: Path, data_root: Path) -> UnitSpec:
+        common = dict(kind=unit.kind, name=unit.name, entry=unit.entry, version=unit.version, cfg=unit.cfg,
+                      workdir=str(wd), data_root=str(data_root), seed=self.cfg["seed"], device=self.cfg["device"],
+                      preset=self.cfg["preset"], sys_path=list(sys.path), method=self.cfg["method"]["name"],
+                      recipe=self.cfg["method"]["recipe"], config_hash=config_mod.config_hash(self.cfg["method"]))
         if unit.kind == "stage":
-            spec["upstream"] = {u.name: str(self.workdir(u)) for u in unit.upstream}
-        else:
-            spec["task"] = unit.name
-            spec["backbone"] = str(self.workdir(unit.upstream[0]) / BACKBONE_FILE)
-        return spec
+            return UnitSpec(**common, upstream={u.name: str(self.workdir(u)) for u in unit.upstream})
+        return UnitSpec(**common, task=unit.name, backbone=str(self.workdir(unit.upstream[0]) / BACKBONE_FILE))
 
     def request(self, unit: Unit, label: str) -> LaunchRequest:
         """What the launcher needs to start ``unit`` (its spec file is ``unit.json``)."""
@@ -286,25 +283,20 @@ class Runner:
                 "workdir": str(wd),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
-    def _record(self, unit: Unit, wd: Path) -> dict[str, Any]:
+    def _record(self, unit: Unit, wd: Path) -> Record:
         base = self._base(unit, wd)
         result_path = wd / "result.json"
         if result_path.is_file():
-            res = json.loads(result_path.read_text())
-            return {**base, "status": "ok", "error": None, "metrics": res.get("metrics", {}),
-                    "higher_is_better": res.get("higher_is_better", {}), "dataset": res.get("dataset", {}),
-                    "framework": res.get("framework", {}), "extra": res.get("extra", {}),
-                    "backbone_sha256": res.get("backbone_sha256"), "versions": res.get("versions", {}),
-                    "device": res.get("device"), "world_size": res.get("world_size", 1),
-                    "wall_time_s": res.get("wall_time_s"), "samples": res.get("samples")}
+            res = UnitResult.read(result_path)
+            return Record(**base, status="ok", **res.to_dict())
         err_path = wd / "error.json"
         if err_path.is_file():
             err = json.loads(err_path.read_text())
             error = f"{err['type']}: {err['message']}"
         else:
             error = "unit process ended without a result; last log lines:\n" + _tail(wd / "log.txt", 15)
-        return {**base, "status": "failed", "error": error, "metrics": {}, "higher_is_better": {},
-                "log": str(wd / "log.txt")}
+        return Record(**base, status="failed", error=error, metrics={}, higher_is_better={},
+                      log=str(wd / "log.txt"))
 
 
 def finalize_unit(cfg: dict[str, Any], out: Path, unit: Unit) -> dict[str, Any]:

@@ -7,19 +7,23 @@ new one, never a partial file, and concurrent writers lose nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from harness.atomic import atomic_write_bytes, atomic_write_text
 from harness.errors import HarnessError
+from harness.record_schema import Record
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    import pandas
+
+    from harness.samples import SampleTable
+
 SAMPLES_FILE = "samples.npz"  # a unit's per-item table in its workdir
-REQUIRED_KEYS = ("schema", "kind", "method", "recipe", "seed", "task", "status", "metrics",
-                 "higher_is_better", "unit_key", "config_hash")
 
 
 def record_path(records_dir: Path, method: str, recipe_label: str, seed: int, task: str) -> Path:
@@ -40,12 +44,10 @@ def locked(folder: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def validate(record: dict[str, Any], source: str = "record") -> None:
-    missing = [k for k in REQUIRED_KEYS if k not in record]
-    if missing:
-        raise HarnessError(f"{source}: not a result record (missing {', '.join(missing)})")
-    if record["status"] not in ("ok", "failed"):
-        raise HarnessError(f"{source}: status must be 'ok' or 'failed', got {record['status']!r}")
+def validate(record: dict[str, Any] | Record, source: str = "record") -> dict[str, Any]:
+    """The record with every schema field (defaults filled in), checked against
+    :class:`~harness.record_schema.Record`: unknown fields and wrong types are errors."""
+    return (record if isinstance(record, Record) else Record.from_dict(record, source)).to_dict()
 
 
 def samples_path(record_file: Path) -> Path:
@@ -53,14 +55,13 @@ def samples_path(record_file: Path) -> Path:
     return record_file.with_name(f"{record_file.stem}.samples.npz")
 
 
-def write_record(path: Path, record: dict[str, Any], samples: Path | None = None) -> Path:
+def write_record(path: Path, record: dict[str, Any] | Record, samples: Path | None = None) -> Path:
     """Validate and atomically write one record (under the records folder's lock).
 
     ``samples``: the unit's per-item table, copied beside the record first; the record's
     ``samples`` entry (its sha256) must describe that file.
     """
-    record = {"schema": SCHEMA_VERSION, **record}
-    validate(record, str(path))
+    record = validate(record, str(path))
     text = json.dumps(record, indent=1, sort_keys=True, default=str) + "\n"
     with locked(path.parent):
         if samples is not None:
@@ -74,7 +75,7 @@ def write_record(path: Path, record: dict[str, Any], samples: Path | None = None
     return path
 
 
-def load_samples(record: dict[str, Any]) -> "SampleTable | None":  # noqa: F821
+def load_samples(record: dict[str, Any]) -> SampleTable | None:
     """The per-item table of a loaded record (None when it has none); its sha256 is checked."""
     entry = record.get("samples")
     if not entry or not record.get("path"):
@@ -96,8 +97,7 @@ def read_record(path: Path) -> dict[str, Any]:
         record = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise HarnessError(f"{path}: unreadable result record ({exc})") from exc
-    validate(record, str(path))
-    return record
+    return validate(record, str(path))
 
 
 def iter_record_files(dirs: list[Path]) -> Iterator[Path]:
@@ -111,7 +111,7 @@ def iter_record_files(dirs: list[Path]) -> Iterator[Path]:
             raise HarnessError(f"{d}: no such records file or folder")
 
 
-def load_records(dirs: list[Path] | Path, kind: str | None = "task") -> "pandas.DataFrame":  # noqa: F821
+def load_records(dirs: list[Path] | Path, kind: str | None = "task") -> pandas.DataFrame:
     """All records under ``dirs`` as a DataFrame, one row per record.
 
     Columns: the record's top-level keys (``metrics`` and ``higher_is_better`` stay
@@ -124,11 +124,11 @@ def load_records(dirs: list[Path] | Path, kind: str | None = "task") -> "pandas.
         rec = read_record(path)
         if kind is None or rec["kind"] == kind:
             rows.append({**rec, "path": str(path)})
-    columns = list(REQUIRED_KEYS) + ["path"]
+    columns = [f.name for f in dataclasses.fields(Record)] + ["path"]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
 
 
-def metrics_long(df: "pandas.DataFrame") -> "pandas.DataFrame":  # noqa: F821
+def metrics_long(df: pandas.DataFrame) -> pandas.DataFrame:
     """One row per (record, metric): the record's identifying columns + metric, value, higher_is_better."""
     import pandas as pd
 

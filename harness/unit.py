@@ -22,6 +22,7 @@ from typing import Any
 from harness.api import (BACKBONE_FILE, BACKBONE_META, Progress, Stage, StageContext, Task, TaskContext,
                          TaskResult)
 from harness.atomic import atomic_write_bytes, atomic_write_text
+from harness.record_schema import UnitResult, UnitSpec
 from harness.store import SAMPLES_FILE
 
 VERSIONED_PACKAGES = ("torch", "torchvision", "numpy", "mmengine", "mmcv", "mmdet", "mmsegmentation",
@@ -138,7 +139,7 @@ def write_samples(table: Any, metrics: dict[str, float], workdir: Path) -> dict[
 
 def main(argv: list[str] | None = None) -> int:
     spec_path = Path((argv or sys.argv[1:])[0])
-    spec = json.loads(spec_path.read_text())
+    spec = UnitSpec.read(spec_path).to_dict()
     for p in reversed(spec.get("sys_path", [])):
         if p not in sys.path:
             sys.path.insert(0, p)
@@ -158,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         if w["rank"] == 0:
             out.update(versions=library_versions(), device=device, wall_time_s=time.time() - start,
                        world_size=w["world_size"])
-            atomic_write_text(workdir / "result.json", json.dumps(out, indent=1, sort_keys=True, default=str))
+            result = UnitResult.from_dict(json.loads(json.dumps(out, default=str)), str(workdir / "result.json"))
+            atomic_write_text(workdir / "result.json", result.to_json())
         return 0
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a failure record
         if w["rank"] == 0:

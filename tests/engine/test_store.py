@@ -1,6 +1,7 @@
 """Result records: atomic writes, concurrent writers, the DataFrame loader."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing as mp
 from pathlib import Path
@@ -65,3 +66,41 @@ def test_failed_write_keeps_old_record(tmp_path: Path, monkeypatch: pytest.Monke
             store.write_record(path, make_record("r", 2.0))
     assert store.read_record(path)["metrics"] == {"acc": 1.0}
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"metricz": {}}, "unknown field"),
+    ({"seed": "0"}, "field 'seed' must be int"),
+    ({"metrics": {"acc": "high"}}, "not numbers"),
+    ({"higher_is_better": {"acc": 1}}, "true or false"),
+    ({"role": "headline"}, "role must be"),
+    ({"status": "failed", "error": None}, "must say why"),
+])
+def test_record_schema_refuses(tmp_path: Path, change: dict, message: str) -> None:
+    with pytest.raises(HarnessError, match=message):
+        store.write_record(tmp_path / "x.json", {**make_record("r", 1.0), **change})
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_written_record_has_every_schema_field(tmp_path: Path) -> None:
+    from harness.record_schema import Record
+
+    store.write_record(tmp_path / "a.json", make_record("a", 1.0))
+    rec = store.read_record(tmp_path / "a.json")
+    assert set(rec) == {f.name for f in dataclasses.fields(Record)}
+    assert rec["schema"] == 1 and rec["role"] == "comparison"
+
+
+def test_unit_spec_and_result_are_strict(tmp_path: Path) -> None:
+    from harness.record_schema import UnitResult, UnitSpec
+
+    spec = {"kind": "task", "name": "knn", "entry": "m:T", "version": "1", "cfg": {}, "workdir": "w",
+            "data_root": "d", "seed": 0, "device": "cpu", "preset": "tiny", "method": "m", "recipe": "tiny",
+            "config_hash": "h", "task": "knn", "backbone": "b.pth"}
+    assert UnitSpec.from_dict(spec, "unit.json").backbone == "b.pth"
+    with pytest.raises(HarnessError, match="unit.json: a task unit needs"):
+        UnitSpec.from_dict({**spec, "backbone": ""}, "unit.json")
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"metrics": {"acc": 1.0}, "wall_time_s": "slow"}))
+    with pytest.raises(HarnessError, match="result.json: field 'wall_time_s'"):
+        UnitResult.read(path)
