@@ -238,7 +238,7 @@ def _order_columns(cols: list[Column], layout: list[dict[str, str]] | None) -> l
 
 def load_reference(folder: Path | None = None) -> pd.DataFrame:
     """Published numbers: every CSV under ``results/reference/``."""
-    folder = folder or paths.results_dir() / "reference"
+    folder = folder or paths.reference_dir()
     frames = [pd.read_csv(p) for p in sorted(Path(folder).glob("*.csv"))]
     need = {"method", "pretrain_data", "epochs", "task", "metric", "value", "framework", "source"}
     for p, f in zip(sorted(Path(folder).glob("*.csv")), frames):

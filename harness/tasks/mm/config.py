@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
+from harness import paths
 from harness.errors import ConfigError
 
 if TYPE_CHECKING:
     from mmengine.config import Config
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 REMOTE = re.compile(r"^(torchvision|open-mmlab|openmmlab|mmcls|mmpretrain|modelzoo|https?|s3)://", re.I)
 
 
@@ -33,7 +33,7 @@ def load(preset: Mapping[str, Any], task: str) -> Config:
     """The benchmark config file named by the preset's ``config`` (relative to the repo)."""
     from mmengine.config import Config
 
-    path = REPO_ROOT / str(require(preset, "config", task))
+    path = paths.protocol_file(str(require(preset, "config", task)))
     if not path.is_file():
         raise ConfigError(f"task {task}: config file {path} not found")
     return Config.fromfile(str(path))

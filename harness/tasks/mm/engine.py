@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from harness import paths
 from harness.api import TaskContext, TaskResult
 from harness.checkpoints import sha256_file
 from harness.errors import CheckpointError, ConfigError
@@ -119,7 +120,7 @@ def run_dense(ctx: TaskContext, spec: DenseTask) -> TaskResult:
             "name": spec.framework,
             "versions": versions(),
             "config": str(preset["config"]),
-            "config_sha256": hashlib.sha256((mmconfig.REPO_ROOT / str(preset["config"])).read_bytes()).hexdigest(),
+            "config_sha256": hashlib.sha256((paths.protocol_file(str(preset["config"]))).read_bytes()).hexdigest(),
         },
         extra={
             "arch": arch,

@@ -1,0 +1,43 @@
+"""A non-editable install (the wheel ``pip install .`` builds) runs from any folder: the
+protocol files and the published reference numbers travel inside the package."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ("harness", "methods", "benchmarks", "results/reference", "pyproject.toml", "setup.py", "README.md")
+
+
+def test_installed_wheel_runs_from_another_folder(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for name in SOURCES:  # a copy: the in-tree build folder stays out of the checkout
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(
+            ROOT / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / name).is_dir() else {}))
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(src)], check=True, capture_output=True, timeout=300)
+    shutil.rmtree(src)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("HARNESS_BENCHMARKS", "HARNESS_PLUGINS")}
+    env["PYTHONPATH"] = str(target)
+
+    def harness(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=elsewhere, env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    where = subprocess.run([sys.executable, "-c", "import harness.paths as p; print(p.benchmarks_dir())"],
+                           cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(where) == target / "harness" / "_benchmarks"
+    assert (target / "bin" / "harness").is_file() and (target / "methods" / "mocov2" / "recipes" / "tiny.yaml").is_file()
+    run = harness("run", "--method", "random", "--suite", "smoke", "--out", "runs")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    records = sorted(p.name for p in (elsewhere / "runs" / "records").rglob("*.json"))
+    assert records == ["bg_shift.json", "coco_crop.json", "knn.json", "stage.init.json"], records
+    tables = harness("tables", "--records", "runs/records", "--out", "tables")
+    assert tables.returncode == 0, tables.stderr[-2000:]
+    assert "random" in (elsewhere / "tables" / "LEADERBOARD.md").read_text()
