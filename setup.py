@@ -1,7 +1,7 @@
 """Build step beyond pyproject.toml: a wheel (non-editable install) carries the protocol
 folder ``benchmarks/`` and the published reference numbers ``results/reference/`` inside
 the package, as ``harness/_benchmarks`` and ``harness/_reference``
-(:mod:`harness.paths` finds them there when there is no source tree)."""
+(:mod:`harness.core.paths` finds them there when there is no source tree)."""
 from __future__ import annotations
 
 import shutil

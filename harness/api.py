@@ -6,7 +6,7 @@ A *method* declares recipes and an ordered list of stages. Each stage runs as on
 resumable unit in its own process, writes its artifacts into ``ctx.workdir`` and may
 read earlier stages' artifacts from ``ctx.upstream[stage_name]``. The last stage writes
 ``backbone.pth`` (torchvision ResNet state dict without ``fc``) and ``backbone.json``
-into its workdir (see :mod:`harness.checkpoints`).
+into its workdir (see :mod:`harness.core.checkpoints`).
 
 A *task* reads that backbone, evaluates it and returns a :class:`TaskResult`. Methods
 never import tasks and tasks never import methods.
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.atomic import atomic_write_json
-from harness.errors import ConfigError
+from harness.core.atomic import atomic_write_json
+from harness.core.errors import ConfigError
 
 BACKBONE_FILE = "backbone.pth"
 BACKBONE_META = "backbone.json"
@@ -55,7 +55,7 @@ class UnitContext:
     device: str
     preset: str
     progress: Callable[..., None] = field(default_factory=lambda: Progress(None))
-    log: logging.Logger = field(default_factory=lambda: logging.getLogger("harness.unit"))
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("harness.run.unit"))
     world: dict[str, Any] = field(default_factory=dict)
 
 
@@ -83,7 +83,7 @@ class TaskResult:
     """Named metrics (percentages where the field uses them) and their direction.
 
     ``samples``: the per-item values the metrics are computed from
-    (:class:`harness.samples.SampleTable`), kept beside the record so that comparisons
+    (:class:`harness.results.samples.SampleTable`), kept beside the record so that comparisons
     can resample the test items; None when the task has no per-item form.
     """
 

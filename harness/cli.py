@@ -6,14 +6,14 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from harness.errors import CheckpointError, DataError, HarnessError
+from harness.core.errors import CheckpointError, DataError, HarnessError
 
 EXIT_USAGE = 2  # a bad command, option, name or configuration file
 EXIT_DATA = 3   # a dataset or checkpoint file that is missing or not in the expected format
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from harness import config, registry
+    from harness.core import config, registry
 
     if args.what == "methods":
         for name, entry in registry.methods().items():
@@ -59,7 +59,8 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from harness import config, runner
+    from harness.core import config
+    from harness.run import runner
 
     seeds = parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
     cfgs = [config.resolve(args.method, args.suite, preset=args.preset, recipe=args.recipe, seed=seed,
@@ -102,8 +103,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _launcher(args: argparse.Namespace):
-    from harness.launch import make_launcher
-    from harness.launch.slurm import SlurmResources
+    from harness.run.launch import make_launcher
+    from harness.run.launch.slurm import SlurmResources
 
     res = SlurmResources(partition=args.partition, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
                          cpus_per_task=args.cpus_per_task, mem=args.mem, time_min=args.time, account=args.account)
@@ -112,7 +113,7 @@ def _launcher(args: argparse.Namespace):
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from harness import status
+    from harness.run import status
 
     return status.status_main(Path(args.out))
 
@@ -139,20 +140,22 @@ def _cmd_data_oim(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from harness import checkpoints
+    from harness.core import checkpoints
 
     return checkpoints.convert_main(Path(args.src), Path(args.dst), arch=args.arch)
 
 
 def _cmd_tables(args: argparse.Namespace) -> int:
-    from harness import leaderboard
+    from harness.results import leaderboard
 
     return leaderboard.tables_main([Path(r) for r in args.records] or None, args.suite, args.format,
                                    Path(args.out) if args.out else None, args.check)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from harness import config, regress, runner, store
+    from harness.core import config
+    from harness.results import regress, store
+    from harness.run import runner
 
     expected = regress.load_expected(Path(args.expected))
     if args.suite != expected["suite"]:
@@ -174,19 +177,19 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _records_dirs(args: argparse.Namespace) -> list[Path]:
-    from harness import paths
+    from harness.core import paths
 
     return [Path(r) for r in args.records] or [paths.results_dir() / "records"]
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from harness import compare
+    from harness.results import compare
 
     return compare.compare_main(args.row_a, args.row_b, _records_dirs(args))
 
 
 def _cmd_claims(args: argparse.Namespace) -> int:
-    from harness import claims
+    from harness.results import claims
 
     return claims.claims_main(_records_dirs(args), [Path(f) for f in args.file] or None)
 

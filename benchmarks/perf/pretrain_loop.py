@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from harness.api import StageContext
-from harness.config import apply_override
+from harness.core.config import apply_override
 from harness.pretrain.augment import StepRNG, TwoViewBatch
 from harness.pretrain.data import SceneImages, DataConfig, collate
 from harness.pretrain.loop import LoopConfig, train

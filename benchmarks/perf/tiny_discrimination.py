@@ -48,9 +48,9 @@ def main() -> None:
     if args.run:
         produce(args.out, args.seeds, args.suite)
 
-    from harness import store
-    from harness.compare import RowRef
-    from harness.separation import format_separation, separation
+    from harness.results import store
+    from harness.results.compare import RowRef
+    from harness.results.separation import format_separation, separation
 
     records = store.load_records([args.out / "records"])
     trained = RowRef.parse(TRAINED)

@@ -35,8 +35,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from harness.atomic import atomic_open, atomic_write_json
-from harness.errors import ConfigError, DataError
+from harness.core.atomic import atomic_open, atomic_write_json
+from harness.core.errors import ConfigError, DataError
 
 BINARIZE = ("soft", "official")
 CONTOURS = ("external", "tree")

@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import paths
+from harness.core import paths
 from harness.data import layout
 from harness.data.coco import read_coco
 from harness.data.records import DetectionSet, ObjectAnnotation
-from harness.atomic import atomic_open, atomic_write_json
-from harness.errors import DataError
-from harness.hashing import sha256_file
+from harness.core.atomic import atomic_open, atomic_write_json
+from harness.core.errors import DataError
+from harness.core.hashing import sha256_file
 
 MARKER = ".complete.json"
 Job = tuple[str, list[tuple[str, tuple[float, float, float, float]]]]

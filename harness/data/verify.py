@@ -31,7 +31,7 @@ from harness.data.images import check_image, load_label_map
 from harness.data.masks import load_foreground_mask
 from harness.data.records import (ArrayClassificationSet, ClassificationSet, DetectionSet, MaskSet,
                                   SegmentationSet)
-from harness.errors import ConfigError, DataError
+from harness.core.errors import ConfigError, DataError
 
 PROBLEMS = ("missing", "malformed")
 

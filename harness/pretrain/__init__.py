@@ -13,5 +13,5 @@
   batch function, training, export).
 
 Methods build a model whose ``forward(batch) -> dict`` returns ``"loss"`` and call
-``train``; the last stage exports the backbone with :func:`harness.checkpoints.save_backbone`.
+``train``; the last stage exports the backbone with :func:`harness.core.checkpoints.save_backbone`.
 """

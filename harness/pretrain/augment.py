@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from harness.pretrain.data import RawBatch, hash_seed
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

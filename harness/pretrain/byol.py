@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.config_section import recipe_section
-from harness.errors import ConfigError
+from harness.core.config_section import recipe_section
+from harness.core.errors import ConfigError
 from harness.pretrain.models import build_head, build_resnet, ema_update, feature_dim, frozen_copy, mlp_spec
 
 

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from harness.config_section import checked_section
+from harness.core.config_section import checked_section
 from harness.data.layout import COCO
-from harness.errors import ConfigError, DataError
+from harness.core.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEFAULT_DIRS = (f"{COCO}/train2017",)

@@ -55,10 +55,10 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
-from harness.config_section import recipe_section
+from harness.core.config_section import recipe_section
 from harness.api import StageContext
-from harness.atomic import atomic_open
-from harness.errors import CheckpointError, ConfigError, HarnessError
+from harness.core.atomic import atomic_open
+from harness.core.errors import CheckpointError, ConfigError, HarnessError
 from harness.pretrain import dist
 from harness.pretrain.augment import StepRNG
 from harness.pretrain.data import RawBatch, StepSampler, collate
@@ -117,7 +117,7 @@ class LoopConfig:
 
 # ---------------------------------------------------------------- checkpoint I/O
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` through :func:`harness.atomic.atomic_open` (temp file, fsync, rename)."""
+    """``torch.save`` through :func:`harness.core.atomic.atomic_open` (temp file, fsync, rename)."""
     with atomic_open(path) as fh:
         torch.save(obj, fh)
 

@@ -2,7 +2,7 @@
 
 Heads are described by plain dict *specs* (JSON-serialisable) so that an exported
 ``heads.pth`` can be rebuilt without the method's code (see
-:func:`harness.checkpoints.save_heads`):
+:func:`harness.core.checkpoints.save_heads`):
 
 - ``{"type": "mlp", "dims": [in, hidden, ..., out], "bn": true, "last_bn": false}``:
   ``Linear -> [BN] -> ReLU`` for every hidden layer, then ``Linear`` (+ BN if ``last_bn``).
@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 from torchvision.models import ResNet
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 
 FEATURE_DIMS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048, "resnet152": 2048}
 

@@ -8,8 +8,8 @@ from typing import Any, Iterable
 import torch
 import torch.nn as nn
 
-from harness.config_section import recipe_section
-from harness.errors import ConfigError
+from harness.core.config_section import recipe_section
+from harness.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,9 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from harness.atomic import atomic_write_json
-from harness.errors import ConfigError, DataError
-from harness.atomic import atomic_savez
+from harness.core.atomic import atomic_write_json
+from harness.core.errors import ConfigError, DataError
+from harness.core.atomic import atomic_savez
 
 MANIFEST = "manifest.json"
 

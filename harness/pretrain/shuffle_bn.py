@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from harness.pretrain import dist
 
 Outputs = torch.Tensor | tuple[torch.Tensor, ...]

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from harness.atomic import atomic_write_text
+from harness.core.atomic import atomic_write_text
 from harness.pretrain import dist
 
 LOG_FILE = "train_log.jsonl"

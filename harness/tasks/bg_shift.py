@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from harness import samples
+from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.data import layout
 from harness.data.bg_challenge import VARIANTS, read_bg_challenge
-from harness.errors import DataError
+from harness.core.errors import DataError
 from harness.tasks import cls_common, logreg
 from harness.tasks.features import FeatureExtractor, Features, TransformSpec
 from harness.tasks.probe import probe_with_seeded_val

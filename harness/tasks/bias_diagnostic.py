@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from harness.api import Task, TaskContext, TaskResult
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 
 LEVELS = {"c4": 16, "c4head": 16, "c5": 32}  # level -> stride of the map RoIAlign samples
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -296,7 +296,7 @@ class BiasDiagnostic(Task):
     def run(self, ctx: TaskContext) -> TaskResult:
         import torch
 
-        from harness.checkpoints import load_backbone
+        from harness.core.checkpoints import load_backbone
 
         cfg = DiagnosticCfg.from_cfg(ctx.cfg)
         if cfg.threads:

@@ -41,9 +41,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness import samples
+from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
-from harness.errors import ConfigError, DataError
+from harness.core.errors import ConfigError, DataError
 
 DATASETS = ("cub", "flowers", "coco")
 ORDERS = ("reader", "official")

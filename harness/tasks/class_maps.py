@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness import paths
-from harness.errors import ConfigError, DataError
+from harness.core import paths
+from harness.core.errors import ConfigError, DataError
 
 SISCORE_9 = "siscore_9"
 OBJECTNET_9 = "objectnet_9"

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import paths
-from harness.errors import ConfigError
+from harness.core import paths
+from harness.core.errors import ConfigError
 from harness.tasks.features import ImageSet
 
 

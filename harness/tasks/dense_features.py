@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from harness.errors import ConfigError, DataError
+from harness.core.errors import ConfigError, DataError
 from harness.tasks.features import IMAGENET_MEAN, IMAGENET_STD
 
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness import samples
+from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.data import layout
 from harness.data.bg_challenge import read_bg_challenge
@@ -27,7 +27,7 @@ from harness.data.folders import read_coco_crop, read_image_folder
 from harness.data.objectnet import FRAME_PX, read_objectnet
 from harness.data.records import ClassificationSet
 from harness.data.siscore import FACTORS, read_siscore
-from harness.errors import ConfigError, DataError
+from harness.core.errors import ConfigError, DataError
 from harness.tasks import class_maps, cls_common, logreg
 from harness.data.object_crops import coco_crop_root
 from harness.tasks.features import FeatureExtractor, Features, TransformSpec

@@ -20,11 +20,11 @@ from typing import Callable
 import torch
 from torch import nn
 
-from harness import paths
-from harness.checkpoints import sha256_file
+from harness.core import paths
+from harness.core.checkpoints import sha256_file
 from harness.data.records import ArrayClassificationSet, ClassificationSet
-from harness.atomic import atomic_open
-from harness.errors import DataError
+from harness.core.atomic import atomic_open
+from harness.core.errors import DataError
 
 log = logging.getLogger("harness.tasks.features")
 
@@ -129,7 +129,7 @@ class _ArrayImages(torch.utils.data.Dataset):
 
 def load_backbone_model(path: Path) -> nn.Module:
     """The exported torchvision ResNet with ``fc = Identity`` (strict key check)."""
-    from harness.checkpoints import load_backbone
+    from harness.core.checkpoints import load_backbone
 
     return load_backbone(Path(path))
 

@@ -20,12 +20,12 @@ from typing import Any
 
 import torch
 
-from harness import samples
+from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.data.coco import read_coco
 from harness.data.records import DetectionSet
 from harness.data.voc import read_voc_det
-from harness.errors import DataError
+from harness.core.errors import DataError
 from harness.tasks import cls_common, dense_features, logreg
 from harness.tasks.features import Features
 from harness.tasks.probe import probe_with_seeded_val
@@ -104,7 +104,7 @@ class InstanceProbe(Task):
     """Top-1 over objects of a linear probe on box-pooled frozen features."""
 
     def run(self, ctx: TaskContext) -> TaskResult:
-        from harness.checkpoints import load_backbone
+        from harness.core.checkpoints import load_backbone
 
         cfg = InstanceProbeConfig.from_cfg(dict(ctx.cfg))
         train, test = load_sets(cfg.dataset, ctx.data_root)

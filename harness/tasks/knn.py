@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness import samples
+from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.tasks import cls_common, cls_data
 from harness.tasks.features import Features, TransformSpec

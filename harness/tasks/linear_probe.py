@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import samples
+from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from harness.tasks import cls_common, cls_data, logreg
 from harness.tasks.features import FeatureExtractor, Features, TransformSpec
 from harness.tasks.probe import ProbeConfig, probe_with_seeded_val, train_probe

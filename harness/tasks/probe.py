@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from harness.tasks import logreg
 from harness.tasks.features import Features
 

@@ -27,12 +27,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from harness import samples
+from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.data.ade20k import read_ade20k
 from harness.data.records import SegmentationSet
 from harness.data.voc import read_voc12aug_train, read_voc_seg
-from harness.errors import DataError
+from harness.core.errors import DataError
 from harness.tasks import cls_common, dense_features, logreg
 from harness.tasks.probe import ProbeConfig, split_indices
 
@@ -90,7 +90,7 @@ class SegProbe(Task):
     """mIoU of a linear head on frozen features (VOC or ADE20K)."""
 
     def run(self, ctx: TaskContext) -> TaskResult:
-        from harness.checkpoints import load_backbone
+        from harness.core.checkpoints import load_backbone
 
         cfg = SegProbeConfig.from_cfg(dict(ctx.cfg))
         train, test = load_sets(cfg.dataset, ctx.data_root)

@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.config_section import field_names, recipe_section
-from harness.errors import ConfigError
+from harness.core.config_section import field_names, recipe_section
+from harness.core.errors import ConfigError
 
 BASES = ("mocov2", "byol")
 VARIANTS = ("crop", "bgmix", "crop+bgmix", "oracle", "mixup", "cutmix")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import StageContext
-from harness.errors import DataError
+from harness.core.errors import DataError
 from methods.contracam.config import CamConfig, cam_config
 
 BOXES_FILE = "boxes.json"

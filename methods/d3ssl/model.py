@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 from torchvision.ops import roi_align
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from harness.pretrain.models import build_head, build_resnet, ema_update, feature_dim, frozen_copy, mlp_spec
 from methods.d3ssl.losses import combine, roi_byol_loss
 from methods.d3ssl.recipe import section

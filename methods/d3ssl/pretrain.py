@@ -15,7 +15,7 @@ PROPOSALS_STAGE = "proposals"
 
 
 def run_pretrain(ctx: StageContext) -> dict[str, Any]:
-    from harness.checkpoints import save_backbone
+    from harness.core.checkpoints import save_backbone
     from harness.pretrain.data import DataConfig, SceneImages
     from harness.pretrain.loop import LoopConfig, train
     from harness.pretrain.stage import save_model_heads

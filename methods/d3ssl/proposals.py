@@ -23,10 +23,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.config_section import checked_section, field_names
+from harness.core.config_section import checked_section, field_names
 from harness.api import StageContext
-from harness.atomic import atomic_write_json
-from harness.errors import ConfigError, DataError
+from harness.core.atomic import atomic_write_json
+from harness.core.errors import ConfigError, DataError
 
 PROPOSALS_FILE = "proposals.json"
 SOURCES = ("selective_search", "annotations")

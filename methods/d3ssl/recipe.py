@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.config_section import recipe_section
+from harness.core.config_section import recipe_section
 
 KNOWN_KEYS = {
     "model": {"arch", "hidden_dim", "proj_dim", "momentum", "zero_init_residual"},

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from harness.pretrain.augment import StepRNG, TwoViewBatch
 from harness.pretrain.data import RawBatch, hash_seed
 from methods.d3ssl.recipe import section

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import Method, Stage
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 
 
 def checkpoint_path(cfg: dict[str, Any]) -> Path:
@@ -35,7 +35,7 @@ class Imported(Method):
     name = "imported"
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
-        from harness.hashing import sha256_file
+        from harness.core.hashing import sha256_file
 
         path = checkpoint_path(cfg)
         return [Stage("import", run="methods.imported.stage:run", version="1", exports_backbone=True,

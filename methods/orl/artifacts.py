@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.atomic import atomic_savez, atomic_write_json
-from harness.errors import DataError
+from harness.core.atomic import atomic_savez, atomic_write_json
+from harness.core.errors import DataError
 
 SCHEMA_VERSION = 1
 KNN_FILE, ROIS_FILE, PAIRS_FILE, META_FILE = "knn.npz", "rois.npz", "pairs.npz", "correspondence.json"

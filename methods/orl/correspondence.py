@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.config_section import checked_section, field_names
-from harness.errors import ConfigError
-from harness.atomic import atomic_savez
+from harness.core.config_section import checked_section, field_names
+from harness.core.errors import ConfigError
+from harness.core.atomic import atomic_savez
 from methods.orl.artifacts import KNN_FILE, Correspondence
 from methods.orl.boxes import filter_proposals
 from methods.orl.embed import image_embeddings, roi_embeddings

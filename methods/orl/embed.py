@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from harness.errors import DataError
+from harness.core.errors import DataError
 from harness.pretrain.augment import IMAGENET_MEAN, IMAGENET_STD
 
 

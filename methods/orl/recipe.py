@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.config_section import checked_section, recipe_section
-from harness.errors import ConfigError
+from harness.core.config_section import checked_section, recipe_section
+from harness.core.errors import ConfigError
 
 SHARED_KEYS = ("pretrain_data", "epochs", "batch_size", "arch", "zero_init_residual", "data", "optimizer",
                "schedule", "loop", "heads", "momentum", "augment")

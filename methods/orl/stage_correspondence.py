@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import BACKBONE_FILE, BACKBONE_META, StageContext
-from harness.checkpoints import load_backbone, load_heads
-from harness.errors import CheckpointError, ConfigError
+from harness.core.checkpoints import load_backbone, load_heads
+from harness.core.errors import CheckpointError, ConfigError
 from harness.pretrain.data import DataConfig, list_scene_images
 from methods.orl.artifacts import META_FILE
 from methods.orl.correspondence import CorrespondenceConfig, build_correspondence

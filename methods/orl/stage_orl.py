@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from harness.config_section import checked_section, field_names
+from harness.core.config_section import checked_section, field_names
 from harness.api import StageContext
-from harness.errors import ConfigError, DataError
+from harness.core.errors import ConfigError, DataError
 from harness.pretrain.augment import TwoViewBatch, ViewAug
 from harness.pretrain.data import DataConfig, SceneImages
 from harness.pretrain.loop import LoopConfig, train

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from harness.config_section import recipe_section
+from harness.core.config_section import recipe_section
 from harness.api import StageContext
 from harness.pretrain.augment import StepRNG, TwoViewBatch
 from harness.pretrain.data import StepSampler, collate

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from cls_task_fixtures import train_on_parts, write_bg_challenge
-from harness.errors import DataError
+from harness.core.errors import DataError
 from harness.tasks.bg_shift import bg_gap, evaluate_bg_shift, present_variants
 from harness.tasks.features import FeatureExtractor, TransformSpec
 

@@ -9,7 +9,7 @@ import pytest
 
 from harness.data.layout import SYNTHETIC_CLASSES
 from harness.data.records import ClassificationSet
-from harness.errors import ConfigError, DataError
+from harness.core.errors import ConfigError, DataError
 from harness.tasks import class_maps
 from harness.tasks.dist_shift import project, restrict
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from harness.data.layout import SYNTHETIC_CLASSES
-from harness.errors import DataError
+from harness.core.errors import DataError
 from harness.tasks.dist_shift import evaluate_dist_shift
 from harness.tasks.features import FeatureExtractor, TransformSpec
 

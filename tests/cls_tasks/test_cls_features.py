@@ -10,7 +10,7 @@ from torch import nn
 
 from cls_task_fixtures import backbone_file, write_image_folder
 from harness.data.folders import read_image_folder
-from harness.checkpoints import sha256_file
+from harness.core.checkpoints import sha256_file
 from harness.tasks.features import FeatureExtractor, TransformSpec
 
 SPEC = TransformSpec(resize=20, crop=16)

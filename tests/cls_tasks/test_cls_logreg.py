@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cls_task_fixtures import gaussian_features
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from harness.tasks import logreg
 from harness.tasks.probe import ProbeConfig, split_indices, train_probe
 

@@ -8,8 +8,8 @@ import pytest
 
 from cls_task_fixtures import backbone_file
 from harness.api import TaskContext, TaskResult
-from harness.config import read_yaml
-from harness.paths import benchmarks_dir
+from harness.core.config import read_yaml
+from harness.core.paths import benchmarks_dir
 
 pytestmark = pytest.mark.slow  # about 15 s unloaded, end to end with a ResNet-18 on CPU
 
@@ -28,7 +28,7 @@ def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(task: str, root: Path, backbone: Path, tmp_path: Path, **overrides) -> TaskResult:
-    from harness.registry import import_entry
+    from harness.core.registry import import_entry
 
     catalog = read_yaml(benchmarks_dir() / "tasks" / f"{task}.yaml")
     cfg = copy.deepcopy(catalog["presets"]["tiny"])

@@ -10,8 +10,8 @@ import torch
 
 from cls_task_fixtures import backbone_file
 from harness.api import TaskContext, TaskResult
-from harness.config import read_yaml
-from harness.paths import benchmarks_dir
+from harness.core.config import read_yaml
+from harness.core.paths import benchmarks_dir
 from harness.tasks.seg_probe import cell_labels
 
 
@@ -23,7 +23,7 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(task: str, root: Path, backbone: Path, tmp_path: Path, **overrides) -> TaskResult:
-    from harness.registry import import_entry
+    from harness.core.registry import import_entry
 
     catalog = read_yaml(benchmarks_dir() / "tasks" / f"{task}.yaml")
     cfg = {**copy.deepcopy(catalog["presets"]["tiny"]), **overrides}
@@ -65,7 +65,7 @@ def test_instance_probe_samples_reproduce_metrics(synthetic_root: Path, tmp_path
 
 
 def test_instance_probe_rejects_unknown_level(synthetic_root: Path, tmp_path: Path):
-    from harness.errors import ConfigError
+    from harness.core.errors import ConfigError
 
     backbone = backbone_file(tmp_path / "backbone.pth")
     with pytest.raises(ConfigError, match="layer9"):

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from harness.api import StageContext, TaskContext
-from harness.registry import import_entry, task_entry
+from harness.core.registry import import_entry, task_entry
 from methods.contracam import ContraCAM
 
 RECIPE = Path(__file__).resolve().parents[2] / "methods" / "contracam" / "recipes" / "tiny-bgmix.yaml"
@@ -35,7 +35,7 @@ def bg_gap(backbone: Path, root: Path, work: Path) -> float:
 
 @pytest.mark.slow
 def test_bgmix_has_a_smaller_bg_gap_than_vanilla_mocov2(tmp_path):
-    from harness import paths
+    from harness.core import paths
     from harness.data.synthetic import ensure
 
     root = ensure(paths.cache_dir() / "synthetic", seed=0, size="default")  # the engine's shared cache

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from harness.errors import DataError
+from harness.core.errors import DataError
 from harness.cam.boxes import (boxes_from_mask, crf_available, dense_crf, expand_box, keep_large_components,
                                      load_boxes, load_mask, mask_path, mask_to_boxes, save_boxes, save_mask)
 

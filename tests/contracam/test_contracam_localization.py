@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from harness.api import TaskContext
-from harness.checkpoints import save_backbone, save_heads
-from harness.errors import CheckpointError, ConfigError
+from harness.core.checkpoints import save_backbone, save_heads
+from harness.core.errors import CheckpointError, ConfigError
 from harness.pretrain.models import build_head, build_resnet, mlp_spec
 from harness.tasks.cam_localization import (CamLocalization, LocalizationConfig, box_iou, foreground_box,
                                             found_boxes, mask_iou, resize_binary)

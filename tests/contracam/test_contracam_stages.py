@@ -10,8 +10,8 @@ import torch
 import yaml
 
 from harness.api import StageContext
-from harness.checkpoints import load_backbone, load_heads
-from harness.errors import ConfigError, DataError
+from harness.core.checkpoints import load_backbone, load_heads
+from harness.core.errors import ConfigError, DataError
 from methods.contracam import ContraCAM
 from harness.cam.boxes import load_boxes, load_mask, mask_path
 
@@ -32,7 +32,7 @@ def toy_recipe(variant: str = "crop+bgmix", base: str = "mocov2") -> dict:
 
 
 def run_stage(stage, cfg: dict, root: Path, work: Path, upstream: dict[str, Path]) -> dict:
-    from harness.registry import import_entry
+    from harness.core.registry import import_entry
 
     ctx = StageContext(name=stage.name, cfg=stage.view(copy.deepcopy(cfg)), workdir=work / stage.name, data_root=root, seed=0,
                        device="cpu", preset="tiny", method="contracam", recipe="toy", upstream=dict(upstream),

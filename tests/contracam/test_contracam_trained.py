@@ -18,7 +18,7 @@ import yaml
 from PIL import Image
 
 from harness.api import StageContext
-from harness.registry import import_entry
+from harness.core.registry import import_entry
 from methods.contracam import ContraCAM
 from harness.cam.infer import cam_batches, load_cam_model
 

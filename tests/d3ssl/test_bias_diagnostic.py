@@ -7,8 +7,8 @@ import torch
 import torchvision
 
 from harness.api import TaskContext
-from harness.checkpoints import save_backbone
-from harness.errors import ConfigError
+from harness.core.checkpoints import save_backbone
+from harness.core.errors import ConfigError
 from harness.tasks.bias_diagnostic import (BiasDiagnostic, DiagnosticCfg, coupling_scenes, coupling_score,
                                            position_decodability, position_scenes)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from harness import registry
+from harness.core import registry
 from harness.api import StageContext, TaskContext
 from harness.data.synthetic.coco import write_coco
 from harness.data.synthetic.sizes import DEFAULT

@@ -84,7 +84,7 @@ def test_teacher_follows_the_student_by_ema():
 
 
 def test_backbone_is_a_plain_torchvision_resnet(tmp_path):
-    from harness.checkpoints import load_backbone, save_backbone
+    from harness.core.checkpoints import load_backbone, save_backbone
 
     model = D3SSLModel(small_cfg())
     save_backbone(model.backbone(), tmp_path, {"arch": "resnet18", "method": "d3ssl"})

@@ -10,10 +10,10 @@ import torch
 import yaml
 
 from harness.api import StageContext, TaskContext
-from harness.checkpoints import load_backbone
+from harness.core.checkpoints import load_backbone
 from harness.data.synthetic.coco import write_coco
 from harness.data.synthetic.sizes import TINY
-from harness.errors import DataError
+from harness.core.errors import DataError
 from harness.tasks.bias_diagnostic import BiasDiagnostic
 from methods.d3ssl import D3SSL
 from methods.d3ssl.pretrain import run_pretrain

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from d3ssl_helpers import SIZE, raw_batch, small_cfg
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from harness.pretrain.augment import StepRNG
 from methods.d3ssl.views import D3SSLBatch, derangement, module_cfgs, select_rois
 

@@ -11,7 +11,7 @@ import pytest
 from harness.data import layout
 from harness.data.catalog import DATASETS
 from harness.data.verify import VerifyRow, format_table, sample_indices, verify, verify_main
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from reader_fixtures import png_labels
 
 PROBLEMS = ("missing", "malformed")

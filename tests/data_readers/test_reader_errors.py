@@ -25,7 +25,7 @@ from harness.data.openimages import (iter_split_boxes, read_class_descriptions, 
 from harness.data.pets import read_pets
 from harness.data.siscore import read_siscore
 from harness.data.voc import read_voc_det, read_voc_seg
-from harness.errors import DataError
+from harness.core.errors import DataError
 from reader_fixtures import CUB_IMAGES, OI_BOX, OI_CLICKS, OI_TRAIN_IDS, OI_VAL_IDS, write_csv
 
 COCO_VAL = f"{layout.COCO}/annotations/instances_val2017.json"

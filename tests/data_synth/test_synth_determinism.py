@@ -67,7 +67,7 @@ def test_ensure_cleans_up_after_a_failed_generation(tmp_path: Path, monkeypatch:
 
 
 def test_unknown_size_is_a_config_error(tmp_path: Path) -> None:
-    from harness.errors import ConfigError
+    from harness.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="huge"):
         generate(tmp_path, size="huge")

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import config, runner
-from harness.errors import ConfigError
+from harness.core import config
+from harness.run import runner
+from harness.core.errors import ConfigError
 
 
 def resolve(**kw):

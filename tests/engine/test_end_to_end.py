@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import load_records
+from harness.results.store import load_records
 
 
 @pytest.mark.slow

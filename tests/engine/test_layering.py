@@ -47,12 +47,12 @@ def test_method_imports_only_the_engine_and_itself(method: str) -> None:
 
 def test_launchers_do_not_import_the_runner() -> None:
     back = {str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p)
-                                             if m.split(".")[:2] in (["harness", "runner"], ["harness", "cli"]))
-            for p in sources("harness/launch")}
+                                             if m.startswith(("harness.run.runner", "harness.cli")))
+            for p in sources("harness/run/launch")}
     assert not {k: v for k, v in back.items() if v}
 
 
 def test_registry_does_not_import_config() -> None:
-    names = imported_modules(ROOT / "harness" / "registry.py")
-    assert not any(m in ("harness.config", "harness.config.read_yaml") or m.startswith("harness.config.")
+    names = imported_modules(ROOT / "harness" / "core" / "registry.py")
+    assert not any(m in ("harness.core.config", "harness.core.config.read_yaml") or m.startswith("harness.core.config.")
                    for m in names), names

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import config, runner, store
-from harness.launch.local import LocalLauncher
+from harness.core import config
+from harness.run import runner
+from harness.results import store
+from harness.run.launch.local import LocalLauncher
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -162,7 +164,7 @@ def test_two_runs_never_run_a_unit_twice(bench: Path, tmp_path: Path) -> None:
 
 
 def test_remaining_time_counts_only_this_process_steps(tmp_path: Path) -> None:
-    from harness.launch.progress import ProgressLine
+    from harness.run.launch.progress import ProgressLine
 
     path = tmp_path / "progress.json"
     line = ProgressLine()

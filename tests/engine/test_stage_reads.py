@@ -6,9 +6,10 @@ import pickle
 
 import pytest
 
-from harness import config, runner
+from harness.core import config
+from harness.run import runner
 from harness.api import Stage, StageRecipe
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 
 
 def test_stage_recipe_refuses_undeclared_keys() -> None:

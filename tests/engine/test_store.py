@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import atomic, store
-from harness.errors import HarnessError
+from harness.core import atomic
+from harness.results import store
+from harness.core.errors import HarnessError
 
 
 def make_record(task: str, value: float, status: str = "ok") -> dict:
@@ -83,7 +84,7 @@ def test_record_schema_refuses(tmp_path: Path, change: dict, message: str) -> No
 
 
 def test_written_record_has_every_schema_field(tmp_path: Path) -> None:
-    from harness.record_schema import Record
+    from harness.results.record_schema import Record
 
     store.write_record(tmp_path / "a.json", make_record("a", 1.0))
     rec = store.read_record(tmp_path / "a.json")
@@ -92,7 +93,7 @@ def test_written_record_has_every_schema_field(tmp_path: Path) -> None:
 
 
 def test_unit_spec_and_result_are_strict(tmp_path: Path) -> None:
-    from harness.record_schema import UnitResult, UnitSpec
+    from harness.results.record_schema import UnitResult, UnitSpec
 
     spec = {"kind": "task", "name": "knn", "entry": "m:T", "version": "1", "cfg": {}, "workdir": "w",
             "data_root": "d", "seed": 0, "device": "cpu", "preset": "tiny", "method": "m", "recipe": "tiny",

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from harness.api import BACKBONE_FILE, BACKBONE_META, Method, Stage, StageContext, Task, TaskContext, TaskResult
-from harness.registry import register_method, register_task
+from harness.core.registry import register_method, register_task
 
 
 def _steps(ctx: StageContext, tag: str) -> int:

@@ -94,7 +94,7 @@ def test_submitit_local_executor_runs_units(tmp_path: Path) -> None:
 
 def test_preemption_resubmits_the_same_unit(tmp_path: Path) -> None:
     submitit = pytest.importorskip("submitit")
-    from harness.launch.slurm import UnitJob
+    from harness.run.launch.slurm import UnitJob
 
     job = UnitJob("stage a", tmp_path / "unit.json", finalize=None)
     again = job.checkpoint()

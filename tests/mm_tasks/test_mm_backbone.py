@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.errors import CheckpointError
+from harness.core.errors import CheckpointError
 from harness.tasks.mm.backbone import read_backbone, verify_loaded
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from harness.tasks.mm import ade20k_seg, coco_det, voc_det, voc_seg
 from harness.tasks.mm.config import leaf_datasets
 from harness.tasks.mm.engine import build_config

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from harness.errors import CheckpointError, DataError
+from harness.core.errors import CheckpointError, DataError
 from harness.tasks.mm.datasets import check_ade20k, check_coco, check_voc_det, check_voc_seg
 
 

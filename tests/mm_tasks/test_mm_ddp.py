@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import registry
-from harness.launch.local import unit_command
+from harness.core import registry
+from harness.run.launch.local import unit_command
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,10 +13,10 @@ import torch
 import torchvision
 import yaml
 
-from harness import config, registry
+from harness.core import config, registry
 from harness.api import TaskContext
 from harness.data.fileio import MalformedDataError, MissingDataError
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS = ("oim_cls", "oim_det", "oim_seg")
@@ -88,7 +88,7 @@ def check_metrics(result, names: set[str]) -> None:
 
 # --------------------------------------------------------------------------- suite
 def test_suite_resolves_to_three_task_units(tmp_path: Path) -> None:
-    from harness.runner import plan
+    from harness.run.runner import plan
 
     cfg = config.resolve("mocov2", "openimage-mini", preset="tiny")
     assert list(cfg["tasks"]) == list(TASKS)

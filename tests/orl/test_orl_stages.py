@@ -11,9 +11,9 @@ import torch
 import yaml
 
 from harness.api import BACKBONE_FILE, StageContext
-from harness.checkpoints import load_backbone
+from harness.core.checkpoints import load_backbone
 from harness.pretrain.loop import LoopConfig, train
-from harness.registry import import_entry
+from harness.core.registry import import_entry
 from methods.orl import ORL
 from methods.orl.artifacts import Correspondence
 from methods.orl.model import ORLNet

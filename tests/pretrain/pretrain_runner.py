@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from harness.api import StageContext
-from harness.registry import import_entry
+from harness.core.registry import import_entry
 
 
 def main() -> None:

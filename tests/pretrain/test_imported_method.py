@@ -8,11 +8,12 @@ import pytest
 import torch
 import torchvision
 
-from harness import config, runner
+from harness.core import config
+from harness.run import runner
 from harness.api import BACKBONE_META, StageContext
-from harness.checkpoints import load_backbone, load_heads
-from harness.errors import ConfigError
-from harness.registry import import_entry
+from harness.core.checkpoints import load_backbone, load_heads
+from harness.core.errors import ConfigError
+from harness.core.registry import import_entry
 
 
 def _moco_file(path: Path, seed: int) -> dict[str, torch.Tensor]:

@@ -6,7 +6,7 @@ import colorsys
 import pytest
 import torch
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 from harness.pretrain.augment import (StepRNG, TwoViewBatch, ViewAug, gaussian_blur, hsv_to_rgb, make_view,
                                       rgb_to_hsv, sample_crop_boxes)
 from harness.pretrain.data import RawBatch, collate

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torchvision
 
-from harness.checkpoints import (ConversionReport, convert, convert_main, load_backbone, load_heads, save_backbone,
+from harness.core.checkpoints import (ConversionReport, convert, convert_main, load_backbone, load_heads, save_backbone,
                                  save_heads, sha256_file)
-from harness.errors import CheckpointError
+from harness.core.errors import CheckpointError
 from harness.pretrain.models import build_head, mlp_spec
 
 

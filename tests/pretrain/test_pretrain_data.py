@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import ConfigError, DataError
+from harness.core.errors import ConfigError, DataError
 from harness.pretrain.data import SceneImages, StepSampler, collate, list_scene_images, resized_shape
 from pretrain_fixtures import write_scenes
 

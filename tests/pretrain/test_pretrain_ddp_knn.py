@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from harness.checkpoints import load_backbone
+from harness.core.checkpoints import load_backbone
 from harness.pretrain.loop import CHECKPOINT_FILE, read_checkpoint
-from harness.registry import import_entry
+from harness.core.registry import import_entry
 from pretrain_fixtures import REPO, read_log, run_stage_process, small_recipe, stage_context, write_scenes
 
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 import yaml
 
-from harness.checkpoints import load_backbone, load_heads
+from harness.core.checkpoints import load_backbone, load_heads
 from harness.pretrain.augment import TwoViewBatch
 from harness.pretrain.data import DataConfig
 from harness.pretrain.loop import LoopConfig
-from harness.registry import import_entry
+from harness.core.registry import import_entry
 from pretrain_fixtures import REPO, read_log, small_recipe, stage_context, write_scenes
 
 METHODS = {"mocov2": ("methods.mocov2:MoCoV2", "harness.pretrain.moco:MoCoV2Model"),

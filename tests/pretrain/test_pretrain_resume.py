@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from harness.errors import CheckpointError
+from harness.core.errors import CheckpointError
 from harness.pretrain.augment import TwoViewBatch
 from harness.pretrain.data import SceneImages, list_scene_images
 from harness.pretrain.loop import CHECKPOINT_FILE, LoopConfig, NonFiniteLossError, read_checkpoint, train

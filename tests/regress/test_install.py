@@ -30,7 +30,7 @@ def test_installed_wheel_runs_from_another_folder(tmp_path: Path) -> None:
         return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=elsewhere, env=env,
                               capture_output=True, text=True, timeout=600)
 
-    where = subprocess.run([sys.executable, "-c", "import harness.paths as p; print(p.benchmarks_dir())"],
+    where = subprocess.run([sys.executable, "-c", "import harness.core.paths as p; print(p.benchmarks_dir())"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert Path(where) == target / "harness" / "_benchmarks"
     assert (target / "bin" / "harness").is_file() and (target / "methods" / "mocov2" / "recipes" / "tiny.yaml").is_file()

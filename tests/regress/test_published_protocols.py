@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import registry
+from harness.core import registry
 from harness.pretrain.augment import TwoViewBatch
 from harness.pretrain.loop import LoopConfig
 from harness.pretrain.optim import lr_at
@@ -65,7 +65,7 @@ def test_contracam_paper_boxes_follow_the_official_code() -> None:
 
 
 def test_cam_localization_paper_preset_follows_the_official_code() -> None:
-    from harness import config
+    from harness.core import config
     from harness.tasks.cam_localization import LocalizationConfig
 
     instance = config.suite_instances(config.load_suite("all"), "paper")["cam_localization"]
@@ -79,7 +79,7 @@ CONTRACAM_VAL = {"cub": 1000, "food": 0.1, "pets": 740, "cifar10": 5000, "cifar1
 
 
 def test_contracam_suite_probes_are_its_lineval() -> None:
-    from harness import config
+    from harness.core import config
     from harness.tasks.probe import ProbeConfig
 
     instances = config.suite_instances(config.load_suite("contracam"), "paper")

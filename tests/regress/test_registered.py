@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import config, registry, runner
+from harness.core import config, registry
+from harness.run import runner
 from harness.api import Task
 
 METHOD_RECIPES = [(m, r) for m in sorted(registry.methods()) for r in registry.recipe_names(m)]

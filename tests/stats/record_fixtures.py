@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import samples, store
+from harness.results import samples, store
 
 
 def write_rec(d: Path, method: str, recipe: str, seed: int, task: str, metrics: dict[str, float],

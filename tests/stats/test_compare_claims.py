@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from record_fixtures import write_rec
 
-from harness import claims, compare, store, tables
-from harness.errors import ConfigError, HarnessError
+from harness.results import claims, compare, store, tables
+from harness.core.errors import ConfigError, HarnessError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,7 +159,7 @@ def test_tables_mark_ties_alike(tmp_path: Path) -> None:
 
 
 def test_separation_passes_a_clear_gap_and_fails_noise(records: Path) -> None:
-    from harness import separation
+    from harness.results import separation
 
     recs = store.load_records(records)
     crop = separation.separation(recs, compare.RowRef("contracam", "tiny"), compare.RowRef("mocov2"))

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import samples
-from harness.errors import HarnessError
+from harness.results import samples
+from harness.core.errors import HarnessError
 
 
 def table() -> samples.SampleTable:

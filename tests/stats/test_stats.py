@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness import stats
+from harness.results import stats
 
 
 def mean_stat(values: np.ndarray):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import leaderboard, regress, store, tables
+from harness.results import leaderboard, regress, store, tables
 
 TORCH = {"name": "torch", "versions": {"torch": "2.14.1"}}
 MMDET = {"name": "mmdet", "versions": {"mmdet": "3.3.0"}}
@@ -181,7 +181,7 @@ def test_html_page_in_headless_browser(records: Path, tmp_path: Path) -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it when run as root)")
-    from harness import tables_html
+    from harness.results import tables_html
 
     df = store.load_records(records)
     t = tables.build(df)

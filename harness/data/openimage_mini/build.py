@@ -33,8 +33,8 @@ from harness.data.fileio import MalformedDataError, MissingDataError
 from harness.data.openimage_mini import select
 from harness.data.openimage_mini.spec import load_spec, spec_hash
 from harness.data.openimages import BOX_FILES, CLASS_FILES, SEGMENTATION_FILES, parse_class_descriptions
-from harness.hashing import sha256_file
-from harness.atomic import atomic_write_text
+from harness.core.hashing import sha256_file
+from harness.core.atomic import atomic_write_text
 
 BUILDING = ".building"  # the identity of the build in progress in an output folder
 OUTPUT_DIRS = ("images", "annotations", "seg", "crops", ".work")

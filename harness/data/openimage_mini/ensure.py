@@ -6,7 +6,7 @@ import fcntl
 import json
 from pathlib import Path
 
-from harness import paths
+from harness.core import paths
 from harness.data import layout
 from harness.data.fileio import MalformedDataError, MissingDataError
 from harness.data.openimage_mini import build, spec as spec_mod

@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness import paths
-from harness.config import config_hash, read_yaml
-from harness.errors import ConfigError
+from harness.core import paths
+from harness.core.config import config_hash, read_yaml
+from harness.core.errors import ConfigError
 
 REQUIRED = {
     "spec_version": int, "name": str, "open_images_version": str, "seed": int, "classes": dict, "boxes": dict,

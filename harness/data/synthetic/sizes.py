@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.errors import ConfigError
+from harness.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

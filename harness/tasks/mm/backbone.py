@@ -13,16 +13,16 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from harness.errors import CheckpointError
+from harness.core.errors import CheckpointError
 
 DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101}
 
 
 def read_backbone(path: Path, arch: str) -> dict[str, torch.Tensor]:
-    """The backbone file's tensors, after :func:`harness.checkpoints.load_backbone` checked
+    """The backbone file's tensors, after :func:`harness.core.checkpoints.load_backbone` checked
     it strictly (weights-only load, exactly the torchvision ``arch`` keys and shapes without
     fc, sha256 of its sidecar). Raises CheckpointError naming the file and the keys."""
-    from harness.checkpoints import load_backbone
+    from harness.core.checkpoints import load_backbone
 
     if arch not in DEPTHS:
         raise CheckpointError(f"unsupported backbone arch {arch!r} for the dense tasks; expected one of {sorted(DEPTHS)}")

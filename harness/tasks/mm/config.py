@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from harness import paths
-from harness.errors import ConfigError
+from harness.core import paths
+from harness.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from mmengine.config import Config

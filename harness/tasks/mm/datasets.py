@@ -15,7 +15,7 @@ from typing import Iterable
 
 from harness.data import layout
 from harness.data.records import DetectionSet, SegmentationSet
-from harness.errors import DataError
+from harness.core.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from harness import paths
+from harness.core import paths
 from harness.api import TaskContext, TaskResult
-from harness.checkpoints import sha256_file
-from harness.errors import CheckpointError, ConfigError
-from harness.atomic import atomic_write_text
+from harness.core.checkpoints import sha256_file
+from harness.core.errors import CheckpointError, ConfigError
+from harness.core.atomic import atomic_write_text
 from harness.tasks.mm import config as mmconfig
 from harness.tasks.mm.datasets import DenseDataset
 

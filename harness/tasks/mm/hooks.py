@@ -11,7 +11,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from torch import nn
 
-from harness.atomic import atomic_write_text
+from harness.core.atomic import atomic_write_text
 from harness.tasks.mm.backbone import verify_loaded
 
 

@@ -1,0 +1,1 @@
+"""Configuration, registries, paths, errors, checkpoint files and atomic writes: what every other part builds on."""

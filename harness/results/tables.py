@@ -1,0 +1,329 @@
+"""Leaderboards from result records: Markdown, CSV, LaTeX and a static HTML page.
+
+Rows are (method, recipe, pretraining data, epochs); columns are (task, metric) under a
+group that names the task version and the framework with its version, so numbers from
+different protocols never share a column. A cell is the mean +- std over seeds, the 95 %
+interval (t over seeds; for one seed, the bootstrap of its test items) and n; the best
+row of a column is marked only when it is significantly better than the others, and rows
+tied with it are marked alike (:meth:`Table.marked`); failed units show as ``failed``.
+Records of ``plumbing`` tasks go to their own table, never into a comparison. Published numbers
+(``results/reference/*.csv``) are listed as their own rows, marked as published, in
+columns of the same task/metric/framework only, and never enter a mean.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.results import compare, stats
+from harness.core import paths, registry
+from harness.core.errors import ConfigError
+
+ROW_KEYS = ("method", "recipe", "pretrain_data", "epochs")
+MARK_NOTE = ("mean ± std over seeds [95 % CI] n = seeds. Bold: the best row when it is significantly better "
+             "than every other (paired bootstrap over seeds and test items, or Welch's t over seeds; p < 0.05), "
+             "together with every row not significantly worse than it; no bold where that cannot be tested.")
+PUBLISHED = "published"
+
+
+@dataclass(frozen=True)
+class Column:
+    task: str
+    metric: str
+    version: str
+    framework: str
+    higher_is_better: bool
+
+    @property
+    def group(self) -> str:
+        return f"{self.task} v{self.version} ({self.framework})"
+
+    @property
+    def header(self) -> str:
+        return f"{self.metric} {'↑' if self.higher_is_better else '↓'}"
+
+
+@dataclass
+class Cell:
+    """The values of one (row, column): one per seed, with each seed's per-item statistic
+    when the record kept one (see :mod:`harness.results.compare`)."""
+
+    values: list[float] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    items: list[dict[str, Any] | None] = field(default_factory=list)
+    failed: int = 0
+    published: bool = False
+    source: str = ""
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.values) / len(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        if len(self.values) < 2:
+            return None
+        m = self.mean
+        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (len(self.values) - 1))
+
+    def series(self, higher_is_better: bool) -> compare.Series:
+        return compare.Series(self.seeds, self.values, self.items, higher_is_better)
+
+    def interval(self) -> stats.Interval | None:
+        """The 95 % interval: t over seeds (n >= 2), else the bootstrap of one run's test items."""
+        if not self.values or self.published:
+            return None
+        return self.series(True).interval()
+
+    def text(self, digits: int = 2) -> str:
+        if not self.values:
+            return "failed" if self.failed else ""
+        out = f"{self.mean:.{digits}f}"
+        if self.std is not None:
+            out += f" ± {self.std:.{digits}f}"
+        iv = self.interval()
+        if iv is not None and iv.low is not None:
+            out += f" [{iv.low:.{digits}f}, {iv.high:.{digits}f}]"
+        if not self.published:
+            out += f" n={len(self.values)}"
+        if self.failed:
+            out += f" ({self.failed} failed)"
+        return out
+
+
+@dataclass
+class Table:
+    title: str
+    rows: list[tuple]  # row keys, computed rows first, then published rows
+    columns: list[Column]
+    cells: dict[tuple[tuple, Column], Cell]
+    notes: list[str] = field(default_factory=list)
+    # (column, the rows with a computed value) -> marked rows; tables built from the same
+    # records may share one, so a column's comparisons run once for all of them
+    marks: dict[tuple[Column, frozenset], frozenset] = field(default_factory=dict, repr=False)
+
+    def best(self, col: Column) -> tuple | None:
+        """The row with the best mean of a column (published rows never count)."""
+        scored = [(c.mean, r) for r in self.rows if (c := self.cells.get((r, col))) and c.values and not c.published]
+        if not scored:
+            return None
+        return (max if col.higher_is_better else min)(scored, key=lambda t: t[0])[1]
+
+    def marked(self, col: Column) -> frozenset:
+        """The rows marked best in a column: the best row alone when it is significantly
+        better than every other row; with the rows not significantly different from it
+        (ties, marked alike) otherwise. Nothing is marked when the best and the runner-up
+        cannot be tested (fewer than two seeds each and no per-item values), nor in a
+        column with a single row."""
+        key = (col, frozenset(r for r in self.rows
+                              if (c := self.cells.get((r, col))) and c.values and not c.published))
+        if key not in self.marks:
+            self.marks[key] = frozenset(self._top_group(col))
+        return self.marks[key]
+
+    def _top_group(self, col: Column) -> set:
+        rows = [r for r in self.rows if (c := self.cells.get((r, col))) and c.values and not c.published]
+        best = self.best(col)
+        if best is None or len(rows) < 2:
+            return set()
+        sign = 1.0 if col.higher_is_better else -1.0
+        others = sorted((r for r in rows if r != best), key=lambda r: -sign * self.cells[(r, col)].mean)
+        top = self.cells[(best, col)].series(col.higher_is_better)
+        verdicts = {r: compare.compare_series(self.cells[(r, col)].series(col.higher_is_better), top)
+                    .verdict(col.higher_is_better) for r in others}
+        if verdicts[others[0]] == "untested":
+            return set()
+        return {best} | {r for r, v in verdicts.items() if v != "better"}
+
+
+def framework_label(record: dict[str, Any]) -> str:
+    fw = record.get("framework") or {}
+    name = fw.get("name", "torch")
+    version = (fw.get("versions") or {}).get(name if name != "mmseg" else "mmsegmentation")
+    return f"{name} {str(version).split('+')[0]}" if version else name  # a CUDA/CPU build tag is no protocol
+
+
+def row_of(record: dict[str, Any]) -> tuple:
+    """A record's row: its ROW_KEYS values, the recipe followed by the recipe's ``note``
+    (what a variant is, e.g. "paper (as in ContraCAM)") when it has one."""
+    note = record.get("recipe_note")
+    return tuple(f"{record.get(k)} ({note})" if k == "recipe" and isinstance(note, str) and note else record.get(k)
+                 for k in ROW_KEYS)
+
+
+def main_metrics() -> dict[str, list[str] | None]:
+    """Per task type: the catalog's ``main_metrics`` list (None = every metric)."""
+    return {name: entry.main_metrics for name, entry in registry.tasks().items()}
+
+
+def derive(record: dict[str, Any]) -> dict[str, tuple[float, bool]]:
+    """Derived metrics a record lacks but a table shows: BG-Gap = mixed_same - mixed_rand."""
+    m = record.get("metrics") or {}
+    for same, rand in (("acc_mixed_same", "acc_mixed_rand"), ("mixed_same", "mixed_rand")):
+        if "bg_gap" not in m and same in m and rand in m:
+            return {"bg_gap": (m[same] - m[rand], False)}
+    return {}
+
+
+def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: list[str] | None = None,
+          title: str = "Leaderboard", columns: list[dict[str, str]] | None = None, role: str = "comparison",
+          every_metric: bool = False, marks: dict | None = None) -> Table:
+    """Collate task records (and published reference rows) into one table.
+
+    ``tasks`` restricts to task instances; ``columns`` (a layout) picks and orders
+    (task, metric) pairs explicitly; otherwise a task shows its catalog's
+    ``main_metrics``, or all its metrics with ``every_metric``. ``role``: the records of
+    that role only (``comparison``, or ``plumbing`` for the table of pipeline checks).
+    ``marks``: a cache of best-marks shared with other tables of the same records and role.
+    """
+    mains = main_metrics()
+    cells: dict[tuple[tuple, Column], Cell] = {}
+    col_set: dict[tuple, Column] = {}
+    rows: list[tuple] = []
+    failures: Counter[tuple] = Counter()
+    for rec in records.to_dict("records"):
+        if tasks is not None and rec["task"] not in tasks:
+            continue
+        if compare.role_of(rec) != role:
+            continue
+        row = row_of(rec)
+        if row not in rows:
+            rows.append(row)
+        fw, version = framework_label(rec), str(rec.get("task_version", "?"))
+        if rec["status"] != "ok":
+            failures[(row, rec["task"], version, fw)] += 1
+            continue
+        hib = rec.get("higher_is_better") or {}
+        metrics = {k: (v, hib.get(k, True)) for k, v in (rec.get("metrics") or {}).items()}
+        metrics.update(derive(rec))
+        wanted = None if every_metric or columns else mains.get(rec.get("task_type", rec["task"]))
+        for name, (value, higher) in metrics.items():
+            if wanted is not None and name not in wanted:
+                continue
+            key = (rec["task"], name, version, fw)
+            col = col_set.setdefault(key, Column(*key, higher_is_better=higher))
+            cell = cells.setdefault((row, col), Cell())
+            cell.values.append(float(value))
+            cell.seeds.append(int(rec.get("seed", 0)))
+            cell.items.append(compare.item_statistic(rec, name) if role == "comparison" else None)
+    for (row, task, version, fw), n in failures.items():
+        cols = [c for c in col_set.values() if (c.task, c.version, c.framework) == (task, version, fw)]
+        if not cols:
+            key = (task, "status", version, fw)
+            cols = [col_set.setdefault(key, Column(*key, higher_is_better=True))]
+        for col in cols:
+            cells.setdefault((row, col), Cell()).failed += n
+    ordered = _order_columns(list(col_set.values()), columns)
+    table = Table(title, rows, ordered, cells, marks={} if marks is None else marks)
+    if role == "comparison" and rows:
+        table.notes.append(MARK_NOTE)
+    if reference is not None and len(reference):
+        _add_reference(table, reference)
+    return table
+
+
+def _order_columns(cols: list[Column], layout: list[dict[str, str]] | None) -> list[Column]:
+    if layout is None:
+        return sorted(cols, key=lambda c: (c.task, c.version, c.framework, c.metric))
+    out = []
+    for spec in layout:
+        out += [c for c in cols if c.task == spec["task"] and c.metric == spec["metric"]]
+    return out
+
+
+def load_reference(folder: Path | None = None) -> pd.DataFrame:
+    """Published numbers: every CSV under ``results/reference/``."""
+    folder = folder or paths.reference_dir()
+    frames = [pd.read_csv(p) for p in sorted(Path(folder).glob("*.csv"))]
+    need = {"method", "pretrain_data", "epochs", "task", "metric", "value", "framework", "source"}
+    for p, f in zip(sorted(Path(folder).glob("*.csv")), frames):
+        if missing := need - set(f.columns):
+            raise ConfigError(f"{p}: reference table lacks columns {sorted(missing)}")
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=sorted(need))
+
+
+def _add_reference(table: Table, reference: pd.DataFrame) -> None:
+    for ref in reference.to_dict("records"):
+        matches = [c for c in table.columns if c.task == ref["task"] and c.metric == ref["metric"]
+                   and c.framework.split()[0] == str(ref["framework"]).split()[0]]
+        if not matches:
+            continue
+        row = (f"{ref['method']} †", PUBLISHED, ref["pretrain_data"], ref["epochs"])
+        if row not in table.rows:
+            table.rows.append(row)
+        for col in matches:
+            table.cells[(row, col)] = Cell([float(ref["value"])], published=True, source=str(ref["source"]))
+    if any(r[1] == PUBLISHED for r in table.rows):
+        table.notes.append("† published number, not reproduced by this harness; never part of a mean.")
+
+
+# -- renderers ---------------------------------------------------------------------
+
+def _row_label(row: tuple) -> list[str]:
+    return [str(v) if v is not None else "" for v in row]
+
+
+def to_markdown(table: Table) -> str:
+    if not table.rows:
+        return f"## {table.title}\n\nNo records.\n"
+    head = list(ROW_KEYS) + [f"{c.group}<br>{c.header}" for c in table.columns]
+    lines = [f"## {table.title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in table.rows:
+        cells = []
+        for col in table.columns:
+            cell = table.cells.get((row, col))
+            text = cell.text() if cell else ""
+            cells.append(f"**{text}**" if cell and row in table.marked(col) else text)
+        lines.append("| " + " | ".join(_row_label(row) + cells) + " |")
+    lines += [""] + [f"_{n}_" for n in table.notes] + ([""] if table.notes else [])
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    rows = []
+    for row in table.rows:
+        for col in table.columns:
+            cell = table.cells.get((row, col))
+            if cell is None:
+                continue
+            iv = cell.interval()
+            rows.append({**dict(zip(ROW_KEYS, row)), "task": col.task, "task_version": col.version,
+                         "framework": col.framework, "metric": col.metric,
+                         "higher_is_better": col.higher_is_better, "mean": cell.mean, "std": cell.std,
+                         "n": len(cell.values), "ci_low": iv.low if iv else None, "ci_high": iv.high if iv else None,
+                         "ci_kind": iv.kind if iv else None, "failed": cell.failed, "published": cell.published,
+                         "best": row in table.marked(col)})
+    return pd.DataFrame(rows).to_csv(index=False, float_format="%.4f", lineterminator="\n")
+
+
+def _tex_escape(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+                 ("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("†", r"$^\dagger$")):
+        s = s.replace(a, b)
+    return s
+
+
+def to_latex(table: Table) -> str:
+    out = [f"% {table.title}", r"\begin{tabular}{" + "l" * len(ROW_KEYS) + "r" * len(table.columns) + "}",
+           r"\toprule"]
+    groups = [(g, len(list(run))) for g, run in itertools.groupby(c.group for c in table.columns)]
+    out.append(" & ".join([""] * len(ROW_KEYS) + [r"\multicolumn{%d}{c}{%s}" % (n, _tex_escape(g)) if n > 1
+                                                  else _tex_escape(g) for g, n in groups]) + r" \\")
+    out.append(" & ".join([_tex_escape(k) for k in ROW_KEYS] + [_tex_escape(c.header) for c in table.columns]) + r" \\")
+    out.append(r"\midrule")
+    for row in table.rows:
+        cells = []
+        for col in table.columns:
+            cell = table.cells.get((row, col))
+            text = _tex_escape(cell.text()) if cell else ""
+            cells.append(r"\textbf{" + text + "}" if cell and row in table.marked(col) else text)
+        out.append(" & ".join([_tex_escape(x) for x in _row_label(row)] + cells) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}"]
+    out += [f"% {_tex_escape(note)}" for note in table.notes]
+    return "\n".join(out) + "\n"

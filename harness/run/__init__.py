@@ -1,0 +1,1 @@
+"""Running a configuration: planning units, launching their processes, the unit process itself, status."""
