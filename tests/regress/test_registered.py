@@ -11,8 +11,12 @@ from harness.core import config, registry
 from harness.run import runner
 from harness.api import Task
 
-METHOD_RECIPES = [(m, r) for m in sorted(registry.methods()) for r in registry.recipe_names(m)]
-TASK_PRESETS = [(t, p) for t in sorted(registry.tasks()) for p in config.preset_names()]
+# the shipped registrations: entry-point methods and catalog-file tasks (other tests
+# register toy plugins in this process)
+METHOD_RECIPES = [(m, r) for m, e in sorted(registry.methods().items()) if e.source == "entry-point"
+                  for r in registry.recipe_names(m)]
+TASK_PRESETS = [(t, p) for t, e in sorted(registry.tasks().items()) if e.catalog_file is not None
+                for p in config.preset_names()]
 
 
 def preset_of(recipe: str) -> str:
