@@ -25,10 +25,11 @@ def preset_of(recipe: str) -> str:
 
 def resolve(method: str, recipe: str, tmp_path: Path, seed: int = 0) -> dict:
     """The ``frozen`` suite of ``method:recipe`` at the recipe's preset (``imported`` gets a
-    placeholder checkpoint file: planning hashes it, only its stage reads it)."""
+    checkpoint file whose bytes only enter its unit key: planning hashes the file and never
+    loads it; loading is its stage's job, tested in tests/pretrain/test_imported_method.py)."""
     preset = preset_of(recipe)
     checkpoint = tmp_path / "backbone.pth"
-    checkpoint.write_bytes(b"placeholder")
+    checkpoint.write_bytes(b"hashed by planning, never loaded here")
     return config.resolve(method, "frozen", preset=preset, recipe=recipe, seed=seed,
                           overrides=[f"method.checkpoint={checkpoint}"] if method == "imported" else None,
                           data_root=str(tmp_path) if preset == "paper" else None)

@@ -6,16 +6,19 @@ the request's ``finalize`` callable when a launcher does not wait for its jobs).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from harness.run.launch.base import Launcher, LaunchRequest
+
+if TYPE_CHECKING:
+    from harness.run.launch.slurm import SlurmResources
 
 __all__ = ["Launcher", "LaunchRequest", "LAUNCHERS", "make_launcher"]
 
 LAUNCHERS = ("local", "torchrun", "slurm")
 
 
-def make_launcher(name: str, *, nproc_per_node: int = 1, slurm_resources: object = None,
+def make_launcher(name: str, *, nproc_per_node: int = 1, slurm_resources: SlurmResources | None = None,
                   slurm_cluster: str | None = None, report: Callable[[str], None] = print) -> Launcher:
     """The launcher called ``name`` (one of :data:`LAUNCHERS`)."""
     if name in ("local", "torchrun"):
