@@ -49,7 +49,7 @@ _RUNTIME_TASKS: dict[str, TaskEntry] = {}
 PLUGINS_ENV = "HARNESS_PLUGINS"
 
 
-def _import_env_plugins() -> None:
+def import_env_plugins() -> None:
     """Import the modules named in $HARNESS_PLUGINS (comma-separated); their
     ``register_method``/``register_task`` calls add methods and tasks without packaging."""
     for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
@@ -95,7 +95,7 @@ def unknown(kind: str, name: str, known: list[str]) -> ConfigError:
 
 
 def methods() -> dict[str, MethodEntry]:
-    _import_env_plugins()
+    import_env_plugins()
     found = {ep.name: MethodEntry(ep.name, ep.value, "entry-point")
              for ep in importlib.metadata.entry_points(group=METHOD_GROUP)}
     found.update(_RUNTIME_METHODS)
@@ -168,7 +168,7 @@ def load_recipe(name: str, recipe: str) -> dict[str, Any]:
 def tasks() -> dict[str, TaskEntry]:
     """All tasks: catalog files first, runtime registrations override."""
 
-    _import_env_plugins()
+    import_env_plugins()
     found: dict[str, TaskEntry] = {}
     for path in sorted(paths.benchmarks_dir().joinpath("tasks").glob("*.yaml")):
         data = read_yaml(path)

@@ -19,6 +19,7 @@ FOOD = "food-101"  # images/<class>/<id>.jpg, meta/{train,test}.txt
 PETS = "oxford-iiit-pet"  # images/, annotations/{trainval,test}.txt, annotations/trimaps/
 CIFAR10 = "cifar-10-batches-py"
 CIFAR100 = "cifar-100-python"
+OPENIMAGE_MINI = "openimage_mini"  # a build of `harness data openimage-mini --out <root>/openimage_mini`
 
 # The synthetic benchmark's nine object classes: the COCO classes that SI-Score also has
 # by exact name (see benchmarks/class_maps/), so the shift mappings apply to it unchanged.

@@ -1,6 +1,7 @@
 """``harness data verify``: check every dataset found under a data root and name each problem's file.
 
-For each dataset of ``catalog.DATASETS`` whose folder exists under the root:
+For each registered dataset (:mod:`harness.data.registry`) with splits to check whose folder
+exists under the root:
 1. layout: every required split is present;
 2. read: the split's reader runs (it checks every annotation file and the existence of
    every file it lists) and the split size is compared with the official size;
@@ -25,12 +26,12 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from harness.data.catalog import DATASETS, DatasetSpec, SplitSpec, StreamCheck
 from harness.data.fileio import DataFileError, MalformedDataError
 from harness.data.images import check_image, load_label_map
 from harness.data.masks import load_foreground_mask
 from harness.data.records import (ArrayClassificationSet, ClassificationSet, DetectionSet, MaskSet,
                                   SegmentationSet)
+from harness.data.registry import Dataset, SplitSpec, StreamCheck, datasets, get_dataset
 from harness.core.errors import ConfigError, DataError
 
 PROBLEMS = ("missing", "malformed")
@@ -48,21 +49,23 @@ class VerifyRow:
 def verify(data_root: Path, dataset: str | None = None, sample: int = 8) -> list[VerifyRow]:
     """Check the datasets under ``data_root`` (all of them, or only ``dataset``); one row per finding."""
     data_root = Path(data_root)
-    if dataset is not None and dataset not in DATASETS:
-        raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    checked = [get_dataset(dataset)] if dataset is not None else [d for d in datasets().values() if d.splits]
+    if dataset is not None and not checked[0].splits:
+        raise ConfigError(f"dataset {dataset!r} has no files of its own for data verify to check: "
+                          f"{checked[0].description}")
     if not data_root.is_dir():
         return [VerifyRow("missing", dataset or "-", "data root", str(data_root), "not a folder")]
     rows: list[VerifyRow] = []
-    for spec in ([DATASETS[dataset]] if dataset else DATASETS.values()):
+    for spec in checked:
         rows.extend(verify_dataset(data_root, spec, sample, asked=dataset is not None))
     if not any(r.status != "absent" for r in rows):
         rows.append(VerifyRow("missing", "-", "data root", str(data_root),
                               f"no known dataset folder found; expected some of "
-                              f"{', '.join(s.marker for s in DATASETS.values())}"))
+                              f"{', '.join(s.marker for s in checked)}"))
     return rows
 
 
-def verify_dataset(data_root: Path, spec: DatasetSpec, sample: int, asked: bool = False) -> list[VerifyRow]:
+def verify_dataset(data_root: Path, spec: Dataset, sample: int, asked: bool = False) -> list[VerifyRow]:
     """Rows for one dataset (see the module docstring)."""
     marker = data_root / spec.marker
     if not marker.is_dir():
@@ -85,7 +88,7 @@ def verify_dataset(data_root: Path, spec: DatasetSpec, sample: int, asked: bool 
     return rows
 
 
-def verify_split(data_root: Path, spec: DatasetSpec, split: SplitSpec, sample: int) -> list[VerifyRow]:
+def verify_split(data_root: Path, spec: Dataset, split: SplitSpec, sample: int) -> list[VerifyRow]:
     """Read one split, compare its size, decode a sample and check its labels."""
     def row(status: str, check: str, path: Path | str, detail: str = "") -> VerifyRow:
         return VerifyRow(status, spec.name, f"{check} {split.name}", str(path), detail)

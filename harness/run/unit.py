@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         if w["rank"] == 0:
             out.update(versions=library_versions(), device=device, wall_time_s=time.time() - start,
                        world_size=w["world_size"])
-            result = UnitResult.from_dict(json.loads(json.dumps(out, default=str)), str(workdir / "result.json"))
+            plain = json.loads(json.dumps(out, default=str))  # a task's extra / dataset may hold Paths, numpy scalars
+            result = UnitResult.from_dict(plain, str(workdir / "result.json"))
             atomic_write_text(workdir / "result.json", result.to_json())
         return 0
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a failure record

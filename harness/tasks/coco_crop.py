@@ -12,7 +12,7 @@ from harness.api import Task, TaskContext, TaskResult
 from harness.data.folders import read_coco_crop
 from harness.data.object_crops import build_coco_crop
 from harness.tasks import cls_common
-from harness.tasks.cls_data import ProbeSplits
+from harness.data.registry import ProbeSplits
 from harness.tasks.linear_probe import probe_splits
 
 

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
-from harness.tasks import cls_common, cls_data
+from harness.data.registry import load_probe_splits
+from harness.tasks import cls_common
 from harness.tasks.features import Features, TransformSpec
 from harness.tasks.logreg import score
 
@@ -38,7 +39,7 @@ class Knn(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         cfg = ctx.cfg
-        splits = cls_data.load_splits(cfg.get("dataset", "coco_crop"), ctx.data_root, cfg)
+        splits = load_probe_splits(cfg.get("dataset", "coco_crop"), ctx.data_root, cfg)
         sets = {"train": splits.train, "test": splits.test}
         prints = cls_common.fingerprints(sets)
         ex = cls_common.extractor(ctx)

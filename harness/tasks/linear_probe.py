@@ -1,7 +1,7 @@
 """Linear probe: L-BFGS logistic regression on frozen, cached backbone features.
 
 Config keys (``benchmarks/tasks/linear_probe.yaml``): ``dataset`` (see
-:mod:`harness.tasks.cls_data`), ``resize``/``crop`` (Resize + CenterCrop), ``l2_grid``
+:mod:`harness.data.catalog`), ``resize``/``crop`` (Resize + CenterCrop), ``l2_grid``
 ``{start, stop, num}``, ``max_iter``, ``tol``, ``refit``, ``val_size``, ``split_seed``,
 ``metric`` (default: the dataset's), ``extra_metrics`` (more test-split metrics to report,
 e.g. ``[mean_per_class]`` beside ``top1``; the penalty is still chosen by ``metric``),
@@ -14,12 +14,13 @@ from typing import Any
 from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.core.errors import ConfigError
-from harness.tasks import cls_common, cls_data, logreg
+from harness.data.registry import ProbeSplits, load_probe_splits
+from harness.tasks import cls_common, logreg
 from harness.tasks.features import FeatureExtractor, Features, TransformSpec
 from harness.tasks.probe import ProbeConfig, probe_with_seeded_val, train_probe
 
 
-def n_classes_of(splits: cls_data.ProbeSplits) -> int:
+def n_classes_of(splits: ProbeSplits) -> int:
     return len(splits.train.classes)
 
 
@@ -31,7 +32,7 @@ def extra_metrics(cfg: dict[str, Any]) -> list[str]:
     return list(extra)
 
 
-def probe_splits(ex: FeatureExtractor, splits: cls_data.ProbeSplits, cfg: dict[str, Any], device: str,
+def probe_splits(ex: FeatureExtractor, splits: ProbeSplits, cfg: dict[str, Any], device: str,
                  progress: Any = None) -> TaskResult:
     """Extract (or load) the features of every split, sweep, refit and score the test split."""
     extra = extra_metrics(cfg)
@@ -69,5 +70,5 @@ class LinearProbe(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         name = ctx.cfg.get("dataset", "coco_crop")
-        splits = cls_data.load_splits(name, ctx.data_root, ctx.cfg)
+        splits = load_probe_splits(name, ctx.data_root, ctx.cfg)
         return probe_splits(cls_common.extractor(ctx), splits, ctx.cfg, ctx.device, ctx.progress)

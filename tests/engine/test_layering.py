@@ -56,3 +56,11 @@ def test_registry_does_not_import_config() -> None:
     names = imported_modules(ROOT / "harness" / "core" / "registry.py")
     assert not any(m in ("harness.core.config", "harness.core.config.read_yaml") or m.startswith("harness.core.config.")
                    for m in names), names
+
+
+def test_data_layer_imports_only_core_and_itself() -> None:
+    """Datasets (readers, registry, synthetic benchmark) sit below tasks, runs and results."""
+    up = {str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p)
+                                           if m.startswith("harness.") and m.split(".")[1] not in ("core", "data"))
+          for p in sources("harness/data")}
+    assert not {k: v for k, v in up.items() if v}

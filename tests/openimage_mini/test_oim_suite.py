@@ -106,7 +106,7 @@ def test_suite_resolves_to_three_task_units(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- data
 def test_crops_follow_classes_json_with_an_empty_class(oi_root: Path, tmp_path: Path, cache: Path) -> None:
-    from harness.tasks.cls_data import load_splits
+    from harness.data.registry import load_probe_splits
 
     built = built_copy(oi_root, tmp_path)
     names = [c["name"] for c in json.loads((built / "classes.json").read_text())]
@@ -114,7 +114,7 @@ def test_crops_follow_classes_json_with_an_empty_class(oi_root: Path, tmp_path: 
     emptied = names[3]
     for crop in (built / "crops" / "val" / emptied).iterdir():
         crop.unlink()
-    splits = load_splits("openimage_mini", tmp_path, {})
+    splits = load_probe_splits("openimage_mini", tmp_path, {})
     assert splits.train.classes == names and splits.test.classes == names and splits.val is None
     assert 3 not in {label for _, label in splits.test.samples}
     assert {label for _, label in splits.train.samples} == set(range(N_CLASSES))

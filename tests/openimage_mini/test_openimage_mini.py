@@ -356,12 +356,13 @@ def test_rebuild_with_another_spec_leaves_no_stale_outputs(tmp_path: Path) -> No
 
 
 def test_prebuilt_copy_of_another_spec_is_refused(tmp_path: Path) -> None:
-    from harness.data.openimage_mini.ensure import BUILT_DIR, ensure
+    from harness.data.layout import OPENIMAGE_MINI
+    from harness.data.openimage_mini.ensure import ensure
 
     root = tmp_path / "data"
     write_root(root / "openimages")
-    run_build(root / "openimages", root / BUILT_DIR, spec_file(tmp_path, seed=0))
-    assert ensure(root, str(spec_file(tmp_path, seed=0))) == root / BUILT_DIR
+    run_build(root / "openimages", root / OPENIMAGE_MINI, spec_file(tmp_path, seed=0))
+    assert ensure(root, str(spec_file(tmp_path, seed=0))) == root / OPENIMAGE_MINI
     with pytest.raises(MalformedDataError, match="built from spec"):
         ensure(root, str(spec_file(tmp_path, seed=1)))
 

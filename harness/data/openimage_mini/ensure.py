@@ -11,8 +11,6 @@ from harness.data import layout
 from harness.data.fileio import MalformedDataError, MissingDataError
 from harness.data.openimage_mini import build, spec as spec_mod
 
-BUILT_DIR = "openimage_mini"  # a dataset built with `harness data openimage-mini --out <root>/openimage_mini`
-
 
 def ensure(data_root: Path, spec_file: str | None = None) -> Path:
     """The folder of a complete OpenImage-MINI build for ``data_root``.
@@ -25,7 +23,7 @@ def ensure(data_root: Path, spec_file: str | None = None) -> Path:
     if not spec_path.is_absolute() and not spec_path.is_file():
         spec_path = paths.benchmarks_dir().parent / spec_path
     digest = spec_mod.spec_hash(spec_mod.load_spec(spec_path))
-    prebuilt = Path(data_root) / BUILT_DIR
+    prebuilt = Path(data_root) / layout.OPENIMAGE_MINI
     if (prebuilt / "manifest.json").is_file():
         built = json.loads((prebuilt / "manifest.json").read_text()).get("spec_hash", "")
         if spec_file and built != digest:
