@@ -8,7 +8,8 @@ from harness.tasks.mm import ade20k_seg, coco_det, voc_det, voc_seg
 from harness.tasks.mm.config import leaf_datasets
 from harness.tasks.mm.engine import build_config
 
-SPECS = {"coco_det": coco_det.SPEC, "voc_det": voc_det.SPEC, "ade20k_seg": ade20k_seg.SPEC, "voc_seg": voc_seg.SPEC}
+SPECS = {"coco_det": coco_det.SPEC, "coco_det_c4": coco_det.SPEC_C4, "voc_det": voc_det.SPEC,
+         "ade20k_seg": ade20k_seg.SPEC, "voc_seg": voc_seg.SPEC}
 
 
 def _types(node, found=None):
@@ -46,7 +47,7 @@ def test_tiny_config_points_everything_at_the_unit(task, tmp_path, dense_root, m
     assert cfg.model.backbone.norm_eval is False
     assert cfg.default_hooks.checkpoint.interval == ctx.cfg["checkpoint_interval"]
     assert [b.type for b in cfg.visualizer.vis_backends][-1] == "TensorboardVisBackend"
-    if task.endswith("_det"):
+    if "_det" in task:
         train = next(leaf_datasets(cfg.train_dataloader.dataset)).pipeline
         scales = next(step.scales for step in train if step.type == "RandomChoiceResize")
         assert scales == [tuple(s) for s in ctx.cfg["train_scales"]]  # a list: choices, not one size
@@ -64,7 +65,8 @@ def test_paper_config_keeps_the_published_protocol(task, tmp_path, dense_root, m
     assert cfg.train_dataloader.batch_size * 8 == 16
     assert "SyncBN" in _types(cfg.model)  # distributed on GPUs: synchronised BN
     assert cfg.model.backbone.depth == 50
-    expected = {"coco_det": (90000, 0.02), "voc_det": (24000, 0.02), "ade20k_seg": (80000, 0.01), "voc_seg": (20000, 0.01)}
+    expected = {"coco_det": (90000, 0.02), "coco_det_c4": (180000, 0.02), "voc_det": (24000, 0.02),
+                "ade20k_seg": (80000, 0.01), "voc_seg": (20000, 0.01)}
     assert (cfg.train_cfg.max_iters, cfg.optim_wrapper.optimizer.lr) == expected[task]
     if task == "coco_det":
         assert cfg.model.roi_head.bbox_head.type == "Shared4Conv1FCBBoxHead"
@@ -72,6 +74,20 @@ def test_paper_config_keeps_the_published_protocol(task, tmp_path, dense_root, m
         assert [s[1] for s in cfg.train_dataloader.dataset.pipeline[2].scales] == [640, 672, 704, 736, 768, 800]
         assert cfg.param_scheduler[1].milestones == [60000, 80000]
         assert cfg.test_evaluator.metric == ["bbox", "segm"]
+    if task == "coco_det_c4":  # MoCo's coco_R_50_C4_2x_moco.yaml over Base-RCNN-C4-BN.yaml
+        assert cfg.model.backbone.num_stages == 3 and cfg.model.backbone.style == "pytorch"
+        assert cfg.model.backbone.init_cfg == {"type": "Pretrained", "checkpoint": str(backbone_r18)}
+        head = cfg.model.roi_head
+        assert head.shared_head.type == "ResLayerOutputNorm" and head.shared_head.norm_eval is False
+        assert head.shared_head.norm_cfg.type == "SyncBN" and head.shared_head.style == "pytorch"
+        assert (head.bbox_head.in_channels, head.mask_head.in_channels, head.mask_head.num_convs) == (2048, 2048, 0)
+        assert cfg.model.rpn_head.in_channels == 1024 and head.bbox_roi_extractor.out_channels == 1024
+        assert cfg.model.data_preprocessor.mean == [123.675, 116.28, 103.53] and cfg.model.data_preprocessor.bgr_to_rgb
+        assert cfg.model.test_cfg.rpn.nms_pre == 6000 and cfg.model.test_cfg.rpn.max_per_img == 1000
+        assert [s[1] for s in cfg.train_dataloader.dataset.pipeline[2].scales] == [640, 672, 704, 736, 768, 800]
+        assert cfg.test_dataloader.dataset.pipeline[1].scale == (1333, 800)
+        assert cfg.param_scheduler[0].end == 1000 and cfg.param_scheduler[1].milestones == [120000, 160000]
+        assert cfg.optim_wrapper.optimizer.weight_decay == 0.0001 and ctx.cfg["precise_bn_iters"] == 200
     if task == "voc_det":
         assert cfg.model.roi_head.shared_head.type == "ResLayerOutputNorm"
         assert cfg.test_evaluator.eval_mode == "11points"

@@ -6,12 +6,13 @@ import math
 import pytest
 
 from harness.tasks.mm.ade20k_seg import Ade20kSeg
-from harness.tasks.mm.coco_det import CocoDet
+from harness.tasks.mm.coco_det import CocoDet, CocoDetC4
 from harness.tasks.mm.voc_det import VocDet
 from harness.tasks.mm.voc_seg import VocSeg
 
 EXPECTED = {
     "coco_det": (CocoDet, "mmdet", {"bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_AP50", "segm_AP75"}),
+    "coco_det_c4": (CocoDetC4, "mmdet", {"bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_AP50", "segm_AP75"}),
     "voc_det": (VocDet, "mmdet", {"AP", "AP50", "AP75"}),
     "ade20k_seg": (Ade20kSeg, "mmseg", {"mIoU", "mAcc", "aAcc"}),
     "voc_seg": (VocSeg, "mmseg", {"mIoU", "mAcc", "aAcc"}),
@@ -38,7 +39,7 @@ def _run(task, tmp_path, dense_root, mm_ctx, backbone, **overrides):
     return result, steps
 
 
-@pytest.mark.parametrize("task", ["voc_seg", "ade20k_seg", "voc_det", "coco_det"])
+@pytest.mark.parametrize("task", ["voc_seg", "ade20k_seg", "voc_det", "coco_det", "coco_det_c4"])
 def test_tiny_preset_trains_and_evaluates(task, tmp_path, dense_root, mm_ctx, backbone_r18):
     result, steps = _run(task, tmp_path, dense_root, mm_ctx, backbone_r18)
     _check(result, task)
@@ -46,6 +47,7 @@ def test_tiny_preset_trains_and_evaluates(task, tmp_path, dense_root, mm_ctx, ba
     assert steps[0] == (1, iters) and (iters, iters) in steps
     logs = list((tmp_path / "work" / "mmengine").glob("*/*.log"))
     assert logs and "backbone check passed" in logs[0].read_text()
+    assert ("precise BN: statistics" in logs[0].read_text()) == (result.extra["precise_bn_iters"] > 0)
     assert (tmp_path / "work" / "mmengine" / f"iter_{iters}.pth").is_file()
     events = list((tmp_path / "work" / "mmengine").glob("*/vis_data/events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0  # mmengine's TensorboardVisBackend: loss and lr per iter

@@ -1,4 +1,6 @@
-"""COCO detection and instance segmentation: Mask R-CNN R50-FPN fine-tuned from the backbone."""
+"""COCO detection and instance segmentation fine-tuned from the backbone: Mask R-CNN
+R50-FPN 1x (``coco_det``, the standard column) and Mask R-CNN R50-C4 2x as MoCo's
+detectron2 configuration (``coco_det_c4``, the ContraCAM / MoCo protocol)."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -10,8 +12,8 @@ from harness.tasks.mm.engine import DenseTask, run_dense
 from harness.tasks.mm.metrics import coco_evaluator, coco_metrics
 
 
-def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth: int) -> None:
-    """Data root, classes, image sizes and FPN input widths."""
+def point_at_coco(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset) -> None:
+    """Data root, classes, evaluator, image sizes and class counts."""
     data_root = f"{dataset.root}/"
     classes = tuple(dataset.classes)
     for loader in (cfg.train_dataloader, cfg.test_dataloader):
@@ -19,20 +21,29 @@ def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth:
             ds.data_root = data_root
             ds.metainfo = dict(classes=classes)
     cfg.test_evaluator = coco_evaluator(str(dataset.root / "annotations" / "instances_val2017.json"))
-
-    model = cfg.model
-    model.backbone.depth = depth
-    expansion = 4 if depth >= 50 else 1
-    model.neck.in_channels = [64 * expansion * 2**i for i in range(4)]
-    model.roi_head.bbox_head.num_classes = len(classes)
-    model.roi_head.mask_head.num_classes = len(classes)
-
+    cfg.model.roi_head.bbox_head.num_classes = len(classes)
+    cfg.model.roi_head.mask_head.num_classes = len(classes)
     if "train_scales" in preset:
         train = cfg.train_dataloader.dataset.pipeline
         mmconfig.set_transform(train, "RandomChoiceResize", "scales", mmconfig.sizes(preset["train_scales"]))
     if "test_scale" in preset:
         test = cfg.test_dataloader.dataset.pipeline
         mmconfig.set_transform(test, "Resize", "scale", mmconfig.size(preset["test_scale"]))
+
+
+def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth: int) -> None:
+    """COCO and the FPN input widths."""
+    point_at_coco(cfg, preset, dataset)
+    cfg.model.backbone.depth = depth
+    expansion = 4 if depth >= 50 else 1
+    cfg.model.neck.in_channels = [64 * expansion * 2**i for i in range(4)]
+
+
+def configure_c4(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth: int) -> None:
+    """COCO and the C4 widths (res4 features, res5 head shared by the box and mask heads)."""
+    point_at_coco(cfg, preset, dataset)
+    mmconfig.set_c4_widths(cfg.model, depth)
+    cfg.model.roi_head.mask_head.in_channels = cfg.model.roi_head.bbox_head.in_channels
 
 
 SPEC = DenseTask(
@@ -46,6 +57,17 @@ SPEC = DenseTask(
 )
 
 
+SPEC_C4 = DenseTask(
+    task="coco_det_c4",
+    framework="mmdet",
+    check_data=check_coco,
+    configure=configure_c4,
+    init_paths=("backbone", "roi_head.shared_head"),
+    parts={"": "backbone", "layer4.": "roi_head.shared_head"},
+    read_metrics=coco_metrics,
+)
+
+
 class CocoDet(Task):
     """Mask R-CNN on COCO 2017: bbox and segm AP (pycocotools), in percent."""
 
@@ -53,3 +75,12 @@ class CocoDet(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         return run_dense(ctx, SPEC)
+
+
+class CocoDetC4(Task):
+    """Mask R-CNN C4 on COCO 2017 (MoCo's detectron2 protocol): bbox and segm AP, in percent."""
+
+    name = "coco_det_c4"
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        return run_dense(ctx, SPEC_C4)

@@ -147,6 +147,18 @@ def _schedule(schedulers: list, preset: Mapping[str, Any], iters: int, task: str
     return out
 
 
+def set_c4_widths(model: Any, depth: int) -> None:
+    """Depths and widths of a C4 detector for a ResNet of ``depth``: the RPN and the RoI
+    extractor read res4 (256 x expansion channels), the res5 head gives 512 x expansion."""
+    expansion = 4 if depth >= 50 else 1
+    model.backbone.depth = depth
+    model.roi_head.shared_head.depth = depth
+    model.rpn_head.in_channels = 256 * expansion
+    model.rpn_head.feat_channels = 256 * expansion
+    model.roi_head.bbox_roi_extractor.out_channels = 256 * expansion
+    model.roi_head.bbox_head.in_channels = 512 * expansion
+
+
 def replace_norm(node: Any, old: str, new: str) -> None:
     """Replace every ``type=old`` norm config under ``node`` by ``type=new``."""
     if isinstance(node, dict):

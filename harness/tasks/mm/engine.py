@@ -98,7 +98,7 @@ def run_dense(ctx: TaskContext, spec: DenseTask) -> TaskResult:
 
     from mmengine.runner import Runner
 
-    from harness.tasks.mm.hooks import BackboneCheckHook, ProgressHook, WeightsOnlyCheckpointHook
+    from harness.tasks.mm.hooks import BackboneCheckHook, PreciseBNHook, ProgressHook, WeightsOnlyCheckpointHook
 
     runner = Runner.from_cfg(cfg)
     check = BackboneCheckHook(spec.parts, state, str(ctx.backbone), sha256_file(Path(ctx.backbone)),
@@ -106,6 +106,11 @@ def run_dense(ctx: TaskContext, spec: DenseTask) -> TaskResult:
     runner.register_hook(check)
     runner.register_hook(ProgressHook(ctx.progress))
     runner.register_hook(WeightsOnlyCheckpointHook())
+    precise_bn = preset.get("precise_bn_iters", 0)
+    if not isinstance(precise_bn, int) or isinstance(precise_bn, bool) or precise_bn < 0:
+        raise ConfigError(f"{spec.task}: precise_bn_iters must be a count >= 0, got {precise_bn!r}")
+    if precise_bn > 0:
+        runner.register_hook(PreciseBNHook(precise_bn))
     started = time.monotonic()
     runner.train()
     trained = time.monotonic()
@@ -129,6 +134,7 @@ def run_dense(ctx: TaskContext, spec: DenseTask) -> TaskResult:
             "backbone_verified": check.checked,
             "undefined_metrics": undefined,
             "test_images": preset.get("test_images"),
+            "precise_bn_iters": precise_bn,
             "train_s": round(trained - started, 1),
             "test_s": round(tested - trained, 1),
             "work_dir": str(Path(ctx.workdir) / WORK_SUBDIR),

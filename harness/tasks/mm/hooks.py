@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -89,3 +89,47 @@ class WeightsOnlyCheckpointHook(Hook):
             for key, value in info.items():
                 if isinstance(value, np.generic):
                     info[key] = value.item()
+
+
+class PreciseBNHook(Hook):
+    """After training, before the test: every BatchNorm layer's running statistics become
+    the plain average of its batch statistics over ``iters`` training batches (detectron2's
+    precise BN), in place of the exponential average of the last iterations.
+
+    The forward passes run in training mode without gradients, so no weight changes; under
+    DDP every process runs the same number, so SyncBN averages over all of them.
+    """
+
+    priority = "LOW"
+
+    def __init__(self, iters: int) -> None:
+        self.iters = int(iters)
+
+    def after_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        norms = [m for m in model.modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: running = mean over the batches seen
+        was_training = model.training
+        model.train()
+        # The next batches of the training stream: a second iterator over the same loader
+        # would share mmdet's aspect-ratio batch sampler state with the suspended first one.
+        batches = getattr(getattr(runner, "train_loop", None), "dataloader_iterator", None)
+        if batches is None:
+            batches = _repeat(runner.train_dataloader)
+        with torch.no_grad():
+            for _ in range(self.iters):
+                model(**model.data_preprocessor(next(batches), True), mode="loss")
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+        runner.logger.info(f"precise BN: statistics of {len(norms)} norm layers re-estimated on {self.iters} batches")
+
+
+def _repeat(loader: Iterable) -> Iterator:
+    """The loader's batches, read again from the start whenever it ends."""
+    while True:
+        yield from loader

@@ -20,15 +20,8 @@ def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth:
             ds.metainfo = dict(classes=classes)
     cfg.test_evaluator = voc_evaluator()
 
-    model = cfg.model
-    expansion = 4 if depth >= 50 else 1
-    model.backbone.depth = depth
-    model.roi_head.shared_head.depth = depth
-    model.rpn_head.in_channels = 256 * expansion
-    model.rpn_head.feat_channels = 256 * expansion
-    model.roi_head.bbox_roi_extractor.out_channels = 256 * expansion
-    model.roi_head.bbox_head.in_channels = 512 * expansion
-    model.roi_head.bbox_head.num_classes = len(classes)
+    mmconfig.set_c4_widths(cfg.model, depth)
+    cfg.model.roi_head.bbox_head.num_classes = len(classes)
 
     if "train_scales" in preset:
         scales = mmconfig.sizes(preset["train_scales"])
