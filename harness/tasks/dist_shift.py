@@ -7,7 +7,10 @@ classes are projected onto the head's labels (``benchmarks/class_maps/*.json``).
   ``siscore_9`` = the mean over factors) and ObjectNet-9 (``objectnet_9``).
 * ImageNet-9 head: trained on ``bg_challenge/original/train``, clean test = original/val;
   shifted: ImageNet-R-9 (``imagenet_r_9``), only when ``<data_root>/<imagenet_r_dir>``
-  exists.
+  exists. ``in9_val`` picks its penalty's validation split: ``seeded`` (default, a
+  ``val_size`` subset of original/train, as every other probe) or ``original_val``
+  (ContraCAM's code: all of original/train to fit, original/val to select, so its clean
+  accuracy is the selection split's).
 
 Every shifted accuracy also comes as ``<set>_minus_clean`` (shifted - clean; closer to
 zero, i.e. higher, is better). Shifted sets that are absent are skipped; a mapping that
@@ -31,7 +34,7 @@ from harness.core.errors import ConfigError, DataError
 from harness.tasks import class_maps, cls_common, logreg
 from harness.data.object_crops import coco_crop_root
 from harness.tasks.features import FeatureExtractor, Features, TransformSpec
-from harness.tasks.probe import probe_with_seeded_val
+from harness.tasks.probe import ProbeConfig, probe_with_seeded_val, train_probe
 
 SISCORE_FACTORS = ("area", "rotation", "location")
 
@@ -161,7 +164,17 @@ def evaluate_dist_shift(ex: FeatureExtractor, data_root: Path, cfg: dict[str, An
         if train.classes != imagenet_r.classes:
             raise DataError(f"{class_maps.class_maps_dir() / 'imagenet_r_9.json'}: classes {imagenet_r.classes} "
                             f"differ from the ImageNet-9 classes of {train.root} ({train.classes})")
-        probe = probe_with_seeded_val(features("in9_train", train), len(train.classes), cfg, device)
+        selection = cfg.get("in9_val", "seeded")
+        if selection == "seeded":
+            probe = probe_with_seeded_val(features("in9_train", train), len(train.classes), cfg, device)
+        elif selection == "original_val":
+            if cfg.get("refit", True):
+                raise ConfigError("dist_shift: in9_val 'original_val' selects on the clean test split, so the "
+                                  "head must not be refitted on it: set 'refit: false'")
+            probe = train_probe(features("in9_train", train), features("in9_val", clean), len(train.classes),
+                                ProbeConfig.from_cfg(cfg), device)
+        else:
+            raise ConfigError(f"dist_shift: in9_val must be 'seeded' or 'original_val', got {selection!r}")
         acc = scores.score("imagenet_r_9", probe, features("imagenet_r_9", imagenet_r), imagenet_r)
         clean_acc = scores.score("in9_val", probe, features("in9_val", clean), clean)
         scores.add_head("in9", clean_acc, {"imagenet_r_9": acc})

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,3 +14,11 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic benchmark (size "tiny", seed 0), generated once per test run."""
+    from harness.data.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("synthetic"), seed=0, size="tiny")

@@ -1,14 +1,17 @@
-"""dist_shift on a data root whose shifted set lacks a class the mapping names."""
+"""dist_shift: data roots whose shifted set lacks a class the mapping names, and the
+ImageNet-9 head's validation split."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from harness.core.errors import ConfigError, DataError
+from harness.data.bg_challenge import read_bg_challenge
 from harness.data.layout import SYNTHETIC_CLASSES
-from harness.core.errors import DataError
 from harness.tasks.dist_shift import evaluate_dist_shift
 from harness.tasks.features import FeatureExtractor, TransformSpec
 
@@ -81,3 +84,55 @@ def test_imagenet_r_without_a_mapped_folder_fails_naming_file_and_class(tmp_path
     ex = FeatureExtractor(_never_built, "x", TransformSpec(), cache_dir=tmp_path / "cache")
     with pytest.raises(DataError, match=r"imagenet_r_9\.json: label 'dog' maps to class 'n02085620'"):
         evaluate_dist_shift(ex, tmp_path, {"siscore_factors": []}, "cpu")
+
+
+def _in9_root(tmp_path: Path) -> Path:
+    """An ImageNet-9 ``original`` variant (6 train, 3 val images a class, each class its own
+    colour) beside an ImageNet-R tree; no SI-Score, no ObjectNet."""
+    from harness.tasks.class_maps import IN9_CLASSES
+
+    root = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("val", 3)):
+        for label, name in enumerate(IN9_CLASSES):
+            folder = root / "bg_challenge" / "original" / split / f"{label:02d}_{name}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = np.clip(28 * label + rng.normal(0, 12, (16, 16, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.JPEG")
+    _imagenet_r(root)
+    return root
+
+
+def _pooled_pixels() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1))
+
+
+CFG = {"siscore_factors": [], "resize": 16, "crop": 16, "l2_grid": {"start": -4, "stop": 2, "num": 4},
+       "max_iter": 20, "val_size": 0.25}
+
+
+def test_imagenet_r_9_head_selects_on_original_val_as_contracam(tmp_path: Path):
+    root = _in9_root(tmp_path)
+    ex = FeatureExtractor(_pooled_pixels, "pool", TransformSpec(resize=16, crop=16), cache_dir=tmp_path / "cache")
+    official = evaluate_dist_shift(ex, root, {**CFG, "in9_val": "original_val", "refit": False,
+                                              "protocol": "contracam"}, "cpu")
+    seeded = evaluate_dist_shift(ex, root, CFG, "cpu")
+    n_train = len(read_bg_challenge(root, "original", "train").samples)
+    n_val = len(read_bg_challenge(root, "original", "val").samples)
+    head = official.extra["heads"]["in9"]
+    assert head["sizes"] == {"train": n_train, "val": n_val}  # fitted on all of train, selected on original/val
+    assert max(head["val_scores"]) == pytest.approx(official.metrics["clean_in9"])
+    assert seeded.extra["heads"]["in9"]["sizes"] == {"train": n_train - round(0.25 * n_train),
+                                                     "val": round(0.25 * n_train)}
+    assert {"imagenet_r_9", "imagenet_r_9_minus_clean"} <= set(official.metrics)
+
+
+def test_selecting_on_original_val_refuses_a_refit_and_unknown_modes(tmp_path: Path):
+    root = _in9_root(tmp_path)
+    ex = FeatureExtractor(_pooled_pixels, "pool", TransformSpec(resize=16, crop=16), cache_dir=tmp_path / "cache")
+    with pytest.raises(ConfigError, match="refit: false"):
+        evaluate_dist_shift(ex, root, {**CFG, "in9_val": "original_val"}, "cpu")
+    with pytest.raises(ConfigError, match="in9_val must be"):
+        evaluate_dist_shift(ex, root, {**CFG, "in9_val": "test"}, "cpu")

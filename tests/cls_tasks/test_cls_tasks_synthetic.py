@@ -16,13 +16,6 @@ pytestmark = pytest.mark.slow  # about 15 s unloaded, end to end with a ResNet-1
 
 
 @pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from harness.data.synthetic import generate
-
-    return generate(tmp_path_factory.mktemp("synthetic"), seed=0, size="tiny")
-
-
-@pytest.fixture(scope="module")
 def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return backbone_file(tmp_path_factory.mktemp("backbone") / "backbone.pth")
 

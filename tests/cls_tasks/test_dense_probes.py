@@ -15,13 +15,6 @@ from harness.core.paths import benchmarks_dir
 from harness.tasks.seg_probe import cell_labels
 
 
-@pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from harness.data.synthetic import generate
-
-    return generate(tmp_path_factory.mktemp("synthetic"), seed=0, size="tiny")
-
-
 def _run(task: str, root: Path, backbone: Path, tmp_path: Path, **overrides) -> TaskResult:
     from harness.core.registry import import_entry
 

@@ -89,3 +89,33 @@ def test_contracam_suite_probes_are_its_lineval() -> None:
         assert (cfg["dataset"], cfg["val_size"], probe.protocol, probe.refit, probe.metric) == \
             (dataset, val, "contracam", False, "top1"), CONTRACAM_SOURCE
         assert (len(probe.grid), probe.grid[0], probe.grid[-1]) == (45, pytest.approx(1e-6), pytest.approx(1e5))
+
+
+def test_contracam_suite_shift_heads_and_crops_are_its_lineval() -> None:
+    """Its data module: COCO-Crop 10,000 held-out train crops, IN-9 5 % of original/train,
+    ImageNet-R-9 fitted on original/train and selected on original/val."""
+    from harness.core import config
+    from harness.tasks.probe import ProbeConfig
+
+    instances = config.suite_instances(config.load_suite("contracam"), "paper")
+    expected = {"coco_crop.contracam": ("val_size", 10000), "bg_shift.contracam": ("val_size", 0.05),
+                "dist_shift.contracam": ("in9_val", "original_val")}
+    for name, (key, value) in expected.items():
+        probe = ProbeConfig.from_cfg(instances[name], "top1")
+        assert (instances[name][key], probe.protocol, probe.refit) == (value, "contracam", False), CONTRACAM_SOURCE
+
+
+MOCO_C4 = "facebookresearch/moco detection/configs/coco_R_50_C4_2x_moco.yaml over Base-RCNN-C4-BN.yaml"
+
+
+def test_contracam_suite_detects_with_moco_mask_rcnn_c4_2x() -> None:
+    from harness.core import config
+
+    instances = config.suite_instances(config.load_suite("contracam"), "paper")
+    assert "coco_det" not in instances
+    c4 = instances["coco_det_c4"]
+    assert (c4["config"], c4["iters"], c4["milestones"], c4["batch_size"], c4["lr"], c4["warmup_iters"],
+            c4["precise_bn_iters"]) == ("benchmarks/mmdet/mask-rcnn_r50-c4_ms-2x_coco.py", 180000, [120000, 160000],
+                                        16, 0.02, 1000, 200), MOCO_C4
+    standard = config.suite_instances(config.load_suite("all"), "paper")
+    assert standard["coco_det"]["config"] == "benchmarks/mmdet/mask-rcnn_r50_fpn_ms-1x_coco.py"  # the standard column
