@@ -1,8 +1,10 @@
 """Backbone files: export, strict import, conversion of public SSL checkpoints, heads.
 
-A *backbone file* is a torchvision ResNet state dict without ``fc.*`` (``backbone.pth``)
-with a JSON sidecar of the same stem (``backbone.json``: ``arch``, ``sha256`` of the
-.pth, ``method``, ``recipe``, ``config_hash``, ...). Every load uses
+A *backbone file* (``backbone.pth``) is a torchvision ResNet state dict without ``fc.*``,
+or a timm Vision Transformer state dict without ``head.*`` (:mod:`harness.core.vit`),
+with a JSON sidecar of the same stem (``backbone.json``: ``family`` resnet | vit,
+``arch``, ``img_size`` for a ViT, ``sha256`` of the .pth, ``method``, ``recipe``,
+``config_hash``, ...). Every load uses
 ``torch.load(weights_only=True)`` (a file carrying pickled code is refused) and strict
 key checks.
 
@@ -19,6 +21,16 @@ layout                      backbone keys
 ``lightning``               ``encoder.*`` under ``state_dict`` (Lightning modules)
 ``ddp``                     ``module.*`` (a DDP-wrapped torchvision model)
 ``torchvision``             plain torchvision keys (``fc.*`` dropped)
+==========================  =============================================================
+
+and Vision Transformers (timm key names; the arch and image size are read off the shapes):
+
+==========================  =============================================================
+``mocov3``                  ``module.base_encoder.*`` (facebookresearch/moco-v3)
+``dino-ibot``               ``backbone.*`` / ``module.backbone.*``, the ``teacher`` of a full
+                            DINO or iBOT checkpoint (released backbone weights are ``timm``)
+``timm``                    plain timm keys: DINO / MAE released weights (MAE under ``model``;
+                            its ``decoder_*`` and ``mask_token`` dropped)
 ==========================  =============================================================
 
 :func:`convert` also writes the checkpoint's projector as ``heads.pth`` when it finds one
@@ -44,10 +56,13 @@ from harness.api import BACKBONE_FILE
 from harness.core.atomic import atomic_open, atomic_write_json
 from harness.core.errors import CheckpointError
 from harness.core.hashing import sha256_file
+from harness.core.vit import VIT_ARCHS, build_vit, expected_vit_keys, infer_vit, is_vit, vit_backbone_part
 
 HEADS_FILE = "heads.pth"
 HEADS_META = "heads.json"
-ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+RESNET_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+ARCHS = RESNET_ARCHS + tuple(VIT_ARCHS)
+FORMATS = {"resnet": "torchvision-resnet-no-fc", "vit": "timm-vit-no-head"}
 # (layout name, key prefix) in the order they are tried; the first prefix under which a
 # complete ResNet is found wins (MoCo files also hold encoder_k: the query encoder is used).
 LAYOUTS = (
@@ -62,7 +77,16 @@ LAYOUTS = (
     ("ddp", "module."),
     ("torchvision", ""),
 )
-_NESTING = ("state_dict", "model", "network")
+# (layout name, key prefix) of ViT checkpoints, tried in this order
+VIT_LAYOUTS = (
+    ("mocov3", "module.base_encoder."),
+    ("mocov3", "base_encoder."),
+    ("dino-ibot", "backbone."),
+    ("dino-ibot", "module.backbone."),
+    ("ddp", "module."),
+    ("timm", ""),
+)
+_NESTING = ("state_dict", "model", "network", "teacher")
 _MIN_BACKBONE_KEYS = 20  # a ResNet-18 backbone has 122 keys; a head or stray tensor has a few
 
 
@@ -76,9 +100,19 @@ def _atomic_save(obj: Any, path: Path) -> None:
         torch.save(obj, fh)
 
 
-def _expected_keys(arch: str) -> dict[str, tuple[int, ...]]:
-    """Backbone keys (no ``fc``) and shapes of a torchvision ``arch``, built on the meta device."""
+def family_of(arch: str) -> str:
+    """``vit`` or ``resnet``: the architecture family of ``arch``."""
+    return "vit" if is_vit(arch) else "resnet"
+
+
+def _expected_keys(arch: str, img_size: int | None = None) -> dict[str, tuple[int, ...]]:
+    """Backbone keys (no ``fc`` / ``head``) and shapes of ``arch``, built on the meta device."""
     import torchvision.models as tvm
+
+    if is_vit(arch):
+        if img_size is None:
+            raise CheckpointError(f"a ViT backbone ({arch}) needs its img_size")
+        return expected_vit_keys(arch, img_size)
 
     with torch.device("meta"):
         net = getattr(tvm, arch)(weights=None)
@@ -95,34 +129,36 @@ def save_backbone(resnet: nn.Module | Mapping[str, torch.Tensor], workdir: Path,
                   filename: str = BACKBONE_FILE) -> Path:
     """Write ``<workdir>/backbone.pth`` (state dict without ``fc.*``) and its sidecar.
 
-    ``meta`` must hold ``arch`` and should hold ``method``, ``recipe``, ``config_hash``;
-    ``sha256`` is added. The weights are checked against the torchvision ``arch`` keys
-    (strict) before anything is written. Returns the .pth path.
+    ``meta`` must hold ``arch`` (and ``img_size`` for a ViT) and should hold ``method``,
+    ``recipe``, ``config_hash``; ``family`` and ``sha256`` are added. The weights are
+    checked against the ``arch`` keys (strict) before anything is written. Returns the .pth path.
     """
     if "arch" not in meta:
         raise CheckpointError("save_backbone: meta must name the 'arch'")
-    state = {k: v for k, v in _cpu_state(resnet).items() if not k.startswith("fc.")}
-    _check_keys(state, meta["arch"], "backbone to export")
+    family = family_of(meta["arch"])
+    drop = "head." if family == "vit" else "fc."
+    state = {k: v for k, v in _cpu_state(resnet).items() if not k.startswith(drop)}
+    _check_keys(state, meta["arch"], "backbone to export", meta.get("img_size"))
     _check_finite(state, "backbone to export")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / filename
     _atomic_save(state, path)
-    atomic_write_json(sidecar_path(path), {**meta, "sha256": sha256_file(path), "format": "torchvision-resnet-no-fc"},
-                      indent=1, sort_keys=True)
+    atomic_write_json(sidecar_path(path), {**meta, "family": family, "sha256": sha256_file(path),
+                                           "format": FORMATS[family]}, indent=1, sort_keys=True)
     return path
 
 
-def _check_keys(state: Mapping[str, torch.Tensor], arch: str, what: str) -> None:
+def _check_keys(state: Mapping[str, torch.Tensor], arch: str, what: str, img_size: int | None = None) -> None:
     if arch not in ARCHS:
         raise CheckpointError(f"{what}: unknown arch {arch!r}; expected one of {ARCHS}")
-    expected = _expected_keys(arch)
+    expected = _expected_keys(arch, img_size)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k])
     if missing or unexpected or wrong:
         raise CheckpointError(
-            f"{what} does not match torchvision {arch}: missing keys {missing[:20]}"
+            f"{what} does not match {'timm' if is_vit(arch) else 'torchvision'} {arch}: missing keys {missing[:20]}"
             f"{' ...' if len(missing) > 20 else ''} ({len(missing)}), unexpected keys {unexpected[:20]} "
             f"({len(unexpected)}), wrong shapes {wrong[:20]} ({len(wrong)})")
 
@@ -156,15 +192,15 @@ def _torch_load(path: Path) -> Any:
         raise CheckpointError(f"{path}: cannot read checkpoint ({exc})") from exc
 
 
-def load_backbone(path: Path, arch: str | None = None) -> nn.Module:
-    """A torchvision ResNet with ``fc = nn.Identity()`` loaded strictly from a backbone file.
+def load_backbone(path: Path, arch: str | None = None, family: str | None = None) -> nn.Module:
+    """The network of a backbone file, loaded strictly: a torchvision ResNet with ``fc =
+    nn.Identity()`` (pooled features), or a timm ViT without classifier (class-token features).
 
     ``arch``: given, else the sidecar's, else the one nearest to the keys (a missing or
-    unexpected key is then an error that lists it). If the sidecar has a
-    ``sha256`` it must match the file.
+    unexpected key is then an error that lists it). ``family`` (``resnet`` / ``vit``):
+    what the caller can use; a file of the other family is refused by name. If the
+    sidecar has a ``sha256`` it must match the file.
     """
-    from torchvision.models import ResNet
-
     path = Path(path)
     meta_path = sidecar_path(path)
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
@@ -174,12 +210,25 @@ def load_backbone(path: Path, arch: str | None = None) -> nn.Module:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a flat state dict of tensors (a backbone file); use "
                               f"`harness convert` for other checkpoint layouts")
-    arch = arch or meta.get("arch") or nearest_arch({k for k in state if not k.startswith("fc.")})
-    _check_keys(state, arch, str(path))
-    import torchvision.models as tvm
+    found = "vit" if (arch and is_vit(arch)) or meta.get("family") == "vit" or "cls_token" in state else "resnet"
+    if arch and family_of(arch) != found:
+        raise CheckpointError(f"{path}: a {found} backbone file, but {arch} was asked for")
+    if family is not None and found != family:
+        raise CheckpointError(f"{path}: a {found} backbone ({meta.get('arch') or arch or 'arch not recorded'}), "
+                              f"but this task runs on {family} backbones only")
+    if found == "vit":
+        inferred = infer_vit(state, str(path))
+        arch = arch or meta.get("arch") or inferred[0]
+        img_size = int(meta.get("img_size") or inferred[1])
+        _check_keys(state, arch, str(path), img_size)
+        net = build_vit(arch, img_size)
+    else:
+        import torchvision.models as tvm
 
-    net: ResNet = getattr(tvm, arch)(weights=None)
-    net.fc = nn.Identity()
+        arch = arch or meta.get("arch") or nearest_arch({k for k in state if not k.startswith("fc.")})
+        _check_keys(state, arch, str(path))
+        net = getattr(tvm, arch)(weights=None)
+        net.fc = nn.Identity()
     net.load_state_dict(state, strict=True)
     return net
 
@@ -259,7 +308,7 @@ def nearest_arch(keys: set[str]) -> str:
     """The torchvision ResNet whose backbone keys differ least from ``keys`` (BN
     ``num_batches_tracked`` buffers ignored)."""
     keys = _weights_only_keys(keys)
-    return min(ARCHS, key=lambda a: len(_weights_only_keys(_expected_keys(a)) ^ keys))
+    return min(RESNET_ARCHS, key=lambda a: len(_weights_only_keys(_expected_keys(a)) ^ keys))
 
 
 def _weights_only_keys(keys: Any) -> set[str]:
@@ -279,6 +328,12 @@ def convert(src: Path, dst: Path, arch: str | None = None) -> ConversionReport:
     state = _flatten(_torch_load(src), src)
     if not state:
         raise CheckpointError(f"{src}: holds no tensors")
+    vit = _detect_vit_layout(state)
+    if vit is not None or (arch and is_vit(arch)):
+        if vit is None:
+            raise CheckpointError(f"{src}: no ViT backbone found (cls_token, pos_embed and blocks.* under one of "
+                                  f"the prefixes {[p for _, p in VIT_LAYOUTS]})")
+        return _convert_vit(src, dst, state, *vit, arch)
     try:
         layout, prefix = detect_layout(state)
     except CheckpointError as exc:
@@ -311,6 +366,43 @@ def convert(src: Path, dst: Path, arch: str | None = None) -> ConversionReport:
     heads = _write_projector(state, prefix, path.parent, {"method": "imported", "source": str(src)})
     return ConversionReport(src, path, layout, prefix, arch, len(backbone), dict(dropped), filled, meta["sha256"],
                             heads)
+
+
+def _detect_vit_layout(state: Mapping[str, torch.Tensor]) -> tuple[str, str] | None:
+    """``(layout name, prefix)`` of the first ViT prefix holding a class token and blocks."""
+    for name, prefix in VIT_LAYOUTS:
+        if prefix + "cls_token" in state and any(k.startswith(prefix + "blocks.") for k in state):
+            return name, prefix
+    return None
+
+
+def _convert_vit(src: Path, dst: Path, state: Mapping[str, torch.Tensor], layout: str, prefix: str,
+                 arch: str | None) -> ConversionReport:
+    """The ViT branch of :func:`convert`: every backbone key under ``prefix`` must be a key
+    of the inferred timm ViT with its shape; heads, decoders and mask tokens are dropped."""
+    stripped = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    backbone = {k: v for k, v in stripped.items() if vit_backbone_part(k)}
+    inferred, img_size = infer_vit(backbone, str(src))
+    arch = arch or inferred
+    expected = _expected_keys(arch, img_size)
+    missing = sorted(set(expected) - set(backbone))
+    unexpected = sorted(set(backbone) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(backbone) if tuple(backbone[k].shape) != expected[k])
+    if missing or unexpected or wrong:
+        raise CheckpointError(f"{src}: the ViT under prefix {prefix!r} is not a timm {arch} at {img_size} px: "
+                              f"missing {missing[:20]} ({len(missing)}), unexpected {unexpected[:20]} "
+                              f"({len(unexpected)}), wrong shapes {wrong[:10]} ({len(wrong)})")
+    used = {prefix + k for k in backbone}
+    dropped = Counter(_group(k, prefix) for k in state if k not in used)
+    path = dst / BACKBONE_FILE if dst.is_dir() or dst.suffix == "" else dst
+    save_backbone(backbone, path.parent, {"arch": arch, "img_size": img_size, "method": "imported", "recipe": layout,
+                                          "config_hash": "", "source": str(src), "source_sha256": sha256_file(src)},
+                  filename=path.name)
+    for stale in (path.parent / HEADS_FILE, sidecar_path(path.parent / HEADS_FILE)):
+        stale.unlink(missing_ok=True)
+    meta = json.loads(sidecar_path(path).read_text())
+    return ConversionReport(src, path, layout, prefix, f"{arch} ({img_size} px)", len(backbone), dict(dropped), [],
+                            meta["sha256"], "none (projectors are imported from ResNet checkpoints only)")
 
 
 def _write_projector(state: Mapping[str, torch.Tensor], prefix: str, folder: Path, meta: dict[str, Any]) -> str:

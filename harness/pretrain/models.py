@@ -1,4 +1,4 @@
-"""ResNet trunks and the MLP heads of self-supervised methods.
+"""ResNet and ViT trunks and the MLP heads of self-supervised methods.
 
 Heads are described by plain dict *specs* (JSON-serialisable) so that an exported
 ``heads.pth`` can be rebuilt without the method's code (see
@@ -35,8 +35,24 @@ def build_resnet(arch: str, zero_init_residual: bool = False) -> ResNet:
     return net
 
 
+def build_backbone(arch: str, zero_init_residual: bool = False, img_size: int | None = None) -> nn.Module:
+    """A randomly initialised trunk of ``arch``: a ResNet (:func:`build_resnet`) or a timm
+    ViT for ``img_size`` pixels (:func:`harness.core.vit.build_vit`)."""
+    from harness.core.vit import build_vit, is_vit
+
+    if is_vit(arch):
+        if img_size is None:
+            raise ConfigError(f"a ViT trunk ({arch}) needs the recipe key img_size")
+        return build_vit(arch, int(img_size))
+    return build_resnet(arch, zero_init_residual)
+
+
 def feature_dim(arch: str) -> int:
-    """Channels of ``layer4`` (= pooled feature size) of ``arch``."""
+    """Feature size of ``arch``: ``layer4`` channels of a ResNet, the embedding width of a ViT."""
+    from harness.core.vit import VIT_ARCHS
+
+    if arch in VIT_ARCHS:
+        return VIT_ARCHS[arch][1]
     if arch not in FEATURE_DIMS:
         raise ConfigError(f"unknown arch {arch!r}; expected one of {sorted(FEATURE_DIMS)}")
     return FEATURE_DIMS[arch]

@@ -62,6 +62,8 @@ def export(ctx: StageContext, model: Exportable) -> Path | None:
         meta = {"arch": ctx.cfg["arch"], "method": ctx.method, "recipe": ctx.recipe,
                 "config_hash": ctx.config_hash, "stage": ctx.name, "seed": ctx.seed,
                 "pretrain_data": ctx.cfg.get("pretrain_data", ""), "epochs": ctx.cfg.get("epochs")}
+        if "img_size" in ctx.cfg:  # a ViT: the image size its position embedding is for
+            meta["img_size"] = int(ctx.cfg["img_size"])
         path = save_backbone(model.backbone, ctx.workdir, meta)
         save_model_heads(ctx.workdir, model, {"arch": ctx.cfg["arch"], "method": ctx.method, "stage": ctx.name})
     dist.barrier()

@@ -301,7 +301,7 @@ class BiasDiagnostic(Task):
         cfg = DiagnosticCfg.from_cfg(ctx.cfg)
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
-        net = load_backbone(ctx.backbone).to(ctx.device).eval()
+        net = load_backbone(ctx.backbone, family="resnet").to(ctx.device).eval()
         bg_set, nb_set = coupling_scenes(cfg)
         pos_set, centres = position_scenes(cfg)
         feats_bg = roi_features(net, bg_set, cfg, ctx.device)

@@ -110,7 +110,7 @@ class InstanceProbe(Task):
         train, test = load_sets(cfg.dataset, ctx.data_root)
         if [c["id"] for c in train.categories] != [c["id"] for c in test.categories]:
             raise DataError(f"{test.ann_file or test.root}: categories differ from those of {train.name}")
-        net = load_backbone(ctx.backbone).to(ctx.device).eval()
+        net = load_backbone(ctx.backbone, family="resnet").to(ctx.device).eval()
         tr_objs, te_objs = objects_of(train, cfg.min_area), objects_of(test, cfg.min_area)
         x_tr = roi_vectors(net, train, tr_objs, cfg, ctx.device)
         ctx.progress(1, 3, phase="train objects")

@@ -95,7 +95,7 @@ class SegProbe(Task):
         cfg = SegProbeConfig.from_cfg(dict(ctx.cfg))
         train, test = load_sets(cfg.dataset, ctx.data_root)
         n_classes = len(train.classes)
-        net = load_backbone(ctx.backbone).to(ctx.device).eval()
+        net = load_backbone(ctx.backbone, family="resnet").to(ctx.device).eval()
         x, y, owner = self._train_cells(net, train, cfg, ctx.device)
         ctx.progress(1, 3, phase="train features")
         head, sweep = self._fit(x, y, owner, n_classes, cfg, ctx)

@@ -1,7 +1,8 @@
 """A randomly initialised backbone, exported untrained: the floor every method must clear.
 
 One stage builds the torchvision ResNet of the recipe's ``arch`` with the seed of the run
-(torchvision's own initialisation; ``zero_init_residual`` as the recipe says) and a
+(torchvision's own initialisation; ``zero_init_residual`` as the recipe says), or the timm
+ViT of a ViT ``arch`` at the recipe's ``img_size`` (``tiny-vit``: ViT-T at 64 px), and a
 projector of MoCo v2's shape, also random, so that tasks needing ``heads.pth`` (CAM
 localization) run on it too. BatchNorm keeps its initial statistics (mean 0, variance 1),
 so the network is exactly what training starts from, unless the recipe has a
@@ -22,5 +23,5 @@ class RandomInit(Method):
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         return [Stage("init", run="methods.random_init.stage:run", version="1", exports_backbone=True,
-                      reads=("arch", "zero_init_residual", "projector", "bn_statistics", "data", "augment",
+                      reads=("arch", "img_size", "zero_init_residual", "projector", "bn_statistics", "data", "augment",
                              "pretrain_data", "epochs"))]

@@ -17,17 +17,18 @@ from harness.core.config_section import recipe_section
 from harness.api import StageContext
 from harness.pretrain.augment import StepRNG, TwoViewBatch
 from harness.pretrain.data import StepSampler, collate
-from harness.pretrain.models import build_head, build_resnet, feature_dim, mlp_spec
+from harness.pretrain.models import build_backbone, build_head, feature_dim, mlp_spec
 from harness.pretrain.stage import export, scene_dataset
 
 
 class RandomModel(nn.Module):
     """The backbone and projector at their initialisation."""
 
-    def __init__(self, arch: str, zero_init_residual: bool, hidden: int | None, dim: int, bn: bool) -> None:
+    def __init__(self, arch: str, zero_init_residual: bool, hidden: int | None, dim: int, bn: bool,
+                 img_size: int | None = None) -> None:
         super().__init__()
         d = feature_dim(arch)
-        self.backbone = build_resnet(arch, zero_init_residual)
+        self.backbone = build_backbone(arch, zero_init_residual, img_size)
         self.projector_spec = mlp_spec([d, hidden or d, dim], bn=bn)
         self.projector = build_head(self.projector_spec)
 
@@ -69,7 +70,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     bn = _section(ctx.cfg, "bn_statistics", {"batches", "batch_size"})
     torch.manual_seed(ctx.seed)
     model = RandomModel(ctx.cfg["arch"], bool(ctx.cfg.get("zero_init_residual", False)), proj.get("hidden"),
-                        int(proj.get("dim", 128)), bool(proj.get("bn", True)))
+                        int(proj.get("dim", 128)), bool(proj.get("bn", True)), ctx.cfg.get("img_size"))
     seen = measure_bn_statistics(ctx, model.backbone, int(bn["batches"]), int(bn["batch_size"])) if bn else 0
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     export(ctx, model)

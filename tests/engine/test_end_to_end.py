@@ -49,6 +49,27 @@ def test_an_imported_public_checkpoint_runs_the_smoke_suite(tmp_path: Path) -> N
     assert stage["extra"]["layout"] == "moco" and stage["extra"]["heads"].startswith("none")
 
 
+def test_an_imported_public_vit_checkpoint_runs_the_smoke_suite(tmp_path: Path) -> None:
+    """A DINO-style full checkpoint of a ViT-T/16 at 224 px: its teacher is imported and the
+    tiny 64 px tasks read its class token (the position embedding interpolated)."""
+    import torch
+
+    from harness.core.vit import build_vit
+
+    torch.manual_seed(0)
+    teacher = {f"backbone.{k}": v for k, v in build_vit("vit_tiny_patch16", 224).state_dict().items()}
+    torch.save({"teacher": teacher, "student": {}, "epoch": 100}, tmp_path / "dino.pth")
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--method", "imported", "--suite", "smoke", "--out", str(out),
+           "--set", f"method.checkpoint={tmp_path / 'dino.pth'}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    records = load_records(out / "records")
+    assert sorted(records["task"]) == ["bg_shift", "coco_crop", "knn"] and set(records["status"]) == {"ok"}
+    stage = load_records(out / "records", kind="stage").iloc[0]
+    assert (stage["extra"]["layout"], stage["extra"]["arch"]) == ("dino-ibot", "vit_tiny_patch16 (224 px)")
+
+
 @pytest.mark.slow
 def test_smoke_suite_with_every_unit_a_two_process_torchrun_job(tmp_path: Path) -> None:
     out = tmp_path / "runs"

@@ -26,7 +26,7 @@ def read_backbone(path: Path, arch: str) -> dict[str, torch.Tensor]:
 
     if arch not in DEPTHS:
         raise CheckpointError(f"unsupported backbone arch {arch!r} for the dense tasks; expected one of {sorted(DEPTHS)}")
-    model = load_backbone(Path(path), arch)
+    model = load_backbone(Path(path), arch, family="resnet")
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
 
 
