@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from harness.core.config_section import recipe_section
 from harness.core.errors import ConfigError
-from harness.pretrain.models import build_head, build_resnet, ema_update, feature_dim, frozen_copy, mlp_spec
+from harness.pretrain.models import build_backbone, build_head, ema_update, feature_dim, frozen_copy, mlp_spec
 
 
 def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -40,12 +40,12 @@ class BYOLModel(nn.Module):
 
     def __init__(self, arch: str, dim: int = 256, hidden: int = 4096, pred_hidden: int = 4096,
                  momentum: float = 0.996, momentum_schedule: str = "constant",
-                 zero_init_residual: bool = True) -> None:
+                 zero_init_residual: bool = True, img_size: int | None = None) -> None:
         super().__init__()
         target_momentum(momentum, momentum_schedule, 0, 1)  # validates the schedule name
         d = feature_dim(arch)
         self.arch, self.momentum, self.momentum_schedule = arch, float(momentum), momentum_schedule
-        self.backbone = build_resnet(arch, zero_init_residual)
+        self.backbone = build_backbone(arch, zero_init_residual, img_size)
         self.projector_spec = mlp_spec([d, hidden, dim], bn=True)
         self.predictor_spec = mlp_spec([dim, pred_hidden, dim], bn=True)
         self.projector = build_head(self.projector_spec)
@@ -58,7 +58,8 @@ class BYOLModel(nn.Module):
         """From a recipe: ``arch``, ``zero_init_residual`` and the ``byol`` section
         (``dim``, ``hidden``, ``pred_hidden``, ``momentum``, ``momentum_schedule``)."""
         byol = recipe_section(cfg, "byol", {"dim", "hidden", "pred_hidden", "momentum", "momentum_schedule"})
-        return cls(cfg["arch"], zero_init_residual=bool(cfg.get("zero_init_residual", True)), **byol)
+        return cls(cfg["arch"], zero_init_residual=bool(cfg.get("zero_init_residual", True)),
+                   img_size=cfg.get("img_size"), **byol)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """Online projection (not normalised)."""

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from harness.core.config_section import recipe_section
 from harness.core.errors import ConfigError
 from harness.pretrain import dist
-from harness.pretrain.models import build_head, build_resnet, ema_update, feature_dim, frozen_copy, mlp_spec
+from harness.pretrain.models import build_backbone, build_head, ema_update, feature_dim, frozen_copy, mlp_spec
 from harness.pretrain.shuffle_bn import shuffled_forward, step_generator
 
 
@@ -65,12 +65,13 @@ class MoCoV2Model(nn.Module):
 
     def __init__(self, arch: str, dim: int = 128, hidden: int | None = None, queue: int = 65536,
                  momentum: float = 0.999, temperature: float = 0.2, projector_bn: bool = True,
-                 zero_init_residual: bool = True, shuffle_bn: bool = False, shuffle_bn_groups: int = 8) -> None:
+                 zero_init_residual: bool = True, shuffle_bn: bool = False, shuffle_bn_groups: int = 8,
+                 img_size: int | None = None) -> None:
         super().__init__()
         d = feature_dim(arch)
         self.arch, self.momentum, self.temperature = arch, float(momentum), float(temperature)
         self.shuffle_groups = int(shuffle_bn_groups) if shuffle_bn else 0
-        self.backbone = build_resnet(arch, zero_init_residual)
+        self.backbone = build_backbone(arch, zero_init_residual, img_size)
         self.projector_spec = mlp_spec([d, hidden or d, dim], bn=projector_bn)
         self.projector = build_head(self.projector_spec)
         self.backbone_k = frozen_copy(self.backbone)
@@ -84,7 +85,8 @@ class MoCoV2Model(nn.Module):
         ``shuffle_bn``, ``shuffle_bn_groups``)."""
         moco = recipe_section(cfg, "moco", {"dim", "hidden", "queue", "momentum", "temperature", "projector_bn",
                                             "shuffle_bn", "shuffle_bn_groups"})
-        return cls(cfg["arch"], zero_init_residual=bool(cfg.get("zero_init_residual", True)), **moco)
+        return cls(cfg["arch"], zero_init_residual=bool(cfg.get("zero_init_residual", True)),
+                   img_size=cfg.get("img_size"), **moco)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """L2-normalised query projection of images ``x``."""

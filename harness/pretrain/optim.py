@@ -1,4 +1,4 @@
-"""Optimisers (SGD, LARS) and the per-step learning-rate schedule of the pretraining loop."""
+"""Optimisers (SGD, LARS, AdamW) and the per-step learning-rate schedule of the pretraining loop."""
 from __future__ import annotations
 
 import math
@@ -21,6 +21,8 @@ class OptimConfig:
     ``warmup_epochs``. ``unit``: ``step`` updates the lr every step, ``epoch`` once per
     epoch (the reference MoCo v2 code). ``exclude_bias_bn``: no weight decay (nor LARS
     adaptation) for biases and normalisation parameters (all parameters with ndim <= 1).
+    ``adamw`` (the ViT recipes) uses ``betas`` and decoupled ``weight_decay``; ``momentum``,
+    ``nesterov`` and ``lars_eta`` are then unused.
     """
 
     name: str = "sgd"
@@ -31,6 +33,7 @@ class OptimConfig:
     nesterov: bool = False
     lars_eta: float = 0.001
     exclude_bias_bn: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
     schedule: str = "cosine"
     warmup_epochs: float = 0.0
     min_lr: float = 0.0
@@ -39,13 +42,15 @@ class OptimConfig:
     @classmethod
     def from_recipe(cls, recipe: dict[str, Any]) -> "OptimConfig":
         opt = recipe_section(recipe, "optimizer", {"name", "lr", "base_batch", "momentum", "weight_decay",
-                                                   "nesterov", "lars_eta", "exclude_bias_bn"})
+                                                   "nesterov", "lars_eta", "exclude_bias_bn", "betas"})
+        if "betas" in opt:
+            opt["betas"] = tuple(float(b) for b in opt["betas"])
         sch = recipe_section(recipe, "schedule", {"name", "warmup_epochs", "min_lr", "unit"})
         if "name" in sch:
             sch["schedule"] = sch.pop("name")
         cfg = cls(**opt, **sch)
-        if cfg.name not in ("sgd", "lars"):
-            raise ConfigError(f"optimizer.name must be 'sgd' or 'lars', got {cfg.name!r}")
+        if cfg.name not in ("sgd", "lars", "adamw"):
+            raise ConfigError(f"optimizer.name must be 'sgd', 'lars' or 'adamw', got {cfg.name!r}")
         if cfg.schedule not in ("cosine", "constant"):
             raise ConfigError(f"schedule.name must be 'cosine' or 'constant', got {cfg.schedule!r}")
         if cfg.unit not in ("step", "epoch"):
@@ -132,6 +137,8 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
         return LARS(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, eta=cfg.lars_eta)
     for g in groups:
         g.pop("lars_exclude", None)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                            nesterov=cfg.nesterov)
 
