@@ -107,7 +107,7 @@ def test_claims_three_verdicts(records: Path, tmp_path: Path) -> None:
     (("task: bg_shift, metric: bg_gap", "task: bg_shfit, metric: bg_gap"), "unknown task in"),
     (("metric: bg_gap, direction: lower}]", "metric: bg_gapp, direction: lower}]"), "reports no metric 'bg_gapp'"),
     (("direction: lower}]", "direction: down}]"), "direction"),
-    (("method: mocov2", "method: mocov3"), "unknown method"),
+    (("method: mocov2", "method: mocov9"), "unknown method"),
     (("statement: background", "statment: background"), "unknown key"),
 ])
 def test_malformed_claims_name_file_and_key(tmp_path: Path, records: Path, edit: tuple[str, str], message: str) -> None:
