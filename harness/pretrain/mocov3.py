@@ -44,7 +44,6 @@ class MoCoV3Model(nn.Module):
                  temperature: float = 0.2, freeze_patch_embed: bool = False, zero_init_residual: bool = False,
                  img_size: int | None = None) -> None:
         super().__init__()
-        target_momentum(momentum, "cosine", 0, 1)
         d = feature_dim(arch)
         self.momentum, self.temperature = float(momentum), float(temperature)
         self.backbone = build_backbone(arch, zero_init_residual, img_size)

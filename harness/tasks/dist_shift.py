@@ -165,18 +165,18 @@ def evaluate_dist_shift(ex: FeatureExtractor, data_root: Path, cfg: dict[str, An
             raise DataError(f"{class_maps.class_maps_dir() / 'imagenet_r_9.json'}: classes {imagenet_r.classes} "
                             f"differ from the ImageNet-9 classes of {train.root} ({train.classes})")
         selection = cfg.get("in9_val", "seeded")
-        if selection == "seeded":
-            probe = probe_with_seeded_val(features("in9_train", train), len(train.classes), cfg, device)
-        elif selection == "original_val":
-            if cfg.get("refit", True):
-                raise ConfigError("dist_shift: in9_val 'original_val' selects on the clean test split, so the "
-                                  "head must not be refitted on it: set 'refit: false'")
-            probe = train_probe(features("in9_train", train), features("in9_val", clean), len(train.classes),
-                                ProbeConfig.from_cfg(cfg), device)
-        else:
+        if selection not in ("seeded", "original_val"):
             raise ConfigError(f"dist_shift: in9_val must be 'seeded' or 'original_val', got {selection!r}")
+        if selection == "original_val" and cfg.get("refit", True):
+            raise ConfigError("dist_shift: in9_val 'original_val' selects on the clean test split, so the "
+                              "head must not be refitted on it: set 'refit: false'")
+        train_feats, clean_feats = features("in9_train", train), features("in9_val", clean)
+        if selection == "seeded":
+            probe = probe_with_seeded_val(train_feats, len(train.classes), cfg, device)
+        else:
+            probe = train_probe(train_feats, clean_feats, len(train.classes), ProbeConfig.from_cfg(cfg), device)
         acc = scores.score("imagenet_r_9", probe, features("imagenet_r_9", imagenet_r), imagenet_r)
-        clean_acc = scores.score("in9_val", probe, features("in9_val", clean), clean)
+        clean_acc = scores.score("in9_val", probe, clean_feats, clean)
         scores.add_head("in9", clean_acc, {"imagenet_r_9": acc})
         summaries["in9"] = probe.summary()
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from harness.core.batchnorm import averaged_bn_statistics
 from harness.core.config_section import recipe_section
 from harness.api import StageContext
 from harness.pretrain.augment import StepRNG, TwoViewBatch
@@ -40,27 +41,20 @@ def _section(cfg: dict[str, Any], name: str, known: set[str]) -> dict[str, Any]:
     return recipe_section(cfg, name, known)
 
 
-@torch.no_grad()
 def measure_bn_statistics(ctx: StageContext, net: nn.Module, batches: int, batch_size: int) -> int:
     """Replace every BatchNorm's running statistics by their average over ``batches``
     augmented batches of the pretraining images; returns the images seen."""
     data = scene_dataset(ctx)
     aug = TwoViewBatch.from_cfg(ctx.cfg.get("augment"))
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average
-    net.train()
     sampler = StepSampler(n=len(data), global_batch=batch_size, seed=ctx.seed, epochs=-(-batches * batch_size // len(data)))
     seen = 0
-    for step, idx in enumerate(sampler):
-        if step == batches:
-            break
-        raw = collate([data[i] for i in idx])
-        net(aug(raw, StepRNG(ctx.seed, step))["view1"])
-        seen += len(idx)
-    for m in norms:
-        m.momentum = 0.1
+    with averaged_bn_statistics(net):
+        for step, idx in enumerate(sampler):
+            if step == batches:
+                break
+            raw = collate([data[i] for i in idx])
+            net(aug(raw, StepRNG(ctx.seed, step))["view1"])
+            seen += len(idx)
     net.eval()
     return seen
 

@@ -16,9 +16,9 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The synthetic benchmark (size "tiny", seed 0), generated once per test run."""
+    """The synthetic benchmark (size "tiny", seed 0), generated once for these tests."""
     from harness.data.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("synthetic"), seed=0, size="tiny")

@@ -12,6 +12,7 @@ from mmengine.model import is_model_wrapper
 from torch import nn
 
 from harness.core.atomic import atomic_write_text
+from harness.core.batchnorm import averaged_bn_statistics
 from harness.tasks.mm.backbone import verify_loaded
 
 
@@ -107,26 +108,15 @@ class PreciseBNHook(Hook):
 
     def after_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        norms = [m for m in model.modules()
-                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average: running = mean over the batches seen
-        was_training = model.training
-        model.train()
         # The next batches of the training stream: a second iterator over the same loader
         # would share mmdet's aspect-ratio batch sampler state with the suspended first one.
         batches = getattr(getattr(runner, "train_loop", None), "dataloader_iterator", None)
         if batches is None:
             batches = _repeat(runner.train_dataloader)
-        with torch.no_grad():
+        with averaged_bn_statistics(model) as norms:
             for _ in range(self.iters):
                 model(**model.data_preprocessor(next(batches), True), mode="loss")
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        model.train(was_training)
-        runner.logger.info(f"precise BN: statistics of {len(norms)} norm layers re-estimated on {self.iters} batches")
+        runner.logger.info(f"precise BN: statistics of {norms} norm layers re-estimated on {self.iters} batches")
 
 
 def _repeat(loader: Iterable) -> Iterator:
