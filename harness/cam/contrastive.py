@@ -1,6 +1,8 @@
 """Contrastive class activation maps (ContraCAM) with iterative refinement.
 
-The CAM of an image is a Grad-CAM on the output of ``layer4`` of a ResNet whose score
+The CAM of an image is a Grad-CAM on the last feature map of the trunk (a ResNet's
+``layer4`` output; a ViT's patch tokens as they enter its last block, the layer whose
+gradient still reaches the class token, as Grad-CAM on ViTs takes it) whose score
 is the contrastive log-likelihood of the image's own (unmasked) projection against the
 projections of the other images of the inference batch:
 
@@ -51,6 +53,69 @@ def expand_resolution(backbone: nn.Module, factor: int) -> nn.Module:
     return backbone
 
 
+def expand_patch_stride(vit: nn.Module, factor: int) -> nn.Module:
+    """Overlapping patches for a ViT: the patch embedding's stride divided by ``factor``, in
+    place (the position embedding is interpolated to the finer grid), so that the token map
+    is about ``factor`` times larger per side."""
+    if factor not in EXPAND_FACTORS:
+        raise ValueError(f"expand_res must be one of {EXPAND_FACTORS}, got {factor!r}")
+    conv = vit.patch_embed.proj
+    if conv.kernel_size[0] % factor:
+        raise ValueError(f"expand_res {factor} does not divide the patch size {conv.kernel_size[0]}")
+    conv.stride = (conv.kernel_size[0] // factor, conv.kernel_size[1] // factor)
+    return vit
+
+
+class ResNetTrunk(nn.Module):
+    """A torchvision ResNet for ContraCAM: the ``layer4`` map, pooled by its spatial mean."""
+
+    def __init__(self, net: nn.Module, expand_res: int = 1) -> None:
+        super().__init__()
+        self.net = expand_resolution(net, expand_res)
+
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """The ``layer4`` map, computed without gradients (nothing else is needed to pool it)."""
+        b = self.net
+        with torch.no_grad():
+            x = b.maxpool(b.relu(b.bn1(b.conv1(images))))
+            return b.layer4(b.layer3(b.layer2(b.layer1(x)))), None
+
+    def pool(self, feature: torch.Tensor, prefix: None) -> torch.Tensor:
+        return torch.flatten(F.adaptive_avg_pool2d(feature, 1), 1)
+
+
+class ViTTrunk(nn.Module):
+    """A timm ViT for ContraCAM: the patch tokens entering the last block as a ``(B, C, h, w)``
+    map; pooled by that block, the final norm and the class token (the backbone's feature)."""
+
+    def __init__(self, net: nn.Module, expand_res: int = 1) -> None:
+        super().__init__()
+        self.net = expand_patch_stride(net, expand_res)
+
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The patch-token map and the prefix (class) tokens before the last block, without gradients."""
+        v = self.net
+        with torch.no_grad():
+            x = v.patch_embed(images)  # (B, h, w, C): built with dynamic_img_size
+            h, w = x.shape[1:3]
+            x = v.norm_pre(v.patch_drop(v._pos_embed(x)))
+            for block in v.blocks[:-1]:
+                x = block(x)
+        n = v.num_prefix_tokens
+        return x[:, n:].transpose(1, 2).reshape(x.shape[0], -1, h, w), x[:, :n]
+
+    def pool(self, feature: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        v = self.net
+        tokens = torch.cat([prefix, feature.flatten(2).transpose(1, 2)], dim=1)
+        return v.forward_head(v.norm(v.blocks[-1](tokens)), pre_logits=True)
+
+
+def trunk_for(backbone: nn.Module, expand_res: int = 1) -> ResNetTrunk | ViTTrunk:
+    from harness.core.vit import is_vit_model
+
+    return (ViTTrunk if is_vit_model(backbone) else ResNetTrunk)(backbone, expand_res)
+
+
 def contrastive_score(query: torch.Tensor, key: torch.Tensor, bank: list[torch.Tensor],
                       numerator: str = "paper") -> torch.Tensor:
     """Per-image score ``q_i.k_i - log sum_j exp(q_i.z_j)`` over every tensor of ``bank``
@@ -94,9 +159,9 @@ class CamSteps:
 
 
 class ContrastiveCAM(nn.Module):
-    """ContraCAM on a torchvision ResNet trunk and a projection head.
+    """ContraCAM on a torchvision ResNet or timm ViT backbone and a projection head.
 
-    ``projector`` maps the pooled ``layer4`` feature to the embedding used by the
+    ``projector`` maps the backbone's pooled feature to the embedding used by the
     contrastive loss (MoCo v2 projector; for BYOL the projector, not the predictor).
     Its output is L2-normalised here. Both modules are put in eval mode. ``numerator``:
     ``paper`` or ``official`` (see the module docstring).
@@ -107,7 +172,7 @@ class ContrastiveCAM(nn.Module):
         super().__init__()
         if numerator not in NUMERATORS:
             raise ValueError(f"numerator must be one of {NUMERATORS}, got {numerator!r}")
-        self.backbone = expand_resolution(backbone, expand_res)
+        self.trunk = trunk_for(backbone, expand_res)
         self.projector = projector
         self.numerator = numerator
         self.eval()
@@ -118,17 +183,9 @@ class ContrastiveCAM(nn.Module):
         """Always eval: CAMs use the running BN statistics."""
         return super().train(False)
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """The ``layer4`` feature map, computed without gradients."""
-        b = self.backbone
-        with torch.no_grad():
-            x = b.maxpool(b.relu(b.bn1(b.conv1(images))))
-            x = b.layer4(b.layer3(b.layer2(b.layer1(x))))
-        return x
-
-    def project(self, feature: torch.Tensor) -> torch.Tensor:
-        """L2-normalised projection of an average-pooled feature map."""
-        return F.normalize(self.projector(torch.flatten(F.adaptive_avg_pool2d(feature, 1), 1)), dim=1)
+    def project(self, feature: torch.Tensor, prefix: torch.Tensor | None) -> torch.Tensor:
+        """L2-normalised projection of the pooled feature map."""
+        return F.normalize(self.projector(self.trunk.pool(feature, prefix)), dim=1)
 
     def forward(self, images: torch.Tensor, iterations: int = 1,
                 return_steps: bool = False) -> torch.Tensor | tuple[torch.Tensor, CamSteps]:
@@ -147,8 +204,9 @@ class ContrastiveCAM(nn.Module):
         steps = CamSteps([], [])
         with torch.enable_grad():
             for _ in range(iterations):
-                feature = self.features(current).requires_grad_(True)
-                query = self.project(feature)
+                feature, prefix = self.trunk.features(current)
+                feature.requires_grad_(True)
+                query = self.project(feature, prefix)
                 if key is None:
                     key = query.detach()
                 bank.append(query.detach())

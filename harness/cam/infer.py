@@ -43,7 +43,7 @@ def load_cam_model(backbone: Path, expand_res: int = 1, device: str | torch.devi
     heads = load_heads(heads_path)
     if PROJECTOR not in heads:
         raise CheckpointError(f"{heads_path}: has heads {sorted(heads)}, but ContraCAM needs {PROJECTOR!r}")
-    return ContrastiveCAM(load_backbone(backbone, family="resnet"), heads[PROJECTOR], expand_res=expand_res,
+    return ContrastiveCAM(load_backbone(backbone), heads[PROJECTOR], expand_res=expand_res,
                           numerator=numerator).to(device)
 
 

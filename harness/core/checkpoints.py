@@ -210,7 +210,7 @@ def load_backbone(path: Path, arch: str | None = None, family: str | None = None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a flat state dict of tensors (a backbone file); use "
                               f"`harness convert` for other checkpoint layouts")
-    found = "vit" if (arch and is_vit(arch)) or meta.get("family") == "vit" or "cls_token" in state else "resnet"
+    found = "vit" if meta.get("family") == "vit" or "cls_token" in state else "resnet"
     if arch and family_of(arch) != found:
         raise CheckpointError(f"{path}: a {found} backbone file, but {arch} was asked for")
     if family is not None and found != family:

@@ -6,7 +6,9 @@ classifier (``head.*``), built with ``num_classes=0`` and the class token as its
 (``global_pool="token"``, so ``norm.*`` is the final layer norm). Its sidecar records
 ``family: vit``, the ``arch`` (a key of :data:`VIT_ARCHS`) and the ``img_size`` its
 position embedding was trained for; the model is built with ``dynamic_img_size`` so that
-any input size a task uses is served by interpolating the position embedding.
+any input size a task uses is served by interpolating the position embedding, and with
+``dynamic_img_pad``: a side that is no multiple of the patch size is zero-padded at the
+bottom / right (the patch grid keeps its pixel coordinates).
 """
 from __future__ import annotations
 
@@ -31,8 +33,9 @@ def is_vit(arch: str) -> bool:
     return arch in VIT_ARCHS
 
 
-def build_vit(arch: str, img_size: int) -> nn.Module:
-    """A randomly initialised timm ViT of ``arch`` for ``img_size`` pixels, without classifier."""
+def build_vit(arch: str, img_size: int, drop_path_rate: float = 0.0) -> nn.Module:
+    """A randomly initialised timm ViT of ``arch`` for ``img_size`` pixels, without classifier
+    (``drop_path_rate``: stochastic depth, for fine-tuning)."""
     import timm
 
     if arch not in VIT_ARCHS:
@@ -41,7 +44,8 @@ def build_vit(arch: str, img_size: int) -> nn.Module:
     if int(img_size) < patch or int(img_size) % patch:
         raise CheckpointError(f"ViT {arch}: img_size {img_size} must be a positive multiple of its patch size {patch}")
     return timm.create_model(VIT_ARCHS[arch][0], pretrained=False, num_classes=0, global_pool="token",
-                             img_size=int(img_size), dynamic_img_size=True)
+                             img_size=int(img_size), dynamic_img_size=True, dynamic_img_pad=True,
+                             drop_path_rate=float(drop_path_rate))
 
 
 def expected_vit_keys(arch: str, img_size: int) -> dict[str, tuple[int, ...]]:
@@ -75,3 +79,22 @@ def infer_vit(state: Mapping[str, torch.Tensor], what: str) -> tuple[str, int]:
             return arch, grid * patch
     raise CheckpointError(f"{what}: a ViT of width {width}, depth {depth}, patch {patch} is none of "
                           f"{', '.join(f'{a} ({w}/{d}/{p})' for a, (_, w, d, p) in VIT_ARCHS.items())}")
+
+
+def stage_blocks(depth: int) -> tuple[int, int, int, int]:
+    """The blocks that stand in for a ResNet's four stages: the last block of each quarter
+    of the depth (2, 5, 8, 11 for 12 blocks, the ``out_indices`` of mmseg's UPerNet on ViT)."""
+    if depth < 4 or depth % 4:
+        raise CheckpointError(f"a ViT of depth {depth} has no four equal quarters of blocks")
+    return tuple(depth * k // 4 - 1 for k in range(1, 5))  # type: ignore[return-value]
+
+
+def is_vit_model(net: nn.Module) -> bool:
+    """Whether ``net`` is a timm Vision Transformer (as :func:`build_vit` builds)."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    return isinstance(net, VisionTransformer)
+
+
+def patch_size(net: nn.Module) -> int:
+    return int(net.patch_embed.patch_size[0])

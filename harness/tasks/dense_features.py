@@ -1,8 +1,14 @@
-"""Frozen-backbone feature maps for the dense probes: images in, ResNet stage outputs out.
+"""Frozen-backbone feature maps for the dense probes: images in, stage outputs out.
 
 An image is resized so that its shorter side is ``short_side`` (aspect kept), normalised
-with the ImageNet statistics and run through the frozen torchvision ResNet in eval mode;
-:func:`stage_maps` returns the requested stage outputs (``layer1`` .. ``layer4``).
+with the ImageNet statistics and run through the frozen backbone in eval mode;
+:func:`feature_maps` returns the requested levels (``layer1`` .. ``layer4``):
+
+- a torchvision ResNet: the stage outputs (strides 4, 8, 16, 32);
+- a timm Vision Transformer: the patch tokens after the last block of each quarter of the
+  depth (:func:`harness.core.vit.stage_blocks`; blocks 2, 5, 8, 11 of 12 for ``layer1`` ..
+  ``layer4``), each passed through the final layer norm as DINOv2's multi-layer linear
+  segmentation does, as ``(N, C, H/p, W/p)`` maps at the patch stride ``p``.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from harness.core import vit
 from harness.core.errors import ConfigError, DataError
 from harness.tasks.features import IMAGENET_MEAN, IMAGENET_STD
 
@@ -78,9 +85,26 @@ def to_tensor(im: Image.Image, short_side: int) -> torch.Tensor:
     return (x - mean) / std
 
 
+def level_stride(net: torch.nn.Module, level: str) -> int:
+    """Input pixels per cell of the ``level`` map of ``net``."""
+    return vit.patch_size(net) if vit.is_vit_model(net) else STRIDES[level]
+
+
+@torch.no_grad()
+def feature_maps(net: torch.nn.Module, x: torch.Tensor, levels: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The requested levels of a ResNet or a ViT (see the module docstring) for ``x`` ``(N, 3, H, W)``."""
+    if vit.is_vit_model(net):
+        blocks = vit.stage_blocks(len(net.blocks))
+        indices = [blocks[STAGES.index(lv)] for lv in levels]
+        maps = net.forward_intermediates(x, indices=indices, norm=True, stop_early=True, output_fmt="NCHW",
+                                         intermediates_only=True)
+        return dict(zip(levels, maps))
+    return stage_maps(net, x, levels)
+
+
 @torch.no_grad()
 def stage_maps(net: torch.nn.Module, x: torch.Tensor, levels: Sequence[str]) -> dict[str, torch.Tensor]:
-    """The outputs of the requested stages for a batch ``x`` ``(N, 3, H, W)``."""
+    """The outputs of the requested stages of a torchvision ResNet for ``x`` ``(N, 3, H, W)``."""
     h = net.maxpool(net.relu(net.bn1(net.conv1(x))))
     out: dict[str, torch.Tensor] = {}
     for name in STAGES:

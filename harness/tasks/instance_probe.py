@@ -1,7 +1,8 @@
 """Instance classification from box-pooled frozen features: what a detector's RoI head
 reads, without training the backbone.
 
-Each image is resized to ``short_side`` and run through the frozen backbone; every
+Each image is resized to ``short_side`` and run through the frozen backbone (a ResNet's
+stages or a ViT's patch tokens, :mod:`harness.tasks.dense_features`); every
 ground-truth object (non-crowd, area at least ``min_area`` of the image, VOC
 ``difficult`` objects left out) is pooled from each of the ``levels`` stage outputs with
 an aligned RoIAlign of ``roi_size`` x ``roi_size`` bins, averaged; the levels'
@@ -84,7 +85,7 @@ def roi_vectors(net: torch.nn.Module, ds: DetectionSet, objs: list, cfg: Instanc
     rows: list[torch.Tensor] = [torch.empty(0)] * len(objs)
     for idx, x, sizes in dense_features.image_batches([ds.images[i].path for i in images], cfg.short_side,
                                                       cfg.batch_size):
-        maps = dense_features.stage_maps(net, x.to(device), cfg.levels)
+        maps = dense_features.feature_maps(net, x.to(device), cfg.levels)
         ks, rois = [], []
         for b, (j, (w, _)) in enumerate(zip(idx, sizes)):
             scale = x.shape[-1] / w
@@ -93,7 +94,8 @@ def roi_vectors(net: torch.nn.Module, ds: DetectionSet, objs: list, cfg: Instanc
                 rois.append([float(b)] + [v * scale for v in objs[k][2]])
         boxes = torch.tensor(rois, device=device)
         parts = [roi_align(maps[lv].float(), boxes, output_size=(cfg.roi_size, cfg.roi_size),
-                           spatial_scale=1 / dense_features.STRIDES[lv], sampling_ratio=-1, aligned=True).mean(dim=(2, 3))
+                           spatial_scale=1 / dense_features.level_stride(net, lv), sampling_ratio=-1,
+                           aligned=True).mean(dim=(2, 3))
                  for lv in cfg.levels]
         for k, v in zip(ks, torch.cat(parts, dim=1).cpu()):
             rows[k] = v
@@ -110,7 +112,7 @@ class InstanceProbe(Task):
         train, test = load_sets(cfg.dataset, ctx.data_root)
         if [c["id"] for c in train.categories] != [c["id"] for c in test.categories]:
             raise DataError(f"{test.ann_file or test.root}: categories differ from those of {train.name}")
-        net = load_backbone(ctx.backbone, family="resnet").to(ctx.device).eval()
+        net = load_backbone(ctx.backbone).to(ctx.device).eval()
         tr_objs, te_objs = objects_of(train, cfg.min_area), objects_of(test, cfg.min_area)
         x_tr = roi_vectors(net, train, tr_objs, cfg, ctx.device)
         ctx.progress(1, 3, phase="train objects")

@@ -1,7 +1,8 @@
 """Semantic segmentation with a linear head on frozen backbone features.
 
 The backbone stays frozen (eval mode). Each image is resized to ``short_side``; the
-outputs of the ``levels`` stages are bilinearly resampled to the stride-``stride`` grid
+outputs of the ``levels`` stages (a ViT: its patch tokens, :mod:`harness.tasks.dense_features`)
+are bilinearly resampled to the stride-``stride`` grid
 and concatenated. A cell's training label is the majority label of its pixels (cells
 with more than half ignored pixels are left out); ``max_cells`` valid cells per training
 image are drawn (seeded by ``split_seed``) to bound the cost. A multinomial logistic
@@ -95,7 +96,7 @@ class SegProbe(Task):
         cfg = SegProbeConfig.from_cfg(dict(ctx.cfg))
         train, test = load_sets(cfg.dataset, ctx.data_root)
         n_classes = len(train.classes)
-        net = load_backbone(ctx.backbone, family="resnet").to(ctx.device).eval()
+        net = load_backbone(ctx.backbone).to(ctx.device).eval()
         x, y, owner = self._train_cells(net, train, cfg, ctx.device)
         ctx.progress(1, 3, phase="train features")
         head, sweep = self._fit(x, y, owner, n_classes, cfg, ctx)
@@ -130,7 +131,7 @@ class SegProbe(Task):
             inp = dense_features.to_tensor(im, cfg.short_side)[None].to(device)
             size = tuple(inp.shape[-2:])
             grid = (-(-size[0] // cfg.stride), -(-size[1] // cfg.stride))
-            feats = dense_features.grid_features(dense_features.stage_maps(net, inp, cfg.levels), grid)[0]
+            feats = dense_features.grid_features(dense_features.feature_maps(net, inp, cfg.levels), grid)[0]
             lab = cell_labels(read_label(lab_path, ds), size, grid, n_classes)
             valid = np.flatnonzero(lab.reshape(-1) >= 0)
             if valid.size == 0:
@@ -182,7 +183,7 @@ class SegProbe(Task):
             inp = dense_features.to_tensor(dense_features.load_rgb(img_path), cfg.short_side)[None].to(device)
             size = tuple(inp.shape[-2:])
             grid = (-(-size[0] // cfg.stride), -(-size[1] // cfg.stride))
-            feats = dense_features.grid_features(dense_features.stage_maps(net, inp, cfg.levels), grid)[0]
+            feats = dense_features.grid_features(dense_features.feature_maps(net, inp, cfg.levels), grid)[0]
             logits = torch.einsum("kc,chw->khw", head.weight.to(feats.dtype), feats) + head.bias[:, None, None]
             logits = F.interpolate(logits[None].float(), size=tuple(lab.shape), mode="bilinear", align_corners=False)
             pred = logits[0].argmax(0).cpu()

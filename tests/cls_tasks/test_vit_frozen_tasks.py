@@ -1,5 +1,5 @@
-"""The frozen global-feature tasks run on a ViT backbone file (class-token features) on the
-tiny synthetic benchmark; the tasks that read ResNet stage maps refuse it by name."""
+"""The frozen tasks run on a ViT backbone file on the tiny synthetic benchmark: the global
+ones on class tokens, the dense probes on patch tokens."""
 from __future__ import annotations
 
 import copy
@@ -11,7 +11,6 @@ import torch
 from harness.api import TaskContext, TaskResult
 from harness.core.checkpoints import save_backbone
 from harness.core.config import read_yaml
-from harness.core.errors import CheckpointError
 from harness.core.paths import benchmarks_dir
 from harness.core.registry import import_entry
 from harness.core.vit import build_vit
@@ -45,7 +44,29 @@ def test_probes_knn_and_shifts_run_on_class_tokens(synthetic_root: Path, vit_fil
     assert "objectnet_9" in _run("dist_shift", synthetic_root, vit_file, tmp_path).metrics
 
 
-@pytest.mark.parametrize("task", ["seg_probe", "instance_probe"])
-def test_stage_map_tasks_refuse_a_vit_file(synthetic_root: Path, vit_file: Path, tmp_path: Path, task: str) -> None:
-    with pytest.raises(CheckpointError, match="a vit backbone .* runs on resnet backbones only"):
-        _run(task, synthetic_root, vit_file, tmp_path)
+def test_dense_levels_of_a_vit_are_normed_patch_tokens_of_the_quarter_blocks(vit_file: Path) -> None:
+    from harness.core.checkpoints import load_backbone
+    from harness.tasks.dense_features import feature_maps, level_stride
+
+    net = load_backbone(vit_file).eval()
+    x = torch.randn(2, 3, 64, 100)  # the width is padded to 112: 7 patches
+    maps = feature_maps(net, x, ["layer1", "layer4"])
+    with torch.no_grad():
+        tokens = net._pos_embed(net.patch_embed(x))
+        for blk in net.blocks[:3]:
+            tokens = blk(tokens)
+        layer1 = net.norm(tokens)[:, 1:]
+        layer4 = net.forward_features(x)[:, 1:]
+    for got, want in ((maps["layer1"], layer1), (maps["layer4"], layer4)):
+        assert got.shape == (2, 192, 4, 7)
+        torch.testing.assert_close(got, want.reshape(2, 4, 7, 192).permute(0, 3, 1, 2))
+    assert level_stride(net, "layer1") == level_stride(net, "layer4") == 16
+
+
+@pytest.mark.parametrize(("task", "metric"), [("seg_probe", "mIoU"), ("instance_probe", "top1")])
+def test_dense_probes_run_on_patch_tokens(synthetic_root: Path, vit_file: Path, tmp_path: Path, task: str,
+                                          metric: str) -> None:
+    result = _run(task, synthetic_root, vit_file, tmp_path)
+    assert 0.0 < result.metrics[metric] <= 100.0
+    if task == "seg_probe":
+        assert result.extra["feature_dim"] == 2 * 192  # layer3 + layer4 patch tokens

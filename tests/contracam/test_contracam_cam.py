@@ -48,7 +48,7 @@ def test_minmax_normalize_per_image():
 def test_expand_resolution(factor, side):
     net, proj = tiny_model()
     cam = ContrastiveCAM(net, proj, expand_res=factor)
-    assert cam.features(torch.zeros(1, 3, 64, 64)).shape[-1] == side
+    assert cam.trunk.features(torch.zeros(1, 3, 64, 64))[0].shape[-1] == side
 
 
 def test_expand_resolution_rejects_other_factors():

@@ -39,6 +39,19 @@ def backbone_r18(tmp_path_factory) -> Path:
     return make_backbone(tmp_path_factory.mktemp("backbone") / "backbone.pth")
 
 
+@pytest.fixture(scope="module")
+def backbone_vit(tmp_path_factory) -> Path:
+    """A random ViT-T/16 backbone file for 64-px images (what a ViT method exports)."""
+    import torch
+
+    from harness.core.checkpoints import save_backbone
+    from harness.core.vit import build_vit
+
+    torch.manual_seed(0)
+    return save_backbone(build_vit("vit_tiny_patch16", 64), tmp_path_factory.mktemp("vit"),
+                         {"arch": "vit_tiny_patch16", "img_size": 64, "method": "random"})
+
+
 def _catalog(task: str) -> dict:
     return yaml.safe_load((REPO / "benchmarks" / "tasks" / f"{task}.yaml").read_text())
 

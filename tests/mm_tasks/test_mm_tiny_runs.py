@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from harness.tasks.mm.ade20k_seg import Ade20kSeg
-from harness.tasks.mm.coco_det import CocoDet, CocoDetC4
+from harness.tasks.mm.ade20k_seg import Ade20kSeg, Ade20kSegViT
+from harness.tasks.mm.coco_det import CocoDet, CocoDetC4, CocoDetViT
 from harness.tasks.mm.voc_det import VocDet
 from harness.tasks.mm.voc_seg import VocSeg
 
@@ -14,7 +14,9 @@ EXPECTED = {
     "coco_det": (CocoDet, "mmdet", {"bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_AP50", "segm_AP75"}),
     "coco_det_c4": (CocoDetC4, "mmdet", {"bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_AP50", "segm_AP75"}),
     "voc_det": (VocDet, "mmdet", {"AP", "AP50", "AP75"}),
+    "coco_det_vit": (CocoDetViT, "mmdet", {"bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_AP50", "segm_AP75"}),
     "ade20k_seg": (Ade20kSeg, "mmseg", {"mIoU", "mAcc", "aAcc"}),
+    "ade20k_seg_vit": (Ade20kSegViT, "mmseg", {"mIoU", "mAcc", "aAcc"}),
     "voc_seg": (VocSeg, "mmseg", {"mIoU", "mAcc", "aAcc"}),
 }
 
@@ -51,6 +53,15 @@ def test_tiny_preset_trains_and_evaluates(task, tmp_path, dense_root, mm_ctx, ba
     assert (tmp_path / "work" / "mmengine" / f"iter_{iters}.pth").is_file()
     events = list((tmp_path / "work" / "mmengine").glob("*/vis_data/events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0  # mmengine's TensorboardVisBackend: loss and lr per iter
+
+
+@pytest.mark.parametrize("task", ["coco_det_vit", "ade20k_seg_vit"])
+def test_vit_tiny_preset_trains_and_evaluates(task, tmp_path, dense_root, mm_ctx, backbone_vit):
+    result, steps = _run(task, tmp_path, dense_root, mm_ctx, backbone_vit)
+    _check(result, task)
+    assert (result.extra["iters"], result.extra["iters"]) in steps
+    log = next((tmp_path / "work" / "mmengine").glob("*/*.log")).read_text()
+    assert "backbone check passed: 150 tensors" in log  # every tensor of the ViT-T file, in backbone.vit
 
 
 @pytest.mark.slow

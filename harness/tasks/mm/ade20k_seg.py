@@ -1,4 +1,5 @@
-"""ADE20K semantic segmentation (150 classes): FCN R50-D8 fine-tuned from the backbone."""
+"""ADE20K semantic segmentation (150 classes) fine-tuned from the backbone: FCN R50-D8 on a
+ResNet (``ade20k_seg``), UPerNet with a multi-level neck on a ViT (``ade20k_seg_vit``)."""
 from __future__ import annotations
 
 from harness.api import Task, TaskContext, TaskResult
@@ -24,3 +25,23 @@ class Ade20kSeg(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         return run_dense(ctx, SPEC)
+
+
+SPEC_VIT = DenseTask(
+    task="ade20k_seg_vit",
+    framework="mmseg",
+    check_data=check_ade20k,
+    configure=segmentation.configure_vit,
+    init_paths=("backbone",),
+    parts={"": "backbone.vit"},
+    read_metrics=segmentation.read_metrics,
+)
+
+
+class Ade20kSegViT(Task):
+    """UPerNet on a ViT on ADE20K: mIoU, mAcc, aAcc over the validation set, in percent."""
+
+    name = "ade20k_seg_vit"
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        return run_dense(ctx, SPEC_VIT)

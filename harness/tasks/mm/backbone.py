@@ -2,13 +2,14 @@
 
 mmengine's ``Pretrained`` init loads with ``strict=False``: a missing or misnamed key only
 warns and leaves that weight random. Here the file is checked against the torchvision
-ResNet of the preset's arch before anything is built, and every tensor of the built
-model's backbone parts is compared with the file after initialisation.
+ResNet (or timm ViT) of the preset's arch before anything is built, and every tensor of
+the built model's backbone parts is compared with the file after initialisation.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -18,16 +19,49 @@ from harness.core.errors import CheckpointError
 DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101}
 
 
+def resnet_depth(arch: str) -> int:
+    if arch not in DEPTHS:
+        raise CheckpointError(f"unsupported backbone arch {arch!r} for the ResNet dense tasks; expected one of "
+                              f"{sorted(DEPTHS)}")
+    return DEPTHS[arch]
+
+
 def read_backbone(path: Path, arch: str) -> dict[str, torch.Tensor]:
     """The backbone file's tensors, after :func:`harness.core.checkpoints.load_backbone` checked
-    it strictly (weights-only load, exactly the torchvision ``arch`` keys and shapes without
-    fc, sha256 of its sidecar). Raises CheckpointError naming the file and the keys."""
+    it strictly (weights-only load, exactly the keys and shapes of the torchvision ``arch``
+    without fc or the timm ViT ``arch`` without head, sha256 of its sidecar). Raises
+    CheckpointError naming the file and the keys."""
     from harness.core.checkpoints import load_backbone
+    from harness.core.vit import is_vit
 
-    if arch not in DEPTHS:
-        raise CheckpointError(f"unsupported backbone arch {arch!r} for the dense tasks; expected one of {sorted(DEPTHS)}")
-    model = load_backbone(Path(path), arch, family="resnet")
+    if is_vit(arch):
+        model = load_backbone(Path(path), arch, family="vit")
+    else:
+        resnet_depth(arch)
+        model = load_backbone(Path(path), arch, family="resnet")
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def vit_backbone(node: Any, arch: str) -> int:
+    """Point a ``HarnessViT`` backbone config at ``arch`` and the image size of the file its
+    ``init_cfg`` loads; returns the embedding width."""
+    from harness.core.vit import VIT_ARCHS
+
+    if node.get("type") != "HarnessViT":
+        raise CheckpointError(f"a ViT arch ({arch}) needs a HarnessViT backbone in the config, not {node.get('type')!r}")
+    node.arch = arch
+    node.img_size = vit_img_size(Path(node.init_cfg["checkpoint"]))
+    return VIT_ARCHS[arch][1]
+
+
+def vit_img_size(path: Path) -> int:
+    """The image size a ViT backbone file's position embedding was trained for."""
+    from harness.core.checkpoints import sidecar_path
+    from harness.core.vit import infer_vit
+
+    meta = sidecar_path(Path(path))
+    size = json.loads(meta.read_text()).get("img_size") if meta.is_file() else None
+    return int(size) if size else infer_vit(torch.load(Path(path), map_location="cpu", weights_only=True), str(path))[1]
 
 
 def verify_loaded(parts: Mapping[str, nn.Module], state: Mapping[str, torch.Tensor], source: str) -> None:

@@ -1,12 +1,14 @@
 """COCO detection and instance segmentation fine-tuned from the backbone: Mask R-CNN
-R50-FPN 1x (``coco_det``, the standard column) and Mask R-CNN R50-C4 2x as MoCo's
-detectron2 configuration (``coco_det_c4``, the ContraCAM / MoCo protocol)."""
+R50-FPN 1x (``coco_det``, the standard column), Mask R-CNN R50-C4 2x as MoCo's
+detectron2 configuration (``coco_det_c4``, the ContraCAM / MoCo protocol) and Mask R-CNN on
+a ViT with ViTDet's simple feature pyramid (``coco_det_vit``)."""
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from harness.api import Task, TaskContext, TaskResult
 from harness.tasks.mm import config as mmconfig
+from harness.tasks.mm.backbone import resnet_depth, vit_backbone
 from harness.tasks.mm.datasets import DenseDataset, check_coco
 from harness.tasks.mm.engine import DenseTask, run_dense
 from harness.tasks.mm.metrics import coco_evaluator, coco_metrics
@@ -31,19 +33,34 @@ def point_at_coco(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset) ->
         mmconfig.set_transform(test, "Resize", "scale", mmconfig.size(preset["test_scale"]))
 
 
-def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth: int) -> None:
+def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, arch: str) -> None:
     """COCO and the FPN input widths."""
     point_at_coco(cfg, preset, dataset)
+    depth = resnet_depth(arch)
     cfg.model.backbone.depth = depth
     expansion = 4 if depth >= 50 else 1
     cfg.model.neck.in_channels = [64 * expansion * 2**i for i in range(4)]
 
 
-def configure_c4(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth: int) -> None:
+def configure_c4(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, arch: str) -> None:
     """COCO and the C4 widths (res4 features, res5 head shared by the box and mask heads)."""
     point_at_coco(cfg, preset, dataset)
-    mmconfig.set_c4_widths(cfg.model, depth)
+    mmconfig.set_c4_widths(cfg.model, resnet_depth(arch))
     cfg.model.roi_head.mask_head.in_channels = cfg.model.roi_head.bbox_head.in_channels
+
+
+def configure_vit(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, arch: str) -> None:
+    """COCO, the large-scale-jitter size, the ViT of the file, the pyramid width and the
+    depth the layer-wise lr decay counts."""
+    from harness.core.vit import VIT_ARCHS
+
+    point_at_coco(cfg, preset, dataset)
+    if "lsj_size" in preset:
+        train = cfg.train_dataloader.dataset.pipeline
+        mmconfig.set_transform(train, "RandomResize", "scale", mmconfig.size(preset["lsj_size"]))
+        mmconfig.set_transform(train, "RandomCrop", "crop_size", mmconfig.size(preset["lsj_size"]))
+    cfg.model.neck.in_channels = vit_backbone(cfg.model.backbone, arch)
+    cfg.optim_wrapper.paramwise_cfg.num_layers = VIT_ARCHS[arch][2]
 
 
 SPEC = DenseTask(
@@ -84,3 +101,23 @@ class CocoDetC4(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         return run_dense(ctx, SPEC_C4)
+
+
+SPEC_VIT = DenseTask(
+    task="coco_det_vit",
+    framework="mmdet",
+    check_data=check_coco,
+    configure=configure_vit,
+    init_paths=("backbone",),
+    parts={"": "backbone.vit"},
+    read_metrics=coco_metrics,
+)
+
+
+class CocoDetViT(Task):
+    """Mask R-CNN on a ViT (ViTDet's simple feature pyramid) on COCO 2017: bbox and segm AP, in percent."""
+
+    name = "coco_det_vit"
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        return run_dense(ctx, SPEC_VIT)

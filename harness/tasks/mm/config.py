@@ -130,14 +130,17 @@ def _flatten(options: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str
 
 def _schedule(schedulers: list, preset: Mapping[str, Any], iters: int, task: str) -> list[dict]:
     """The base schedulers stretched to ``iters``: warm-up length and step milestones come
-    from the preset, every other scheduler ends at the last iteration."""
+    from the preset, every other scheduler ends at the last iteration (and starts where the
+    warm-up ends if the base one started after iteration 0, as mmseg's poly decay does)."""
     out = []
-    for sched in schedulers:
-        sched = dict(sched, by_epoch=False, begin=0)
+    warmup = min(int(require(preset, "warmup_iters", task)), iters) if any(
+        s["type"] == "LinearLR" for s in schedulers) else 0
+    for base in schedulers:
+        sched = dict(base, by_epoch=False, begin=0, end=iters)
         if sched["type"] == "LinearLR":
-            sched["end"] = min(int(require(preset, "warmup_iters", task)), iters)
-        else:
-            sched["end"] = iters
+            sched["end"] = warmup
+        elif base.get("begin", 0):
+            sched["begin"] = warmup
         if sched["type"] == "MultiStepLR":
             milestones = [int(m) for m in require(preset, "milestones", task)]
             if any(m <= 0 or m >= iters for m in milestones) or milestones != sorted(milestones):

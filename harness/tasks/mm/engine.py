@@ -26,8 +26,8 @@ VERSION_PACKAGES = ("mmdet", "mmsegmentation", "mmcv", "mmengine", "torch", "tor
 class DenseTask:
     """How one dense task plugs into :func:`run_dense`.
 
-    ``configure(cfg, preset, dataset, depth)`` points the config at the dataset, sets the
-    evaluator, the classes, the image sizes and the widths for the backbone depth.
+    ``configure(cfg, preset, dataset, arch)`` points the config at the dataset, sets the
+    evaluator, the classes, the image sizes and the widths for the backbone arch.
     ``init_paths`` are the model-config paths that get the backbone file as init;
     ``parts`` maps a backbone-file key prefix to the model module that must hold it.
     ``read_metrics(raw)`` turns the evaluator output into (metrics, undefined names).
@@ -36,7 +36,7 @@ class DenseTask:
     task: str
     framework: str
     check_data: Callable[[Path], DenseDataset]
-    configure: Callable[[Any, Mapping[str, Any], DenseDataset, int], None]
+    configure: Callable[[Any, Mapping[str, Any], DenseDataset, str], None]
     init_paths: tuple[str, ...]
     parts: Mapping[str, str]
     read_metrics: Callable[[Mapping[str, float]], tuple[dict[str, float], list[str]]]
@@ -44,15 +44,13 @@ class DenseTask:
 
 def build_config(ctx: TaskContext, spec: DenseTask, dataset: DenseDataset):
     """The complete mmengine Config of ``spec`` for this unit."""
-    from harness.tasks.mm.backbone import DEPTHS
-
     preset = ctx.cfg
     arch = str(mmconfig.require(preset, "arch", spec.task))
     cfg = mmconfig.load(preset, spec.task)
     mmconfig.apply_common(
         cfg, preset, task=spec.task, workdir=Path(ctx.workdir) / WORK_SUBDIR, seed=ctx.seed,
         device=ctx.device, backbone=Path(ctx.backbone), init_paths=list(spec.init_paths))
-    spec.configure(cfg, preset, dataset, DEPTHS[arch])
+    spec.configure(cfg, preset, dataset, arch)
     if preset.get("test_images") is not None:
         limit_test_set(cfg, preset["test_images"], Path(ctx.workdir), spec.task)
     mmconfig.apply_options(cfg, preset.get("cfg_options") or {}, spec.task)

@@ -16,12 +16,12 @@ from harness.tasks.mm.metrics import coco_evaluator, coco_metrics
 from harness.tasks.mm.oim_data import check_oim_instances
 
 
-def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth: int) -> None:
+def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, arch: str) -> None:
     """COCO's configuration (data root, classes, widths, sizes), evaluated with
     pycocotools on the build's ``annotations/instances_val.json``. The annotation files and
     image folders inside the data root come from the config file
     (``benchmarks/mmdet/mask-rcnn_r50_fpn_ms-1x_openimage-mini.py``)."""
-    coco_det.configure(cfg, preset, dataset, depth)
+    coco_det.configure(cfg, preset, dataset, arch)
     cfg.test_evaluator = coco_evaluator(str(readers.instances_file(dataset.root, "val")))
 
 

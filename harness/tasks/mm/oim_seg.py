@@ -14,11 +14,11 @@ from harness.tasks.mm.engine import DenseTask, run_dense
 from harness.tasks.mm.oim_data import check_oim_semantic
 
 
-def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth: int) -> None:
+def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, arch: str) -> None:
     """The shared FCN configuration, plus the class names: the config file's datasets are
     plain ``BaseSegDataset`` folders (``images/<split>`` + ``seg/<split>``) with no
     built-in class list."""
-    segmentation.configure(cfg, preset, dataset, depth)
+    segmentation.configure(cfg, preset, dataset, arch)
     for loader in (cfg.train_dataloader, cfg.test_dataloader):
         for ds in mmconfig.leaf_datasets(loader.dataset):
             ds.metainfo = dict(classes=tuple(dataset.classes))

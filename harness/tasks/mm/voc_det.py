@@ -5,12 +5,13 @@ from typing import Any, Mapping
 
 from harness.api import Task, TaskContext, TaskResult
 from harness.tasks.mm import config as mmconfig
+from harness.tasks.mm.backbone import resnet_depth
 from harness.tasks.mm.datasets import DenseDataset, check_voc_det
 from harness.tasks.mm.engine import DenseTask, run_dense
 from harness.tasks.mm.metrics import voc_det_metrics, voc_evaluator
 
 
-def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth: int) -> None:
+def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, arch: str) -> None:
     """Data root, classes, image sizes and the C4 widths (res4 features, res5 head)."""
     data_root = f"{dataset.root}/"
     classes = tuple(dataset.classes)
@@ -20,7 +21,7 @@ def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, depth:
             ds.metainfo = dict(classes=classes)
     cfg.test_evaluator = voc_evaluator()
 
-    mmconfig.set_c4_widths(cfg.model, depth)
+    mmconfig.set_c4_widths(cfg.model, resnet_depth(arch))
     cfg.model.roi_head.bbox_head.num_classes = len(classes)
 
     if "train_scales" in preset:
