@@ -29,6 +29,10 @@ RoI feature of a level: RoIAlign (``aligned=True``) of the object's box to ``roi
 ``roi_size`` cells of a feature map, averaged. ``c4`` samples ``layer3`` (stride 16),
 ``c5`` samples ``layer4`` (stride 32), ``c4head`` runs ``layer4`` on the RoIAlign of
 ``layer3`` before averaging (the res5 RoI head of Faster R-CNN C4, SoCo C4 and D3SSL).
+On a ViT the levels are its patch tokens at the patch stride: ``c4`` after the last block
+of the third quarter of the depth (block 8 of 12, as ``layer3`` in the dense probes), ``c5``
+after the last block, both through the final layer norm; ``c4head`` RoI-aligns the raw
+``c4`` tokens and runs the remaining blocks and the final norm on each RoI's tokens alone.
 ``level`` picks the level of the headline ``coupling`` and ``position_r2`` (default
 ``c4head``); every level in ``levels`` is also reported with a ``_<level>`` suffix. All
 metrics: lower is better; none is a percentage. The scenes depend only on
@@ -190,10 +194,45 @@ def position_scenes(cfg: DiagnosticCfg) -> tuple[SceneSet, np.ndarray]:
 
 
 # ---------------------------------------------------------------- features
+def resnet_levels(net: Any, x: Any, levels: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, int], Any]:
+    """A ResNet's ``c4`` / ``c5`` maps, their strides and the ``c4head`` RoI head (``layer4``)."""
+    c4 = net.layer3(net.layer2(net.layer1(net.maxpool(net.relu(net.bn1(net.conv1(x)))))))
+    maps = {"c4": c4, "c4head": c4}
+    if "c5" in levels:
+        maps["c5"] = net.layer4(c4)
+    return maps, LEVELS, net.layer4
+
+
+def vit_levels(net: Any, x: Any, levels: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, int], Any]:
+    """A ViT's ``c4`` / ``c5`` token maps (see the module docstring), the patch stride and the
+    ``c4head`` RoI head (the blocks after ``c4`` and the final norm on each RoI's tokens)."""
+    from harness.core.vit import patch_size, stage_blocks
+
+    c4_block = stage_blocks(len(net.blocks))[2]
+    raw, last = net.forward_intermediates(x, indices=[c4_block, len(net.blocks) - 1], norm=False,
+                                         output_fmt="NCHW", intermediates_only=True)
+
+    def normed(m: Any) -> Any:
+        return net.norm(m.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    def head(f: Any) -> Any:
+        tokens = f.flatten(2).transpose(1, 2)
+        for block in net.blocks[c4_block + 1:]:
+            tokens = block(tokens)
+        return net.norm(tokens).transpose(1, 2).reshape(f.shape)
+
+    stride = patch_size(net)
+    return {"c4": normed(raw), "c4head": raw, "c5": normed(last)}, dict.fromkeys(LEVELS, stride), head
+
+
 def roi_features(net: Any, scenes: SceneSet, cfg: DiagnosticCfg, device: str) -> dict[str, np.ndarray]:
     """Mean-pooled RoIAlign features of each scene's target box, per level: ``(N, C)``."""
     import torch
     from torchvision.ops import roi_align
+
+    from harness.core.vit import is_vit_model
+
+    levels_of = vit_levels if is_vit_model(net) else resnet_levels
 
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
@@ -204,16 +243,12 @@ def roi_features(net: Any, scenes: SceneSet, cfg: DiagnosticCfg, device: str) ->
             x = torch.from_numpy(imgs).to(device).permute(0, 3, 1, 2).float().div_(255.0).sub_(mean).div_(std)
             boxes = torch.tensor(scenes.boxes[start:start + cfg.batch_size], dtype=torch.float32, device=device)
             rois = torch.cat([torch.arange(len(boxes), device=device, dtype=torch.float32)[:, None], boxes], dim=1)
-            h = net.maxpool(net.relu(net.bn1(net.conv1(x))))
-            c4 = net.layer3(net.layer2(net.layer1(h)))
-            maps = {"c4": c4, "c4head": c4}
-            if "c5" in cfg.levels:
-                maps["c5"] = net.layer4(c4)
+            maps, strides, head = levels_of(net, x, cfg.levels)
             for lv in cfg.levels:
                 f = roi_align(maps[lv].float(), rois, output_size=(cfg.roi_size, cfg.roi_size),
-                              spatial_scale=1.0 / LEVELS[lv], sampling_ratio=2, aligned=True)
+                              spatial_scale=1.0 / strides[lv], sampling_ratio=2, aligned=True)
                 if lv == "c4head":
-                    f = net.layer4(f)
+                    f = head(f)
                 out[lv].append(f.mean(dim=(2, 3)).double().cpu().numpy())
     return {lv: np.concatenate(v) for lv, v in out.items()}
 
@@ -301,7 +336,7 @@ class BiasDiagnostic(Task):
         cfg = DiagnosticCfg.from_cfg(ctx.cfg)
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
-        net = load_backbone(ctx.backbone, family="resnet").to(ctx.device).eval()
+        net = load_backbone(ctx.backbone).to(ctx.device).eval()
         bg_set, nb_set = coupling_scenes(cfg)
         pos_set, centres = position_scenes(cfg)
         feats_bg = roi_features(net, bg_set, cfg, ctx.device)

@@ -70,3 +70,22 @@ def test_dense_probes_run_on_patch_tokens(synthetic_root: Path, vit_file: Path, 
     assert 0.0 < result.metrics[metric] <= 100.0
     if task == "seg_probe":
         assert result.extra["feature_dim"] == 2 * 192  # layer3 + layer4 patch tokens
+
+
+def test_bias_diagnostic_runs_on_patch_tokens(synthetic_root: Path, vit_file: Path, tmp_path: Path) -> None:
+    from harness.core.checkpoints import load_backbone
+    from harness.tasks.bias_diagnostic import vit_levels
+
+    net = load_backbone(vit_file).eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        maps, strides, head = vit_levels(net, x, ("c4", "c4head", "c5"))
+        final = net.forward_features(x)[:, 1:].reshape(2, 6, 6, 192).permute(0, 3, 1, 2)
+        torch.testing.assert_close(maps["c5"], final)
+        rois = maps["c4head"][:, :, :3, :3]
+        assert head(rois).shape == rois.shape  # the blocks after c4 on the RoI's tokens alone
+    assert set(strides.values()) == {16}
+    result = _run("bias_diagnostic", synthetic_root, vit_file, tmp_path, coupling_objects=8, position_objects=80)
+    for level in ("c4", "c4head", "c5"):
+        assert 0.0 <= result.metrics[f"coupling_{level}"] <= 2.0
+        assert result.metrics[f"position_r2_{level}"] <= 1.0
