@@ -13,7 +13,7 @@ bottom / right (the patch grid keeps its pixel coordinates).
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 import torch.nn as nn
@@ -98,3 +98,8 @@ def is_vit_model(net: nn.Module) -> bool:
 
 def patch_size(net: nn.Module) -> int:
     return int(net.patch_embed.patch_size[0])
+
+
+def norm_map(norm: Callable[[torch.Tensor], torch.Tensor], m: torch.Tensor) -> torch.Tensor:
+    """A token norm (e.g. a ViT's final LayerNorm) applied to the channels of an ``(N, C, h, w)`` map."""
+    return norm(m.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)

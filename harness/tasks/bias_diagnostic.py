@@ -206,14 +206,11 @@ def resnet_levels(net: Any, x: Any, levels: tuple[str, ...]) -> tuple[dict[str, 
 def vit_levels(net: Any, x: Any, levels: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, int], Any]:
     """A ViT's ``c4`` / ``c5`` token maps (see the module docstring), the patch stride and the
     ``c4head`` RoI head (the blocks after ``c4`` and the final norm on each RoI's tokens)."""
-    from harness.core.vit import patch_size, stage_blocks
+    from harness.core.vit import norm_map, patch_size, stage_blocks
 
     c4_block = stage_blocks(len(net.blocks))[2]
     raw, last = net.forward_intermediates(x, indices=[c4_block, len(net.blocks) - 1], norm=False,
                                          output_fmt="NCHW", intermediates_only=True)
-
-    def normed(m: Any) -> Any:
-        return net.norm(m.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
     def head(f: Any) -> Any:
         tokens = f.flatten(2).transpose(1, 2)
@@ -222,7 +219,8 @@ def vit_levels(net: Any, x: Any, levels: tuple[str, ...]) -> tuple[dict[str, Any
         return net.norm(tokens).transpose(1, 2).reshape(f.shape)
 
     stride = patch_size(net)
-    return {"c4": normed(raw), "c4head": raw, "c5": normed(last)}, dict.fromkeys(LEVELS, stride), head
+    return {"c4": norm_map(net.norm, raw), "c4head": raw, "c5": norm_map(net.norm, last)}, dict.fromkeys(
+        LEVELS, stride), head
 
 
 def roi_features(net: Any, scenes: SceneSet, cfg: DiagnosticCfg, device: str) -> dict[str, np.ndarray]:

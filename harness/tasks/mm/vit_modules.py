@@ -27,6 +27,7 @@ from mmengine.optim import DefaultOptimWrapperConstructor
 from torch import nn
 
 from harness.core.errors import CheckpointError
+from harness.core.vit import norm_map
 
 NO_DECAY = ("pos_embed", "cls_token")
 
@@ -62,7 +63,7 @@ class HarnessViT(BaseModule):
         maps = self.vit.forward_intermediates(x, indices=list(self.out_indices), norm=False, output_fmt="NCHW",
                                               intermediates_only=True)
         if self.final_norm and self.out_indices[-1] == len(self.vit.blocks) - 1:
-            maps[-1] = self.vit.norm(maps[-1].permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            maps[-1] = norm_map(self.vit.norm, maps[-1])
         return tuple(maps)
 
 
@@ -70,7 +71,7 @@ class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channels of an ``(N, C, H, W)`` map."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return norm_map(super().forward, x)
 
 
 def _scale_branch(width: int, scale: float) -> nn.Module:
