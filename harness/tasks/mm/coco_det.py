@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from harness.api import Task, TaskContext, TaskResult
 from harness.tasks.mm import config as mmconfig
 from harness.tasks.mm.backbone import resnet_depth, vit_backbone
 from harness.tasks.mm.datasets import DenseDataset, check_coco
-from harness.tasks.mm.engine import DenseTask, run_dense
+from harness.tasks.mm.engine import DenseTask, DenseTaskRunner
 from harness.tasks.mm.metrics import coco_evaluator, coco_metrics
 
 
@@ -68,8 +67,6 @@ SPEC = DenseTask(
     framework="mmdet",
     check_data=check_coco,
     configure=configure,
-    init_paths=("backbone",),
-    parts={"": "backbone"},
     read_metrics=coco_metrics,
 )
 
@@ -79,28 +76,10 @@ SPEC_C4 = DenseTask(
     framework="mmdet",
     check_data=check_coco,
     configure=configure_c4,
+    read_metrics=coco_metrics,
     init_paths=("backbone", "roi_head.shared_head"),
     parts={"": "backbone", "layer4.": "roi_head.shared_head"},
-    read_metrics=coco_metrics,
 )
-
-
-class CocoDet(Task):
-    """Mask R-CNN on COCO 2017: bbox and segm AP (pycocotools), in percent."""
-
-    name = "coco_det"
-
-    def run(self, ctx: TaskContext) -> TaskResult:
-        return run_dense(ctx, SPEC)
-
-
-class CocoDetC4(Task):
-    """Mask R-CNN C4 on COCO 2017 (MoCo's detectron2 protocol): bbox and segm AP, in percent."""
-
-    name = "coco_det_c4"
-
-    def run(self, ctx: TaskContext) -> TaskResult:
-        return run_dense(ctx, SPEC_C4)
 
 
 SPEC_VIT = DenseTask(
@@ -108,16 +87,27 @@ SPEC_VIT = DenseTask(
     framework="mmdet",
     check_data=check_coco,
     configure=configure_vit,
-    init_paths=("backbone",),
-    parts={"": "backbone.vit"},
     read_metrics=coco_metrics,
+    parts={"": "backbone.vit"},
 )
 
 
-class CocoDetViT(Task):
+class CocoDet(DenseTaskRunner):
+    """Mask R-CNN on COCO 2017: bbox and segm AP (pycocotools), in percent."""
+
+    name = "coco_det"
+    spec = SPEC
+
+
+class CocoDetC4(DenseTaskRunner):
+    """Mask R-CNN C4 on COCO 2017 (MoCo's detectron2 protocol): bbox and segm AP, in percent."""
+
+    name = "coco_det_c4"
+    spec = SPEC_C4
+
+
+class CocoDetViT(DenseTaskRunner):
     """Mask R-CNN on a ViT (ViTDet's simple feature pyramid) on COCO 2017: bbox and segm AP, in percent."""
 
     name = "coco_det_vit"
-
-    def run(self, ctx: TaskContext) -> TaskResult:
-        return run_dense(ctx, SPEC_VIT)
+    spec = SPEC_VIT

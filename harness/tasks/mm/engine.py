@@ -5,12 +5,12 @@ import hashlib
 import importlib.metadata
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from harness.core import paths
-from harness.api import TaskContext, TaskResult
+from harness.api import Task, TaskContext, TaskResult
 from harness.core.checkpoints import sha256_file
 from harness.core.errors import CheckpointError, ConfigError
 from harness.core.atomic import atomic_write_text
@@ -28,18 +28,32 @@ class DenseTask:
 
     ``configure(cfg, preset, dataset, arch)`` points the config at the dataset, sets the
     evaluator, the classes, the image sizes and the widths for the backbone arch.
-    ``init_paths`` are the model-config paths that get the backbone file as init;
-    ``parts`` maps a backbone-file key prefix to the model module that must hold it.
     ``read_metrics(raw)`` turns the evaluator output into (metrics, undefined names).
+    ``init_paths`` are the model-config paths that get the backbone file as init;
+    ``parts`` maps a backbone-file key prefix to the model module that must hold it
+    (by default the whole file initialises ``backbone``).
     """
 
     task: str
     framework: str
     check_data: Callable[[Path], DenseDataset]
     configure: Callable[[Any, Mapping[str, Any], DenseDataset, str], None]
-    init_paths: tuple[str, ...]
-    parts: Mapping[str, str]
     read_metrics: Callable[[Mapping[str, float]], tuple[dict[str, float], list[str]]]
+    init_paths: tuple[str, ...] = ("backbone",)
+    parts: Mapping[str, str] = field(default_factory=lambda: {"": "backbone"})
+
+
+class DenseTaskRunner(Task):
+    """A task that is one :class:`DenseTask` run through :func:`run_dense`."""
+
+    spec: ClassVar[DenseTask]
+
+    def spec_for(self, ctx: TaskContext) -> DenseTask:
+        """The spec this unit runs (a subclass may bind unit options into it)."""
+        return self.spec
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        return run_dense(ctx, self.spec_for(ctx))
 
 
 def build_config(ctx: TaskContext, spec: DenseTask, dataset: DenseDataset):

@@ -7,11 +7,11 @@ import dataclasses
 import functools
 from typing import Any, Mapping
 
-from harness.api import Task, TaskContext, TaskResult
+from harness.api import TaskContext
 from harness.data.openimage_mini import readers
 from harness.tasks.mm import coco_det
 from harness.tasks.mm.datasets import DenseDataset
-from harness.tasks.mm.engine import DenseTask, run_dense
+from harness.tasks.mm.engine import DenseTask, DenseTaskRunner
 from harness.tasks.mm.metrics import coco_evaluator, coco_metrics
 from harness.tasks.mm.oim_data import check_oim_instances
 
@@ -30,17 +30,17 @@ SPEC = DenseTask(
     framework="mmdet",
     check_data=check_oim_instances,
     configure=configure,
-    init_paths=("backbone",),
-    parts={"": "backbone"},
     read_metrics=coco_metrics,
 )
 
 
-class OimDet(Task):
+class OimDet(DenseTaskRunner):
     """Mask R-CNN on OpenImage-MINI: bbox and segm AP (pycocotools), in percent."""
 
     name = "oim_det"
+    spec = SPEC
 
-    def run(self, ctx: TaskContext) -> TaskResult:
+    def spec_for(self, ctx: TaskContext) -> DenseTask:
+        """The data check reads the build's spec file named in the unit's options."""
         check = functools.partial(check_oim_instances, spec_file=ctx.cfg.get("spec"))
-        return run_dense(ctx, dataclasses.replace(SPEC, check_data=check))
+        return dataclasses.replace(SPEC, check_data=check)

@@ -6,11 +6,11 @@ import dataclasses
 import functools
 from typing import Any, Mapping
 
-from harness.api import Task, TaskContext, TaskResult
+from harness.api import TaskContext
 from harness.tasks.mm import config as mmconfig
 from harness.tasks.mm import segmentation
 from harness.tasks.mm.datasets import DenseDataset
-from harness.tasks.mm.engine import DenseTask, run_dense
+from harness.tasks.mm.engine import DenseTask, DenseTaskRunner
 from harness.tasks.mm.oim_data import check_oim_semantic
 
 
@@ -29,17 +29,17 @@ SPEC = DenseTask(
     framework="mmseg",
     check_data=check_oim_semantic,
     configure=configure,
-    init_paths=("backbone",),
-    parts={"": "backbone"},
     read_metrics=segmentation.read_metrics,
 )
 
 
-class OimSeg(Task):
+class OimSeg(DenseTaskRunner):
     """FCN on OpenImage-MINI: mIoU, mAcc, aAcc over the val split (C + 1 classes), in percent."""
 
     name = "oim_seg"
+    spec = SPEC
 
-    def run(self, ctx: TaskContext) -> TaskResult:
+    def spec_for(self, ctx: TaskContext) -> DenseTask:
+        """The data check reads the build's spec file named in the unit's options."""
         check = functools.partial(check_oim_semantic, spec_file=ctx.cfg.get("spec"))
-        return run_dense(ctx, dataclasses.replace(SPEC, check_data=check))
+        return dataclasses.replace(SPEC, check_data=check)

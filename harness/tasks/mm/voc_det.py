@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from harness.api import Task, TaskContext, TaskResult
 from harness.tasks.mm import config as mmconfig
 from harness.tasks.mm.backbone import resnet_depth
 from harness.tasks.mm.datasets import DenseDataset, check_voc_det
-from harness.tasks.mm.engine import DenseTask, run_dense
+from harness.tasks.mm.engine import DenseTask, DenseTaskRunner
 from harness.tasks.mm.metrics import voc_det_metrics, voc_evaluator
 
 
@@ -42,16 +41,14 @@ SPEC = DenseTask(
     framework="mmdet",
     check_data=check_voc_det,
     configure=configure,
+    read_metrics=read_metrics,
     init_paths=("backbone", "roi_head.shared_head"),
     parts={"": "backbone", "layer4.": "roi_head.shared_head"},
-    read_metrics=read_metrics,
 )
 
 
-class VocDet(Task):
+class VocDet(DenseTaskRunner):
     """Faster R-CNN C4 on VOC07+12: VOC2007 11-point AP50, AP75 and AP, in percent."""
 
     name = "voc_det"
-
-    def run(self, ctx: TaskContext) -> TaskResult:
-        return run_dense(ctx, SPEC)
+    spec = SPEC
