@@ -8,13 +8,17 @@ after the build's spec, with a sha256 fingerprint over the files labels are read
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 from pathlib import Path
 
 from harness.data.coco import parse_coco_instances
 from harness.data.fileio import MalformedDataError, MissingDataError, file_names, read_json, require_dir
 from harness.data.openimage_mini import readers
 from harness.data.openimage_mini.ensure import ensure
+from harness.api import TaskContext
 from harness.tasks.mm.datasets import DenseDataset, fingerprint
+from harness.tasks.mm.engine import DenseTask, DenseTaskRunner
 
 BACKGROUND = "background"
 
@@ -70,3 +74,12 @@ def check_oim_semantic(data_root: Path, spec_file: str | None = None) -> DenseDa
         sizes[split] = len(images)
     return DenseDataset(name=f"{_spec_name(root)} semantic", root=root, classes=classes, sizes=sizes,
                         fingerprint=fingerprint("openimage-mini-semantic", files, root))
+
+
+class OimTaskRunner(DenseTaskRunner):
+    """An OpenImage-MINI dense task: its data check reads the build's spec file named in
+    the unit's options."""
+
+    def spec_for(self, ctx: TaskContext) -> DenseTask:
+        check = functools.partial(self.spec.check_data, spec_file=ctx.cfg.get("spec"))
+        return dataclasses.replace(self.spec, check_data=check)

@@ -3,17 +3,14 @@ the backbone, configured as COCO's (:mod:`harness.tasks.mm.coco_det`) on the bui
 COCO-format files (C categories, ``iscrowd=1`` boxes without a mask as ignore regions)."""
 from __future__ import annotations
 
-import dataclasses
-import functools
 from typing import Any, Mapping
 
-from harness.api import TaskContext
 from harness.data.openimage_mini import readers
 from harness.tasks.mm import coco_det
 from harness.tasks.mm.datasets import DenseDataset
-from harness.tasks.mm.engine import DenseTask, DenseTaskRunner
+from harness.tasks.mm.engine import DenseTask
 from harness.tasks.mm.metrics import coco_evaluator, coco_metrics
-from harness.tasks.mm.oim_data import check_oim_instances
+from harness.tasks.mm.oim_data import OimTaskRunner, check_oim_instances
 
 
 def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, arch: str) -> None:
@@ -34,13 +31,8 @@ SPEC = DenseTask(
 )
 
 
-class OimDet(DenseTaskRunner):
+class OimDet(OimTaskRunner):
     """Mask R-CNN on OpenImage-MINI: bbox and segm AP (pycocotools), in percent."""
 
     name = "oim_det"
     spec = SPEC
-
-    def spec_for(self, ctx: TaskContext) -> DenseTask:
-        """The data check reads the build's spec file named in the unit's options."""
-        check = functools.partial(check_oim_instances, spec_file=ctx.cfg.get("spec"))
-        return dataclasses.replace(SPEC, check_data=check)

@@ -2,16 +2,13 @@
 build's semantic maps (background 0 and C classes, 255 ignored, no reduce_zero_label)."""
 from __future__ import annotations
 
-import dataclasses
-import functools
 from typing import Any, Mapping
 
-from harness.api import TaskContext
 from harness.tasks.mm import config as mmconfig
 from harness.tasks.mm import segmentation
 from harness.tasks.mm.datasets import DenseDataset
-from harness.tasks.mm.engine import DenseTask, DenseTaskRunner
-from harness.tasks.mm.oim_data import check_oim_semantic
+from harness.tasks.mm.engine import DenseTask
+from harness.tasks.mm.oim_data import OimTaskRunner, check_oim_semantic
 
 
 def configure(cfg: Any, preset: Mapping[str, Any], dataset: DenseDataset, arch: str) -> None:
@@ -33,13 +30,8 @@ SPEC = DenseTask(
 )
 
 
-class OimSeg(DenseTaskRunner):
+class OimSeg(OimTaskRunner):
     """FCN on OpenImage-MINI: mIoU, mAcc, aAcc over the val split (C + 1 classes), in percent."""
 
     name = "oim_seg"
     spec = SPEC
-
-    def spec_for(self, ctx: TaskContext) -> DenseTask:
-        """The data check reads the build's spec file named in the unit's options."""
-        check = functools.partial(check_oim_semantic, spec_file=ctx.cfg.get("spec"))
-        return dataclasses.replace(SPEC, check_data=check)
