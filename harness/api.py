@@ -57,6 +57,7 @@ class UnitContext:
     progress: Callable[..., None] = field(default_factory=lambda: Progress(None))
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("harness.run.unit"))
     world: dict[str, Any] = field(default_factory=dict)
+    dev_run: dict[str, int] | None = None  # --fast-dev-run: {"steps": N, "images": K} (harness.run.dev_run)
 
 
 @dataclass
@@ -178,3 +179,11 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def run(self, ctx: TaskContext) -> TaskResult:
         """Evaluate ``ctx.backbone`` and return its metrics."""
+
+    def preflight(self, ctx: TaskContext) -> list[str]:
+        """Check at plan time, before anything runs, what :meth:`run` would fail on later:
+        read the data with the task's own readers, build its configuration. ``ctx.workdir``
+        is a scratch folder and ``ctx.backbone`` does not exist yet (``ctx.backbone_meta``
+        holds the planned ``arch``). Raise DataError or ConfigError; return notes on what
+        was not checked. The catalog's ``reads`` are checked for every task besides this."""
+        return []

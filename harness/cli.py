@@ -60,14 +60,21 @@ def parse_seeds(text: str) -> list[int]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness.core import config
-    from harness.run import runner
+    from harness.run import dev_run, preflight, runner
 
     seeds = parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
-    cfgs = [config.resolve(args.method, args.suite, preset=args.preset, recipe=args.recipe, seed=seed,
-                           overrides=args.set, data_root=args.data_root) for seed in seeds]
-    plans = [runner.plan(cfg) for cfg in cfgs]
+    cfgs = [config.only_tasks(config.resolve(args.method, args.suite, preset=args.preset, recipe=args.recipe,
+                                             seed=seed, overrides=args.set, data_root=args.data_root), args.only)
+            for seed in seeds]
     out = Path(args.out).resolve()
+    dev = None
+    if args.fast_dev_run is not None:
+        dev = dev_run.settings(dev_run.parse_steps(args.fast_dev_run), args.dev_run_images)
+        cfgs = [{**cfg, "dev_run": dev} for cfg in cfgs]
+        out = out / "dev-run"
+    plans = [runner.plan(cfg) for cfg in cfgs]
     launcher = _launcher(args)
+    worlds = _worlds(args)
     if args.dry_run:
         import yaml
 
@@ -79,20 +86,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
             r = runner.Runner(cfg, out, launcher=launcher)
             for i, u in enumerate(units, 1):
                 print(f"[{i}/{len(units)}] {u.label:<34} key {u.key}  {launcher.describe(r.request(u, u.label))}")
+        root = runner.existing_data_root(cfgs[0])
+        findings = preflight.check_plan(cfgs[0], plans[0], root, worlds=worlds, out=out, launcher=args.launcher)
+        print(preflight.summary(findings, len(plans[0]), root))
+        preflight.raise_for(findings)
         return 0
     runner.check_writable(out)
     cfg0 = cfgs[0]
     seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {','.join(map(str, seeds))}"
     print(f"harness run: method {cfg0['method']['name']} (recipe {runner.recipe_label(cfg0)}), suite {cfg0['suite']}, "
-          f"preset {cfg0['preset']}, {seed_text}, {sum(map(len, plans))} units -> {out}", flush=True)
+          f"preset {cfg0['preset']}, {seed_text}, {sum(map(len, plans))} units -> {out}"
+          + (f" (fast dev run: {dev['steps']} steps, {dev['images']} images)" if dev else ""), flush=True)
     data_root = runner.prepare_data(cfg0, print)
+    findings = preflight.check_plan(cfg0, plans[0], data_root, worlds=worlds, out=out, launcher=args.launcher)
+    print(preflight.summary(findings, len(plans[0]), data_root), flush=True)
+    preflight.raise_for(findings)
+    if dev is None:
+        _warn_single_process(cfg0, args.launcher)
     failed = 0
     for cfg, units in zip(cfgs, plans):
         r = runner.Runner(cfg, out, launcher=launcher)
         if len(seeds) > 1:
             print(f"-- seed {cfg['seed']}", flush=True)
         outcomes = r.run(units, data_root)
-        if launcher.waits:
+        if launcher.waits and dev:
+            _print_dev_table(outcomes, cfg, worlds)
+        elif launcher.waits:
             print("\n" + runner.summary_table([o for o in outcomes if o.unit.kind == "task"]))
             print(f"\nrecords: {r.records_dir}")
         else:
@@ -100,6 +119,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
                   f"follow them with `harness status --out {out}`")
         failed += sum(o.status in ("failed", "blocked") for o in outcomes)
     return 1 if failed else 0
+
+
+def _print_dev_table(outcomes: list, cfg: dict, worlds) -> None:
+    from harness.run import dev_report
+
+    devices = [(o.record or {}).get("device") for o in outcomes if (o.record or {}).get("device")]
+    print("\n" + dev_report.table(dev_report.rows(outcomes, cfg, worlds.stage, worlds.task),
+                                  devices[0] if devices else "unknown"))
+
+
+def _warn_single_process(cfg: dict, launcher: str) -> None:
+    """A paper-scale run in one process: say so, with the schedule it is about to run."""
+    if launcher != "local" or cfg["preset"] == "tiny":
+        return
+    method = cfg["method"]
+    print(f"WARNING: preset {cfg['preset']!r} with --launcher local runs every unit in one process on this "
+          f"machine ({method.get('epochs', '?')} epochs of {method['name']} at batch {method.get('batch_size', '?')} "
+          f"first). Measure the projected time with --fast-dev-run, and use --launcher torchrun or slurm for the "
+          f"real run.", file=sys.stderr, flush=True)
+
+
+def _worlds(args: argparse.Namespace):
+    """Processes per stage and per task unit under the chosen launcher."""
+    from harness.run.preflight import Worlds
+
+    if args.launcher == "torchrun":
+        return Worlds(args.nproc_per_node, args.nproc_per_node)
+    if args.launcher == "slurm":
+        gpus = max(args.gpus_per_node, 1)
+        return Worlds(args.nodes * gpus, gpus)
+    return Worlds()
 
 
 def _launcher(args: argparse.Namespace):
@@ -127,6 +177,16 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 
 def _cmd_data_verify(args: argparse.Namespace) -> int:
     from harness.data import verify
+
+    if args.suite is not None:
+        if args.dataset is not None:
+            raise HarnessError("data verify: give --dataset or --suite, not both")
+        from harness.run import preflight
+
+        return preflight.verify_suite_main(Path(args.data_root), args.suite, args.preset, args.method, args.recipe,
+                                           args.set)
+    if args.method is not None:
+        raise HarnessError("data verify: --method needs --suite (what the method reads is checked per suite)")
 
     return verify.verify_main(Path(args.data_root), args.dataset, sample=args.sample, strict_counts=args.strict_counts)
 
@@ -220,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     seed_group.add_argument("--seeds", help="several seeds in one resumable command: 0,1,2 or 0-4")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a resolved config value by dotted path, e.g. method.epochs=2")
+    run.add_argument("--only", action="append", default=[], metavar="TASK",
+                     help="run only this task instance of the suite (repeatable; the method's stages still run)")
     run.add_argument("--data-root", help="root of the real datasets (default: the synthetic benchmark)")
     run.add_argument("--out", default="runs", help="output folder (units and records)")
     run.add_argument("--launcher", choices=["local", "torchrun", "slurm"], default="local",
@@ -236,7 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
     slurm.add_argument("--account")
     slurm.add_argument("--slurm-cluster", choices=["slurm", "local"], default=None,
                        help="submitit executor (default: slurm when sbatch exists); local runs jobs here")
-    run.add_argument("--dry-run", action="store_true", help="print the plan and the unit keys, run nothing")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the plan and the unit keys and run the preflight checks; run nothing")
+    run.add_argument("--fast-dev-run", nargs="?", const=str(2), metavar="N",
+                     help="run every unit for N steps (default 2) of its real configuration into OUT/dev-run and "
+                     "print the measured cost and the projected time of the real run")
+    run.add_argument("--dev-run-images", type=int, default=8, metavar="K",
+                     help="images per split of a fast dev run's tasks and non-training stages (default 8)")
     run.set_defaults(func=_cmd_run)
 
     st = sub.add_parser("status", help="state, job id, progress and last log line of each unit")
@@ -260,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--sample", type=int, default=8, help="images decoded per dataset")
     ver.add_argument("--strict-counts", action="store_true",
                      help="fail when a count differs from the official release (not only report it)")
+    ver.add_argument("--suite", help="check exactly what this suite's units read (can this run start here?)")
+    ver.add_argument("--preset", default="tiny", help="with --suite: the preset whose tasks are checked")
+    ver.add_argument("--method", help="with --suite: also the method's pretraining images")
+    ver.add_argument("--recipe", help="with --method: the recipe (default: the preset's)")
+    ver.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="with --suite: a config override, as for `harness run`")
     ver.set_defaults(func=_cmd_data_verify)
 
     tab = sub.add_parser("tables", help="collate result records into leaderboards")

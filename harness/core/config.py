@@ -9,7 +9,8 @@ A resolved run configuration is a plain dict::
      "tasks": {"<instance>": {"task": "<task name>", "version": "1", ...preset keys...}}}
 
 Overrides address it by dotted path (``method.epochs=3``,
-``tasks.linear_probe.max_iter=50``, ``data.synthetic.size=tiny``); a path that does not
+``tasks.knn.k=20``, ``tasks.linear_probe.cub.batch_size=64`` for the task instance
+``linear_probe.cub``, ``data.synthetic.size=tiny``); a path that does not
 exist is an error, so a typo never silently does nothing.
 """
 from __future__ import annotations
@@ -114,28 +115,56 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def _split_path(node: Any, parts: list[str]) -> list[str] | None:
+    """Group dotted ``parts`` into the keys of nested dicts, preferring the longest key
+    that exists at each level (task instances are named ``linear_probe.cub``); None when
+    no grouping reaches an existing key."""
+    if not parts:
+        return []
+    if not isinstance(node, dict):
+        return None
+    for n in range(len(parts), 0, -1):
+        key = ".".join(parts[:n])
+        if key in node:
+            rest = _split_path(node[key], parts[n:])
+            if rest is not None:
+                return [key, *rest]
+    return None
+
+
 def apply_override(cfg: dict[str, Any], text: str) -> None:
     path, value = parse_override(text)
-    node: Any = cfg
-    for i, part in enumerate(path[:-1]):
-        if not isinstance(node, dict) or part not in node:
-            raise _bad_key(text, path[: i + 1], node)
-        node = node[part]
-    if not isinstance(node, dict) or path[-1] not in node:
-        raise _bad_key(text, path, node)
-    if path[:1] == ["method"] and path[1:] and path[1] in RESERVED_METHOD_KEYS and len(path) == 2:
+    keys = _split_path(cfg, path)
+    if keys is None:
+        raise _missing_key(cfg, text, path)
+    if keys[:1] == ["method"] and len(keys) == 2 and keys[1] in RESERVED_METHOD_KEYS:
         raise ConfigError(f"--set {text!r}: choose the method and recipe with --method/--recipe")
-    node[path[-1]] = value
+    node = cfg
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
 
 
-def _bad_key(text: str, path: list[str], node: Any) -> ConfigError:
+def _missing_key(cfg: dict[str, Any], text: str, path: list[str]) -> ConfigError:
+    """The error for a path that reaches no key: walk the longest existing keys and name
+    the first part that is missing, with the close matches at that level."""
     import difflib
 
+    node: Any = cfg
+    walked: list[str] = []
+    i = 0
+    while i < len(path) and isinstance(node, dict):
+        n = next((n for n in range(len(path) - i, 0, -1) if ".".join(path[i:i + n]) in node), 0)
+        if not n:
+            break
+        walked.append(".".join(path[i:i + n]))
+        node, i = node[walked[-1]], i + n
+    missing = ".".join([*walked, path[i]]) if i < len(path) else ".".join(path)
     options = sorted(node) if isinstance(node, dict) else []
-    close = difflib.get_close_matches(path[-1], options, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(path[i] if i < len(path) else path[-1], options, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     shown = f" (keys there: {', '.join(options)})" if options and not close else ""
-    return ConfigError(f"--set {text!r}: no key {'.'.join(path)!r} in the resolved configuration{hint}{shown}")
+    return ConfigError(f"--set {text!r}: no key {missing!r} in the resolved configuration{hint}{shown}")
 
 
 def resolve(method: str, suite: str, preset: str = "tiny", recipe: str | None = None, seed: int = 0,
@@ -165,6 +194,17 @@ def resolve(method: str, suite: str, preset: str = "tiny", recipe: str | None = 
     if cfg["data"].get("root") is None and not cfg["data"].get("synthetic"):
         raise ConfigError(f"preset {preset!r} runs on real datasets: give --data-root DIR")
     return cfg
+
+
+def only_tasks(cfg: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """``cfg`` with only the task instances ``names`` (all of them when ``names`` is empty);
+    an instance the suite does not hold is an error."""
+    if not names:
+        return cfg
+    unknown = [n for n in names if n not in cfg["tasks"]]
+    if unknown:
+        raise registry.unknown(f"task instance of suite {cfg['suite']!r}", unknown[0], list(cfg["tasks"]))
+    return {**cfg, "tasks": {k: v for k, v in cfg["tasks"].items() if k in names}}
 
 
 def method_overrides(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -42,6 +42,7 @@ class TaskEntry:
     catalog_file: Path | None = None
     main_metrics: list[str] | None = None  # what tables and summaries show (None: all)
     metrics: list[str] | None = None  # every metric it reports (glob patterns), for validating references
+    reads: Any = None  # the dataset splits preflight checks (see harness.run.preflight_data)
 
 
 _RUNTIME_METHODS: dict[str, MethodEntry] = {}
@@ -75,13 +76,13 @@ def register_method(name: str) -> Callable[[type], type]:
 
 
 def register_task(name: str, version: str = "1", framework: str = "torch",
-                  presets: dict[str, dict[str, Any]] | None = None) -> Callable[[type], type]:
+                  presets: dict[str, dict[str, Any]] | None = None, reads: Any = None) -> Callable[[type], type]:
     """Class decorator registering a task in this process (catalog files are the norm)."""
 
     def deco(cls: type) -> type:
         cls.name, cls.version = name, version
         _RUNTIME_TASKS[name] = TaskEntry(name, _entry_of(cls), version, framework,
-                                         (cls.__doc__ or "").strip().split("\n")[0], presets or {})
+                                         (cls.__doc__ or "").strip().split("\n")[0], presets or {}, reads=reads)
         return cls
 
     return deco
@@ -177,7 +178,7 @@ def tasks() -> dict[str, TaskEntry]:
                 name=data["name"], entry=data["entry"], version=str(data["version"]),
                 framework=data.get("framework", "torch"), description=data.get("description", ""),
                 presets=data.get("presets") or {}, catalog_file=path, main_metrics=data.get("main_metrics"),
-                metrics=data.get("metrics"))
+                metrics=data.get("metrics"), reads=data.get("reads"))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: a task catalog file needs name, entry and version ({exc})") from exc
     found.update(_RUNTIME_TASKS)

@@ -196,7 +196,8 @@ BUILTIN: tuple[Dataset, ...] = (
     Dataset("coco_crop", layout.COCO_CROP, "COCO-Crop object crops per category", (
         _split("train", partial(read_coco_crop, split="train"), f"{layout.COCO_CROP}/train"),
         _split("val", partial(read_coco_crop, split="val"), f"{layout.COCO_CROP}/val"),
-    ), num_classes=80, probe=_probe_coco_crop),
+    ), num_classes=80, probe=_probe_coco_crop,
+       probe_reads=("coco_crop:train|coco:train2017", "coco_crop:val|coco:val2017")),
     Dataset("ade20k", layout.ADE20K, "ADE20K scene parsing (ADEChallengeData2016)", (
         _split("training", partial(read_ade20k, split="training"), f"{layout.ADE20K}/images/training", 20_210),
         _split("validation", partial(read_ade20k, split="validation"), f"{layout.ADE20K}/images/validation", 2_000),
@@ -227,7 +228,8 @@ BUILTIN: tuple[Dataset, ...] = (
         _split(f"{v}/train", partial(read_bg_challenge, variant=v, split="train"),
                f"{layout.BG_CHALLENGE}/{v}/train", required=False) for v in VARIANTS) + (
         _split("fg_mask/val", partial(read_fg_masks, split="val"), f"{layout.BG_CHALLENGE}/fg_mask/val", 4_050),
-    ), num_classes=9, probe=_probe_in9, aliases=("in9",)),
+    ), num_classes=9, probe=_probe_in9, aliases=("in9",),
+       probe_reads=("bg_challenge:original/train", "bg_challenge:original/val")),
     Dataset("siscore", layout.SISCORE, "SI-Score object size / rotation / location", tuple(
         _split(folder, partial(read_siscore, factor=folder), f"{layout.SISCORE}/{folder}", required=False)
         for folder in sorted(set(FACTORS.values()))
@@ -247,38 +249,41 @@ BUILTIN: tuple[Dataset, ...] = (
                _oi(*LABEL_FILES["validation"]), required=False),
         _split("validation masks", partial(_openimages_masks, split="validation"),
                _oi(*SEGMENTATION_FILES["validation"]), required=False),
-    ), num_classes=600, probe=_probe_openimage_crops, aliases=("openimage_crops",)),
+    ), num_classes=600, probe=_probe_openimage_crops, aliases=("openimage_crops",),
+       probe_reads=("openimages:classes", "openimages:train boxes", "openimages:validation boxes")),
     Dataset("openimage_mini", layout.OPENIMAGE_MINI, "OpenImage-MINI object crops (built and verified by "
-            "`harness data openimage-mini`)", probe=_probe_openimage_mini),
+            "`harness data openimage-mini`)", probe=_probe_openimage_mini,
+            probe_reads=("folder:openimage_mini|openimages:classes", "folder:openimage_mini|openimages:validation boxes")),
     Dataset("cub", layout.CUB, "CUB-200-2011 birds", (
         _split("train", partial(read_cub, split="train"), f"{layout.CUB}/images.txt", 5_994),
         _split("test", partial(read_cub, split="test"), f"{layout.CUB}/images.txt", 5_794),
         _split("redo test", partial(read_cub_localization, split="test"), f"{layout.CUB}/{REDO_SPLIT_FILE}", 1_000,
                required=False),
-    ), num_classes=200, probe=_probe_cub),
+    ), num_classes=200, probe=_probe_cub, probe_reads=("cub:train", "cub:test")),
     Dataset("flowers102", layout.FLOWERS, "Oxford Flowers-102", (
         _split("train", partial(read_flowers, split="train"), f"{layout.FLOWERS}/setid.mat", 1_020),
         _split("val", partial(read_flowers, split="val"), f"{layout.FLOWERS}/setid.mat", 1_020),
         _split("test", partial(read_flowers, split="test"), f"{layout.FLOWERS}/setid.mat", 6_149),
         _split("redo test", partial(read_flowers_localization, split="test"), f"{layout.FLOWERS}/segmim", 1_020,
                required=False),
-    ), num_classes=102, probe=_probe_flowers, aliases=("flowers",)),
+    ), num_classes=102, probe=_probe_flowers, aliases=("flowers",),
+       probe_reads=("flowers102:train", "flowers102:val", "flowers102:test")),
     Dataset("food101", layout.FOOD, "Food-101", (
         _split("train", partial(read_food, split="train"), f"{layout.FOOD}/meta/train.txt", 75_750),
         _split("test", partial(read_food, split="test"), f"{layout.FOOD}/meta/test.txt", 25_250),
-    ), num_classes=101, probe=_probe_food, aliases=("food",)),
+    ), num_classes=101, probe=_probe_food, aliases=("food",), probe_reads=("food101:train", "food101:test")),
     Dataset("pets", layout.PETS, "Oxford-IIIT Pets", (
         _split("trainval", partial(read_pets, split="trainval"), f"{layout.PETS}/annotations/trainval.txt", 3_680),
         _split("test", partial(read_pets, split="test"), f"{layout.PETS}/annotations/test.txt", 3_669),
         _split("trimaps test", partial(read_pets_trimaps, split="test"), f"{layout.PETS}/annotations/trimaps",
                3_669, required=False),
-    ), num_classes=37, probe=_probe_pets),
+    ), num_classes=37, probe=_probe_pets, probe_reads=("pets:trainval", "pets:test")),
     Dataset("cifar10", layout.CIFAR10, "CIFAR-10 (python pickles)", (
         _split("train", partial(read_cifar10, split="train"), f"{layout.CIFAR10}/data_batch_1", 50_000),
         _split("test", partial(read_cifar10, split="test"), f"{layout.CIFAR10}/test_batch", 10_000),
-    ), num_classes=10, probe=_probe_cifar10),
+    ), num_classes=10, probe=_probe_cifar10, probe_reads=("cifar10:train", "cifar10:test")),
     Dataset("cifar100", layout.CIFAR100, "CIFAR-100 (python pickles)", (
         _split("train", partial(read_cifar100, split="train"), f"{layout.CIFAR100}/train", 50_000),
         _split("test", partial(read_cifar100, split="test"), f"{layout.CIFAR100}/test", 10_000),
-    ), num_classes=100, probe=_probe_cifar100),
+    ), num_classes=100, probe=_probe_cifar100, probe_reads=("cifar100:train", "cifar100:test")),
 )

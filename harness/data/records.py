@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,11 @@ class ClassificationSet:
     def item_ids(self) -> list[str]:
         """Each sample's path relative to the set's root: the item's identity in per-item tables."""
         return [str(p.relative_to(self.root) if p.is_relative_to(self.root) else p) for p, _ in self.samples]
+
+    def subset(self, indices: list[int]) -> "ClassificationSet":
+        """The samples at ``indices`` (metadata kept aligned), same classes."""
+        meta = tuple(self.metadata[i] for i in indices) if self.metadata else ()
+        return replace(self, samples=[self.samples[i] for i in indices], metadata=meta)
 
     def file_stamp(self) -> str:
         """sha256 over (absolute path, size, modification time) of every sample: a local
@@ -109,6 +114,10 @@ class ArrayClassificationSet:
     def item_ids(self) -> list[str]:
         """``<name>:<row>`` of each image: the item's identity in per-item tables."""
         return [f"{self.name}:{i}" for i in range(len(self.labels))]
+
+    def subset(self, indices: list[int]) -> "ArrayClassificationSet":
+        """The images at ``indices``, same classes."""
+        return replace(self, images=self.images[indices], labels=self.labels[indices])
 
 
 @dataclass(frozen=True)

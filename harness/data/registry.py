@@ -68,6 +68,7 @@ class Dataset:
     num_classes: int | None = None  # of the real release
     probe: ProbeLoader | None = None  # classification protocol splits, for linear_probe / knn
     aliases: tuple[str, ...] = ()
+    probe_reads: tuple[str, ...] = ()  # what ``probe`` reads, as preflight reads (harness.run.preflight_data)
 
 
 _ENTRIES: dict[str, Dataset] = {}

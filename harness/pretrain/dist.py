@@ -3,6 +3,9 @@
 Under ``torchrun`` (``WORLD_SIZE > 1``) :func:`init_from_env` initialises
 ``torch.distributed`` (NCCL on CUDA, gloo on CPU) from ``MASTER_ADDR``/``MASTER_PORT``/
 ``RANK``/``WORLD_SIZE``. In one process every function here is the identity.
+
+The collective timeout is :func:`harness.core.distributed.timeout`, not torch's
+10-minute NCCL default.
 """
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as tdist
+
+from harness.core.distributed import timeout
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ def init_from_env(device: str) -> DistInfo:
         backend = "nccl" if device.startswith("cuda") else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(info.local_rank)
-        tdist.init_process_group(backend=backend, init_method="env://")
+        tdist.init_process_group(backend=backend, init_method="env://", timeout=timeout())
     return info
 
 

@@ -53,9 +53,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from harness.core.config_section import recipe_section
+from harness.core.dev_run import stage_report
 from harness.api import StageContext
 from harness.core.atomic import atomic_open
 from harness.core.errors import CheckpointError, ConfigError, HarnessError
@@ -97,6 +98,7 @@ class LoopConfig:
     sync_bn: bool = True
     grad_clip: float | None = None
     find_unused_parameters: bool = False
+    resume_any_world_size: bool = False  # not part of the checkpoint identity
 
     @classmethod
     def from_recipe(cls, recipe: dict[str, Any]) -> "LoopConfig":
@@ -106,7 +108,8 @@ class LoopConfig:
             if key not in recipe:
                 raise ConfigError(f"recipe has no top-level {key!r}")
         loop = recipe_section(recipe, "loop", {"checkpoint_every", "log_every", "amp", "cpu_amp", "channels_last",
-                                               "sync_bn", "grad_clip", "find_unused_parameters"})
+                                               "sync_bn", "grad_clip", "find_unused_parameters",
+                                               "resume_any_world_size"})
         cfg = cls(epochs=int(recipe["epochs"]), batch_size=int(recipe["batch_size"]),
                   optim=OptimConfig.from_recipe(recipe),
                   num_workers=int((recipe.get("data") or {}).get("num_workers", 0)), **loop)
@@ -193,11 +196,18 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
     workdir = Path(ctx.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = workdir / checkpoint_name
-    sampler_args = dict(n=len(data), global_batch=cfg.batch_size, seed=ctx.seed, epochs=cfg.epochs,
+    dev = ctx.dev_run
+    real = StepSampler(n=len(data), global_batch=cfg.batch_size, seed=ctx.seed, epochs=cfg.epochs,
+                       rank=info.rank, world_size=info.world_size)
+    total, spe = real.total_steps, real.steps_per_epoch
+    if dev:  # N steps at the real batch on the first batch x N images; the lr is the real schedule's
+        data = Subset(data, range(min(len(data), cfg.batch_size * dev["steps"])))
+        total = min(dev["steps"], total)
+    sampler_args = dict(n=len(data), global_batch=cfg.batch_size, seed=ctx.seed,
+                        epochs=-(-total // (len(data) // cfg.batch_size)) if dev else cfg.epochs,
                         rank=info.rank, world_size=info.world_size)
-    probe = StepSampler(**sampler_args)
-    total, spe = probe.total_steps, probe.steps_per_epoch
-    fingerprint = {"loop": json.loads(json.dumps(asdict(cfg))), "seed": int(ctx.seed), "n_images": len(data)}
+    identity = {k: v for k, v in asdict(cfg).items() if k != "resume_any_world_size"}
+    fingerprint = {"loop": json.loads(json.dumps(identity)), "seed": int(ctx.seed), "n_images": len(data)}
 
     if cfg.sync_bn and info.distributed and cuda:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -209,18 +219,7 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
     start, summary = 0, {}
     if ckpt_path.exists():
         state = read_checkpoint(ckpt_path)
-        if state["fingerprint"] != fingerprint:
-            raise CheckpointError(f"{ckpt_path} was written by a different configuration "
-                                  f"({state['fingerprint']} != {fingerprint}); delete it to restart the stage")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        rngs = state["rng"]
-        if len(rngs) == info.world_size:
-            _set_rng_state(rngs[info.rank])
-        batch_states = state.get("batch_fn") or []
-        if len(batch_states) == info.world_size and batch_states[info.rank] is not None:
-            batch_fn.load_state_dict(batch_states[info.rank])
-        start, summary = int(state["step"]), dict(state["summary"])
+        start, summary = _resume(state, ckpt_path, fingerprint, cfg, info, model, optimizer, batch_fn)
         ctx.log.info("resuming %s from step %d/%d", workdir, start, total)
     if start >= total:
         ctx.progress(total, total)
@@ -243,7 +242,8 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
 
     def checkpointed(step: int) -> bool:
         done = step + 1
-        return bool(cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == total
+        return bool(cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == total or \
+            bool(dev and done == 1)
 
     def prepare(step: int, raw: RawBatch) -> tuple[dict[str, Any], Any]:
         raw = raw.to(device)
@@ -257,7 +257,13 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
         return batch, batch_state
 
     ahead = _prepared_ahead(enumerate(loader, start=start), prepare, single_threaded=not cuda)
+    step_s: list[float] = []
+    wait_s: list[float] = []
+    waited = time.perf_counter()
     for step, raw, (batch, batch_state) in ahead:
+        if step >= total:
+            break
+        got = time.perf_counter()
         lr = lr_at(cfg.optim, step, spe, cfg.epochs, cfg.batch_size)
         set_lr(optimizer, lr)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
@@ -292,11 +298,51 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
             if cuda:
                 _check_finite(loss, step, workdir)
             _save(ckpt_path, model, optimizer, done, total, fingerprint, summary, info, batch_state)
+            if dev and done == 1 and done < total:  # the dev run resumes from its first checkpoint
+                # (not the batch function: the helper thread is already preparing the next batch with it)
+                _resume(read_checkpoint(ckpt_path), ckpt_path, fingerprint, cfg, info, model, optimizer, None)
         ctx.progress(done, total)
+        if dev:
+            if cuda:
+                torch.cuda.synchronize(device)
+            now = time.perf_counter()
+            step_s.append(now - waited)
+            wait_s.append(got - waited)
+            waited = now
     log.close()
     elapsed = time.perf_counter() - t0
-    return {**summary, "steps": total, "epochs": cfg.epochs, "resumed_from": start,
-            "images_per_s": images / elapsed if elapsed > 0 else 0.0}
+    out = {**summary, "steps": total, "epochs": cfg.epochs, "resumed_from": start,
+           "images_per_s": images / elapsed if elapsed > 0 else 0.0}
+    if dev and step_s:
+        out.update(stage_report(step_s, wait_s, cfg.batch_size, real.total_steps))
+    return out
+
+
+def _resume(state: dict[str, Any], path: Path, fingerprint: dict[str, Any], cfg: LoopConfig, info: dist.DistInfo,
+            model: nn.Module, optimizer: torch.optim.Optimizer, batch_fn: BatchFn | None) -> tuple[int, dict[str, Any]]:
+    """Load a checkpoint into the model, optimiser, RNGs and batch function; (step, summary).
+
+    The world size is part of the checkpoint's identity: its RNG states are per rank and
+    the Shuffle-BN groups and per-rank batches change meaning with it, so a resume on
+    another size is refused unless ``loop.resume_any_world_size`` allows it (then the
+    RNG and batch-function states are not restored)."""
+    if state["fingerprint"] != fingerprint:
+        raise CheckpointError(f"{path} was written by a different configuration "
+                              f"({state['fingerprint']} != {fingerprint}); delete it to restart the stage")
+    saved_world = int(state.get("world_size", len(state["rng"])))
+    same_world = saved_world == info.world_size
+    if not same_world and not cfg.resume_any_world_size:
+        raise CheckpointError(f"{path} was written by {saved_world} processes and this run has {info.world_size}; "
+                              f"resume with {saved_world}, or set loop.resume_any_world_size=true to continue "
+                              f"with fresh RNG streams (the per-rank data and Shuffle-BN groups change)")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if same_world:
+        _set_rng_state(state["rng"][info.rank])
+        batch_states = state.get("batch_fn") or []
+        if batch_fn is not None and len(batch_states) == info.world_size and batch_states[info.rank] is not None:
+            batch_fn.load_state_dict(batch_states[info.rank])
+    return int(state["step"]), dict(state["summary"])
 
 
 def cpu_bf16_supported() -> bool:
@@ -346,5 +392,6 @@ def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: 
     if info.is_main:
         atomic_torch_save({"format": _FORMAT, "step": step, "total_steps": total, "model": _unwrap(model).state_dict(),
                            "optimizer": optimizer.state_dict(), "rng": rngs, "batch_fn": batch_states,
+                           "world_size": info.world_size,
                            "fingerprint": fingerprint, "summary": summary}, path)
     dist.barrier()

@@ -45,10 +45,10 @@ def role_of(record: dict[str, Any]) -> str:
 
 
 def comparable(records: pd.DataFrame) -> pd.DataFrame:
-    """The ok task records that rank methods (``role`` not ``plumbing``)."""
+    """The ok task records that rank methods (``role`` neither ``plumbing`` nor ``dev-run``)."""
     if not len(records):
         return records
-    keep = [rec["status"] == "ok" and role_of(rec) != "plumbing" for rec in records.to_dict("records")]
+    keep = [rec["status"] == "ok" and role_of(rec) not in ("plumbing", "dev-run") for rec in records.to_dict("records")]
     return records[keep]
 
 

@@ -19,7 +19,7 @@ from harness.core.errors import HarnessError
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed")
 KINDS = ("stage", "task")
-ROLES = ("comparison", "plumbing", "stage")
+ROLES = ("comparison", "plumbing", "stage", "dev-run")
 
 T = TypeVar("T", bound="_Typed")
 
@@ -103,6 +103,7 @@ class UnitSpec(_Typed):
     upstream: dict[str, str] = _f("dict", factory=dict)  # stage: earlier stage name -> workdir
     task: str = _f("str", "")  # task: its instance name
     backbone: str = _f("str", "")  # task: the backbone file it evaluates
+    dev_run: dict[str, int] | None = _f("dict?", None)  # --fast-dev-run: {"steps": N, "images": K}
 
     def check(self, source: str) -> None:
         if self.kind not in KINDS:

@@ -27,10 +27,11 @@ from harness.core.atomic import atomic_write_text
 from harness.core import paths, registry
 from harness.results import store
 from harness.api import BACKBONE_FILE
-from harness.core.errors import ConfigError, HarnessError
-from harness.results.record_schema import Record, UnitResult, UnitSpec
+from harness.core.errors import ConfigError, DataError
+from harness.results.record_schema import ROLES, Record, UnitResult, UnitSpec
 from harness.run.launch import Launcher, LaunchRequest
 from harness.run.launch.local import LocalLauncher
+from harness.run import dev_run
 from harness.run.launch.progress import fmt_duration
 
 KEY_LEN = 16
@@ -49,6 +50,7 @@ class Unit:
     upstream: list["Unit"] = field(default_factory=list)
     task: str = ""  # task type, for task units
     role: str = "stage"  # stage, or a task's role (see task_role)
+    not_covered: str = ""  # in a fast dev run: why the unit is not run
 
     @property
     def label(self) -> str:
@@ -89,7 +91,8 @@ def plan(cfg: dict[str, Any]) -> list[Unit]:
     stages = method.stages(method_cfg)
     if not stages or not stages[-1].exports_backbone:
         raise ConfigError(f"method {method_cfg['name']!r}: its last stage must export the backbone")
-    common = {"seed": cfg["seed"], "data": data_identity(cfg)}
+    dev = cfg.get("dev_run")
+    common = {"seed": cfg["seed"], "data": data_identity(cfg), **({"dev_run": dev} if dev else {})}
     units: list[Unit] = []
     for stage in stages:
         upstream = list(units)
@@ -100,15 +103,18 @@ def plan(cfg: dict[str, Any]) -> list[Unit]:
     backbone_unit = units[-1]
     for instance, task_cfg in cfg["tasks"].items():
         entry_t = registry.task_entry(task_cfg["task"])
-        key = unit_key({"kind": "task", "task": instance, "cfg": task_cfg, "seed": cfg["seed"],
-                        "data": common["data"], "backbone": backbone_unit.key})
         preset_cfg = {k: v for k, v in task_cfg.items() if k not in ("task", "version", "role")}
+        role, why_not = task_role(instance, task_cfg), ""
+        if dev:
+            why_not = dev_run.covered(entry_t.name, entry_t.framework) or ""
+            preset_cfg = dev_run.task_overrides(entry_t.name, entry_t.framework, preset_cfg, dev)
+            role = dev_run.DEV_RUN_ROLE
+        key = unit_key({"kind": "task", "task": instance, "cfg": task_cfg, "seed": cfg["seed"],
+                        "data": common["data"], "backbone": backbone_unit.key,
+                        **({"dev_run": dev} if dev else {})})
         units.append(Unit("task", instance, key, entry_t.entry, entry_t.version, preset_cfg,
-                          [backbone_unit], task=task_cfg["task"], role=task_role(instance, task_cfg)))
+                          [backbone_unit], task=task_cfg["task"], role=role, not_covered=why_not))
     return units
-
-
-ROLES = ("comparison", "plumbing", "stage")
 
 
 def task_role(instance: str, task_cfg: dict[str, Any]) -> str:
@@ -184,6 +190,10 @@ class Runner:
         t0 = time.monotonic()
         for i, unit in enumerate(units, 1):
             prefix = f"[{i}/{len(units)}] {unit.label}"
+            if unit.not_covered:
+                outcomes[unit.key] = Outcome(unit, "not-covered")
+                self.report(f"{prefix}: not run in a fast dev run ({unit.not_covered})")
+                continue
             if any(outcomes[u.key].status in ("failed", "blocked") for u in unit.upstream):
                 outcomes[unit.key] = Outcome(unit, "blocked")
                 self.report(f"{prefix}: not run (an upstream unit failed)")
@@ -255,10 +265,15 @@ class Runner:
         common = dict(kind=unit.kind, name=unit.name, entry=unit.entry, version=unit.version, cfg=unit.cfg,
                       workdir=str(wd), data_root=str(data_root), seed=self.cfg["seed"], device=self.cfg["device"],
                       preset=self.cfg["preset"], sys_path=list(sys.path), method=self.cfg["method"]["name"],
-                      recipe=self.cfg["method"]["recipe"], config_hash=config_mod.config_hash(self.cfg["method"]))
+                      recipe=self.cfg["method"]["recipe"], config_hash=config_mod.config_hash(self.cfg["method"]),
+                      dev_run=self._dev_run(unit))
         if unit.kind == "stage":
             return UnitSpec(**common, upstream={u.name: str(self.workdir(u)) for u in unit.upstream})
         return UnitSpec(**common, task=unit.name, backbone=str(self.workdir(unit.upstream[0]) / BACKBONE_FILE))
+
+    def _dev_run(self, unit: Unit) -> dict[str, int] | None:
+        dev = self.cfg.get("dev_run")
+        return dev_run.stage_settings(self.cfg["method"], dev) if dev and unit.kind == "stage" else dev
 
     def request(self, unit: Unit, label: str) -> LaunchRequest:
         """What the launcher needs to start ``unit`` (its spec file is ``unit.json``)."""
@@ -280,7 +295,8 @@ class Runner:
                            "preset": self.cfg["preset"], "suite": self.cfg.get("suite")},
                 "config_hash": config_mod.config_hash({"method": method, "unit": unit.cfg}),
                 "pretrain_data": method.get("pretrain_data", "unknown"), "epochs": method.get("epochs"),
-                "preset": self.cfg["preset"], "role": unit.role, "harness_git_sha": git_sha(),
+                "preset": self.cfg["preset"],
+                "role": dev_run.DEV_RUN_ROLE if self.cfg.get("dev_run") else unit.role, "harness_git_sha": git_sha(),
                 "workdir": str(wd),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
@@ -323,7 +339,8 @@ def prepare_data(cfg: dict[str, Any], report: Callable[[str], None]) -> Path:
     if data.get("root"):
         root = Path(data["root"])
         if not root.is_dir():
-            raise HarnessError(f"data root {root} does not exist")
+            raise DataError(f"data root {root} does not exist (expected a folder holding the datasets; "
+                            f"see `harness data verify`)")
         return root
     from harness.data import synthetic
 
@@ -331,6 +348,19 @@ def prepare_data(cfg: dict[str, Any], report: Callable[[str], None]) -> Path:
     report(f"data: synthetic benchmark (seed {syn.get('seed', 0)}, size {syn.get('size', 'default')})")
     return synthetic.ensure(paths.cache_dir() / "synthetic", seed=int(syn.get("seed", 0)),
                             size=str(syn.get("size", "default")))
+
+
+def existing_data_root(cfg: dict[str, Any]) -> Path | None:
+    """The data root when it exists now (the given one, or a synthetic benchmark already
+    generated); None otherwise. Nothing is generated."""
+    data = cfg["data"]
+    if data.get("root"):
+        return Path(data["root"]) if Path(data["root"]).is_dir() else None
+    from harness.data.synthetic import build
+
+    syn = data["synthetic"]
+    root = paths.cache_dir() / "synthetic" / build.cache_name(int(syn.get("seed", 0)), str(syn.get("size", "default")))
+    return root if (root / build.MANIFEST).is_file() else None
 
 
 def summary_table(outcomes: list[Outcome], max_metrics: int = 6) -> str:

@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         common = dict(name=spec["name"], cfg=spec["cfg"], workdir=workdir, data_root=Path(spec["data_root"]),
                       seed=spec["seed"], device=device, preset=spec["preset"],
                       progress=Progress(workdir / "progress.json" if w["rank"] == 0 else None),
-                      log=logging.getLogger(f"harness.{spec['kind']}.{spec['name']}"), world=w)
+                      log=logging.getLogger(f"harness.{spec['kind']}.{spec['name']}"), world=w,
+                      dev_run=spec.get("dev_run"))
         out = run_stage(unit, spec, common) if spec["kind"] == "stage" else run_task(unit, spec, common)
         if w["rank"] == 0:
             out.update(versions=library_versions(), device=device, wall_time_s=time.time() - start,

@@ -56,13 +56,14 @@ def variant_table(sets: dict[str, Any], preds: dict[str, Any], labels: dict[str,
 
 
 def evaluate_bg_shift(ex: FeatureExtractor, data_root: Path, cfg: dict[str, Any], device: str,
-                      progress: Any = None) -> TaskResult:
+                      progress: Any = None, dev_run: dict[str, int] | None = None) -> TaskResult:
     variants = present_variants(data_root)
     if "original" not in variants:
         raise DataError(f"{Path(data_root) / layout.BG_CHALLENGE / 'original' / 'val'}: missing; "
                         "the Backgrounds Challenge needs at least the original variant")
     sets = {"original_train": read_bg_challenge(data_root, "original", "train")}
     sets.update({v: read_bg_challenge(data_root, v, "val") for v in variants})
+    sets = {name: cls_common.dev_subset(ds, dev_run) for name, ds in sets.items()}  # the same items per variant
     classes = sets["original_train"].classes
     for name, ds in sets.items():
         if ds.classes != classes:
@@ -92,4 +93,5 @@ class BgShift(Task):
     """Backgrounds Challenge accuracies and BG-Gap of a linear head on ImageNet-9."""
 
     def run(self, ctx: TaskContext) -> TaskResult:
-        return evaluate_bg_shift(cls_common.extractor(ctx), ctx.data_root, ctx.cfg, ctx.device, ctx.progress)
+        return evaluate_bg_shift(cls_common.extractor(ctx), ctx.data_root, ctx.cfg, ctx.device, ctx.progress,
+                                 ctx.dev_run)

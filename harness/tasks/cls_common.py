@@ -21,6 +21,28 @@ def extractor(ctx: TaskContext) -> FeatureExtractor:
     return FeatureExtractor.for_backbone(ctx.backbone, TransformSpec.from_cfg(ctx.cfg), ctx.cfg, ctx.device)
 
 
+def dev_subset(ds: ImageSet, dev: dict[str, int] | None) -> ImageSet:
+    """A fast dev run's share of a classification set (at most K images, two per class);
+    the set itself otherwise."""
+    from harness.core.dev_run import limit_images
+
+    if not dev:
+        return ds
+    labels = [label for _, label in ds.samples] if hasattr(ds, "samples") else [int(y) for y in ds.labels]
+    keep = limit_images(labels, dev, labels)
+    return ds if len(keep) == len(labels) else ds.subset(keep)
+
+
+def dev_splits(splits: Any, dev: dict[str, int] | None) -> Any:
+    """:func:`dev_subset` of each split of a :class:`~harness.data.registry.ProbeSplits`."""
+    import dataclasses
+
+    if not dev:
+        return splits
+    return dataclasses.replace(splits, train=dev_subset(splits.train, dev), test=dev_subset(splits.test, dev),
+                               val=None if splits.val is None else dev_subset(splits.val, dev))
+
+
 def fingerprints(sets: dict[str, ImageSet]) -> dict[str, str]:
     return {name: ds.fingerprint() for name, ds in sets.items()}
 

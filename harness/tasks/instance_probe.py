@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from harness.core.dev_run import thin
 from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.data.coco import read_coco
@@ -109,7 +110,7 @@ class InstanceProbe(Task):
         from harness.core.checkpoints import load_backbone
 
         cfg = InstanceProbeConfig.from_cfg(dict(ctx.cfg))
-        train, test = load_sets(cfg.dataset, ctx.data_root)
+        train, test = (thin(ds, "images", ctx.dev_run) for ds in load_sets(cfg.dataset, ctx.data_root))
         if [c["id"] for c in train.categories] != [c["id"] for c in test.categories]:
             raise DataError(f"{test.ann_file or test.root}: categories differ from those of {train.name}")
         net = load_backbone(ctx.backbone).to(ctx.device).eval()

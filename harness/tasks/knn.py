@@ -39,7 +39,8 @@ class Knn(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         cfg = ctx.cfg
-        splits = load_probe_splits(cfg.get("dataset", "coco_crop"), ctx.data_root, cfg)
+        splits = cls_common.dev_splits(load_probe_splits(cfg.get("dataset", "coco_crop"), ctx.data_root, cfg),
+                                       ctx.dev_run)
         sets = {"train": splits.train, "test": splits.test}
         prints = cls_common.fingerprints(sets)
         ex = cls_common.extractor(ctx)

@@ -70,5 +70,5 @@ class LinearProbe(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         name = ctx.cfg.get("dataset", "coco_crop")
-        splits = load_probe_splits(name, ctx.data_root, ctx.cfg)
+        splits = cls_common.dev_splits(load_probe_splits(name, ctx.data_root, ctx.cfg), ctx.dev_run)
         return probe_splits(cls_common.extractor(ctx), splits, ctx.cfg, ctx.device, ctx.progress)

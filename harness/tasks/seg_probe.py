@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from harness.core.dev_run import thin
 from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.data.ade20k import read_ade20k
@@ -94,7 +95,7 @@ class SegProbe(Task):
         from harness.core.checkpoints import load_backbone
 
         cfg = SegProbeConfig.from_cfg(dict(ctx.cfg))
-        train, test = load_sets(cfg.dataset, ctx.data_root)
+        train, test = (thin(ds, "samples", ctx.dev_run) for ds in load_sets(cfg.dataset, ctx.data_root))
         n_classes = len(train.classes)
         net = load_backbone(ctx.backbone).to(ctx.device).eval()
         x, y, owner = self._train_cells(net, train, cfg, ctx.device)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.core.dev_run import head
 from harness.api import StageContext
 from harness.core.errors import DataError
 from methods.contracam.config import CamConfig, cam_config
@@ -73,7 +74,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     workdir = Path(ctx.workdir)
     (workdir / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
     data_cfg = DataConfig.from_cfg(base_recipe(ctx.cfg, second_stage=True).get("data"))
-    paths = list_scene_images(ctx.data_root, data_cfg.dirs)
+    paths = head(list_scene_images(ctx.data_root, data_cfg.dirs), ctx.dev_run)
     keys = image_keys(ctx.data_root, paths)
     info = dist.init_from_env(ctx.device)
     device = dist.device_for(info, ctx.device)

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from harness.core.dev_run import head
 from harness.core.config_section import checked_section, field_names
 from harness.api import StageContext
 from harness.core.atomic import atomic_write_json
@@ -98,15 +99,19 @@ def _from_annotations(data_root: Path, names: Sequence[str], cfg: ProposalCfg) -
 
 
 def run_proposals(ctx: StageContext) -> dict[str, Any]:
-    """Write ``proposals.json`` (skipped when it already exists: the stage is resumable)."""
+    """Write ``proposals.json`` (skipped when it already exists: the stage is resumable).
+    Selective search runs on the CPUs of rank 0 alone (its ``workers`` processes); the other
+    ranks of a multi-process job end at once instead of repeating it."""
     from harness.pretrain.data import DataConfig, list_scene_images
 
+    if ctx.world.get("rank", 0) != 0:
+        return {}
     cfg = ProposalCfg.from_cfg(ctx.cfg.get("proposals"))
     workdir = Path(ctx.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / PROPOSALS_FILE
     if not out.is_file():
-        paths = list_scene_images(ctx.data_root, DataConfig.from_cfg(ctx.cfg.get("data")).dirs)
+        paths = head(list_scene_images(ctx.data_root, DataConfig.from_cfg(ctx.cfg.get("data")).dirs), ctx.dev_run)
         names = [str(p.relative_to(ctx.data_root)) for p in paths]
         if cfg.source == "selective_search":
             boxes = _from_selective_search(paths, names, cfg, workdir, ctx)

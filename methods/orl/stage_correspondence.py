@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness.core.dev_run import head
 from harness.api import BACKBONE_FILE, BACKBONE_META, StageContext
 from harness.core.checkpoints import load_backbone, load_heads
 from harness.core.errors import CheckpointError, ConfigError
@@ -66,7 +67,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
         raise ConfigError("ORL stage 'correspondence' needs the workdir of stage 'byol' in ctx.upstream")
     cfg = CorrespondenceConfig.from_cfg(ctx.cfg.get("correspondence"))
     data_cfg = DataConfig.from_cfg(ctx.cfg.get("data"))
-    paths = list_scene_images(ctx.data_root, data_cfg.dirs)
+    paths = head(list_scene_images(ctx.data_root, data_cfg.dirs), ctx.dev_run)
     names = image_names(paths, ctx.data_root)
     sha = stage1_sha256(ctx.upstream["byol"])
     done = finished_summary(Path(ctx.workdir), names, cfg, sha)

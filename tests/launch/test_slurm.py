@@ -100,3 +100,44 @@ def test_preemption_resubmits_the_same_unit(tmp_path: Path) -> None:
     again = job.checkpoint()
     assert isinstance(again, submitit.helpers.DelayedSubmission)
     assert again.function.spec_path == job.spec_path
+
+
+FAKE_SQUEUE = """#!/usr/bin/env bash
+# every job the fake sbatch accepted is still pending
+while [ $# -gt 0 ]; do [ "$1" = -j ] && id="$2"; shift; done
+[ -f "$SBATCH_LOG/job_$id.sh" ] && echo PENDING
+exit 0
+"""
+
+
+def test_second_submission_skips_queued_units(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool, text in (("sbatch", FAKE_SBATCH), ("srun", "#!/usr/bin/env bash\nexit 0\n"), ("squeue", FAKE_SQUEUE)):
+        (bindir / tool).write_text(text)
+        (bindir / tool).chmod(0o755)
+    (tmp_path / "sbatch").mkdir()
+    args = ("run", "--method", "toy", "--suite", "toy", "--out", str(tmp_path / "out"), "--launcher", "slurm",
+            "--slurm-cluster", "slurm", "--gpus-per-node", "8")
+    first = harness(tmp_path, *args, path_prefix=bindir)
+    assert first.returncode == 0, first.stdout + first.stderr
+    again = harness(tmp_path, *args, path_prefix=bindir)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert sorted(p.name for p in (tmp_path / "sbatch").glob("job_*.sh")) == [f"job_{i}.sh" for i in range(1000, 1004)]
+    assert again.stdout.count("not submitted again") == 4
+    (tmp_path / "sbatch" / "job_1003.sh").unlink()  # the last task's job left the queue without a record
+    third = harness(tmp_path, *args, path_prefix=bindir)
+    assert third.stdout.count("not submitted again") == 3
+    assert re.search(r"submitted as job \d+ \(after 1001\)", third.stdout), third.stdout
+
+
+def test_a_job_refuses_a_unit_another_job_holds(tmp_path: Path) -> None:
+    from harness.run.launch.slurm import hold_job_lock
+
+    held = hold_job_lock(tmp_path)
+    try:
+        with pytest.raises(RuntimeError, match="another job holds this unit"):
+            hold_job_lock(tmp_path)
+    finally:
+        held.close()
+    hold_job_lock(tmp_path).close()  # free again once the first job ended

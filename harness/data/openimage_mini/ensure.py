@@ -19,10 +19,7 @@ def ensure(data_root: Path, spec_file: str | None = None) -> Path:
     ``<data_root>/openimage_mini`` is used as it is when no spec is named, and when its
     manifest records the named spec's hash; one built from another spec is an error.
     """
-    spec_path = Path(spec_file) if spec_file else spec_mod.default_spec_path()
-    if not spec_path.is_absolute() and not spec_path.is_file():
-        spec_path = paths.benchmarks_dir().parent / spec_path
-    digest = spec_mod.spec_hash(spec_mod.load_spec(spec_path))
+    spec_path, digest = _spec(spec_file)
     prebuilt = Path(data_root) / layout.OPENIMAGE_MINI
     if (prebuilt / "manifest.json").is_file():
         built = json.loads((prebuilt / "manifest.json").read_text()).get("spec_hash", "")
@@ -40,6 +37,21 @@ def ensure(data_root: Path, spec_file: str | None = None) -> Path:
         fcntl.flock(fh, fcntl.LOCK_EX)
         build.build(oi_root, out, spec_path, report=lambda *_: None)
     return out
+
+
+def _spec(spec_file: str | None) -> tuple[Path, str]:
+    spec_path = Path(spec_file) if spec_file else spec_mod.default_spec_path()
+    if not spec_path.is_absolute() and not spec_path.is_file():
+        spec_path = paths.benchmarks_dir().parent / spec_path
+    return spec_path, spec_mod.spec_hash(spec_mod.load_spec(spec_path))
+
+
+def built(data_root: Path, spec_file: str | None = None) -> bool:
+    """Whether :func:`ensure` would find a finished build (and so build nothing)."""
+    _, digest = _spec(spec_file)
+    cached = paths.cache_dir() / "openimage_mini" / f"{digest[:16]}-{_root_tag(data_root)}"
+    return (Path(data_root) / layout.OPENIMAGE_MINI / "manifest.json").is_file() or \
+        (cached / "manifest.json").is_file()
 
 
 def _root_tag(data_root: Path) -> str:

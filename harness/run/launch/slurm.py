@@ -7,13 +7,21 @@ torch.distributed and mmengine's ``pytorch`` launcher (mmdet/mmseg tasks) start 
 task's job depends (``afterok``) on the job of the stage that exports its backbone.
 Jobs are requeued on preemption or timeout, and the unit resumes from its own last
 checkpoint. The job itself writes the unit's record when it ends.
+
+Submitting is idempotent: a unit whose recorded job (``slurm_job_id`` in its workdir) is
+still queued or running in ``squeue`` is not submitted again (its dependants wait for that
+job), and every job holds the unit's job lock (``.job.lock``) while it runs, so two jobs
+never train in one workdir.
 """
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable
 
 from harness.run.launch.base import LaunchRequest
 
@@ -61,6 +69,37 @@ def _set_dist_env() -> dict[str, int]:
     return {"rank": env.global_rank, "world_size": env.num_tasks}
 
 
+JOB_ID_FILE = "slurm_job_id"
+JOB_LOCK_FILE = ".job.lock"
+ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
+                           "REQUEUE_FED", "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING"})
+
+
+def active_job(workdir: Path) -> str | None:
+    """The id of the unit's recorded job when ``squeue`` lists it as queued or running."""
+    id_file = workdir / JOB_ID_FILE
+    if not id_file.is_file() or shutil.which("squeue") is None:
+        return None
+    job_id = id_file.read_text().strip()
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True,
+                             timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return job_id if any(line.strip() in ACTIVE_STATES for line in out.splitlines()) else None
+
+
+def hold_job_lock(workdir: Path) -> IO[str]:
+    """Take the unit's job lock (non-blocking); RuntimeError when another job holds it."""
+    lock = open(workdir / JOB_LOCK_FILE, "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise RuntimeError(f"{workdir}: another job holds this unit ({JOB_LOCK_FILE}); not running it twice") from None
+    return lock
+
+
 class UnitJob:
     """The callable a SLURM job runs: the unit, then (rank 0) its record."""
 
@@ -71,7 +110,12 @@ class UnitJob:
         from harness.run import unit as unit_main
 
         w = _set_dist_env()
-        rc = unit_main.main([str(self.spec_path)])
+        lock = hold_job_lock(self.spec_path.parent) if w["rank"] == 0 else None
+        try:
+            rc = unit_main.main([str(self.spec_path)])
+        finally:
+            if lock is not None:
+                lock.close()
         if w["rank"] == 0 and self.finalize is not None:
             record = self.finalize()
             if record["status"] != "ok":
@@ -110,6 +154,10 @@ class SlurmLauncher:
     def launch(self, request: LaunchRequest, keep_fds: tuple[int, ...] = ()) -> None:
         import submitit
 
+        if (queued := active_job(request.workdir)) is not None:
+            self.job_ids[request.key] = queued
+            self.report(f"{request.label}: already queued or running as job {queued}; not submitted again")
+            return
         executor = submitit.AutoExecutor(folder=request.workdir.parent.parent / "slurm" / "%j", cluster=self.cluster)
         params = self.resources.for_unit(request)
         if self.cluster == "local":
@@ -120,7 +168,7 @@ class SlurmLauncher:
             executor.update_parameters(slurm_additional_parameters={"dependency": "afterok:" + ":".join(deps)})
         job = executor.submit(UnitJob(request.label, request.spec_path, request.finalize))
         self.job_ids[request.key] = str(job.job_id)
-        (request.workdir / "slurm_job_id").write_text(str(job.job_id))
+        (request.workdir / JOB_ID_FILE).write_text(str(job.job_id))
         self.report(f"{request.label}: submitted as job {job.job_id}" + (f" (after {', '.join(deps)})" if deps else ""))
         if self.cluster == "local":
             job.exception()  # wait: the local executor has no job dependencies

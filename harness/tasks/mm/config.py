@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from harness.core import paths
 from harness.core.errors import ConfigError
+from harness.core.distributed import timeout as dist_timeout
 
 if TYPE_CHECKING:
     from mmengine.config import Config
@@ -67,7 +68,8 @@ def apply_common(cfg: Config, preset: Mapping[str, Any], *, task: str, workdir: 
     cfg.load_from = None
     cfg.launcher = "pytorch" if world > 1 else "none"
     cfg.randomness = dict(seed=int(seed), diff_rank_seed=False, deterministic=False)
-    cfg.env_cfg.dist_cfg = dict(backend="nccl" if device == "cuda" else "gloo")
+    cfg.env_cfg.dist_cfg = dict(backend="nccl" if device == "cuda" else "gloo",
+                                timeout=int(dist_timeout().total_seconds()))
     if world > 1 and device != "cuda":
         # DDP of a CPU module takes no device ids (mmengine passes LOCAL_RANK otherwise).
         cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False)

@@ -1,6 +1,7 @@
 """Run one dense task through mmengine's Runner: check, configure, train, test, report."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -13,6 +14,7 @@ from harness.core import paths
 from harness.api import Task, TaskContext, TaskResult
 from harness.core.checkpoints import sha256_file
 from harness.core.errors import CheckpointError, ConfigError
+from harness.core.distributed import timeout as dist_timeout
 from harness.core.atomic import atomic_write_text
 from harness.tasks.mm import config as mmconfig
 from harness.tasks.mm.datasets import DenseDataset
@@ -54,6 +56,28 @@ class DenseTaskRunner(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         return run_dense(ctx, self.spec_for(ctx))
+
+    def preflight(self, ctx: TaskContext) -> list[str]:
+        """Read the annotations and build the complete mmengine config (in ``ctx.workdir``)."""
+        spec = self.spec_for(ctx)
+        arch = str(mmconfig.require(ctx.cfg, "arch", spec.task))
+        meta_arch = (ctx.backbone_meta or {}).get("arch")
+        if meta_arch and meta_arch != arch:
+            raise ConfigError(f"task {spec.task}: the preset expects a {arch} backbone, the recipe exports {meta_arch}")
+        dataset = _checked_data(spec.check_data, Path(ctx.data_root))
+        try:
+            build_config(ctx, spec, dataset)
+        except FileNotFoundError as exc:
+            if Path(exc.filename or "").name != Path(ctx.backbone).name:
+                raise
+            return [f"built up to what the backbone file itself sets ({exc.filename} is written by the stage)"]
+        return []
+
+
+@functools.lru_cache(maxsize=32)
+def _checked_data(check: Callable[[Path], DenseDataset], data_root: Path) -> DenseDataset:
+    """``check(data_root)`` once per process (several tasks read the same annotations)."""
+    return check(data_root)
 
 
 def build_config(ctx: TaskContext, spec: DenseTask, dataset: DenseDataset):
@@ -149,9 +173,21 @@ def run_dense(ctx: TaskContext, spec: DenseTask) -> TaskResult:
             "precise_bn_iters": precise_bn,
             "train_s": round(trained - started, 1),
             "test_s": round(tested - trained, 1),
+            **({"dev": _dev_measures(runner, int(preset["batch_size"]))} if ctx.dev_run else {}),
             "work_dir": str(Path(ctx.workdir) / WORK_SUBDIR),
         },
     )
+
+
+def _dev_measures(runner: Any, batch: int) -> dict[str, float]:
+    """A fast dev run's step times, data wait and memory, from mmengine's message hub."""
+    from harness.core.dev_run import stage_report
+
+    def history(name: str) -> list[float]:
+        buf = runner.message_hub.log_scalars.get(name)
+        return [float(v) for v in buf.data[0]] if buf is not None else []
+
+    return stage_report(history("train/time"), history("train/data_time"), batch, 0)
 
 
 def versions() -> dict[str, str]:
@@ -172,4 +208,4 @@ def _init_cpu_process_group(device: str) -> None:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
+        dist.init_process_group(backend="gloo", timeout=dist_timeout())

@@ -1,0 +1,103 @@
+"""The table a fast dev run ends with: one row per unit (ok or the error line, warm s/step,
+images/s, data-wait fraction, peak device memory, host RSS), and the projected wall-hours
+and GPU-hours of the real run (measured s/step x the real schedule's steps x processes)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MEMORY_MARGIN = 0.10  # flag a unit within 10 % of its device's memory
+
+
+@dataclass(frozen=True)
+class DevRow:
+    unit: str
+    status: str
+    s_per_step: float | None = None
+    images_per_s: float | None = None
+    data_wait: float | None = None
+    device_gb: float | None = None
+    device_total_gb: float | None = None
+    rss_gb: float | None = None
+    real_steps: int | None = None
+    processes: int = 1
+    note: str = ""
+
+    @property
+    def wall_h(self) -> float | None:
+        if self.s_per_step is None or not self.real_steps:
+            return None
+        return self.s_per_step * self.real_steps / 3600
+
+    @property
+    def gpu_h(self) -> float | None:
+        return None if self.wall_h is None else self.wall_h * self.processes
+
+    @property
+    def near_memory_limit(self) -> bool:
+        return bool(self.device_gb and self.device_total_gb
+                    and self.device_gb > (1 - MEMORY_MARGIN) * self.device_total_gb)
+
+
+def measures(record: dict[str, Any] | None) -> dict[str, float]:
+    """The ``dev_*`` measures of a record: a stage's metrics or a task's ``extra.dev``."""
+    if not record:
+        return {}
+    found = {k: v for k, v in (record.get("metrics") or {}).items() if k.startswith("dev_")}
+    found.update((record.get("extra") or {}).get("dev") or {})
+    return found
+
+
+def rows(outcomes: list[Any], cfg: dict[str, Any], stage_processes: int, task_processes: int) -> list[DevRow]:
+    """One row per unit outcome of a dev run of configuration ``cfg``."""
+    out = []
+    for o in outcomes:
+        unit, record = o.unit, o.record or {}
+        m = measures(record)
+        if unit.kind == "stage":
+            real = int(m["dev_real_steps"]) if m.get("dev_real_steps") else None
+        else:
+            real = int((cfg["tasks"].get(unit.name) or {}).get("iters") or 0) or None
+        note = ""
+        if o.status == "not-covered":
+            note = unit.not_covered
+        elif record.get("status") == "failed":
+            note = (record.get("error") or "").strip().splitlines()[0][:120] if record.get("error") else ""
+            if record.get("log"):
+                note += f" (log {record['log']})"
+        elif unit.kind == "task" and real is None:
+            note = f"{record.get('wall_time_s', o.seconds):.0f} s on the dev-run images (no step schedule)"
+        out.append(DevRow(unit.label, o.status, m.get("dev_s_per_step"), m.get("dev_images_per_s"),
+                          m.get("dev_data_wait_frac"), m.get("dev_device_peak_gb"), m.get("dev_device_total_gb"),
+                          m.get("dev_host_rss_gb"), real if m.get("dev_s_per_step") else None,
+                          stage_processes if unit.kind == "stage" else task_processes, note))
+    return out
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(dev_rows: list[DevRow], device: str) -> str:
+    """The dev-run table and the projected totals, as text."""
+    hours = "GPU h" if device.startswith("cuda") else "proc h"
+    head = (f"{'unit':<34} {'status':<11} {'s/step':>8} {'img/s':>8} {'wait':>5} {'dev GB':>7} {'RSS GB':>7} "
+            f"{'steps':>8} {'wall h':>8} {hours:>8}  note")
+    lines = [head]
+    for r in dev_rows:
+        mem = _fmt(r.device_gb, ".1f") + ("!" if r.near_memory_limit else "")
+        lines.append(f"{r.unit:<34} {r.status:<11} {_fmt(r.s_per_step, '.3f'):>8} {_fmt(r.images_per_s, '.1f'):>8} "
+                     f"{_fmt(r.data_wait, '.0%'):>5} {mem:>7} {_fmt(r.rss_gb, '.1f'):>7} "
+                     f"{r.real_steps or '-':>8} {_fmt(r.wall_h, '.2f'):>8} {_fmt(r.gpu_h, '.1f'):>8}  {r.note}")
+    wall = sum(r.wall_h or 0.0 for r in dev_rows)
+    gpu = sum(r.gpu_h or 0.0 for r in dev_rows)
+    unmeasured = [r.unit for r in dev_rows if r.wall_h is None]
+    lines.append(f"\nprojected real run on {device}: {wall:.1f} wall-hours, {gpu:.1f} "
+                 f"{'GPU' if hours == 'GPU h' else 'process'}-hours for the units with a step schedule "
+                 f"(measured s/step x the preset's steps x processes; units run one after another)")
+    if unmeasured:
+        lines.append(f"not projected ({len(unmeasured)}): " + ", ".join(unmeasured))
+    near = [r.unit for r in dev_rows if r.near_memory_limit]
+    if near:
+        lines.append(f"WARNING: within {MEMORY_MARGIN:.0%} of device memory (marked !): " + ", ".join(near))
+    return "\n".join(lines)
