@@ -47,6 +47,13 @@ def thin(dataset: T, items: str, dev: dict[str, int] | None) -> T:
     return dataset if len(keep) == len(values) else dataclasses.replace(dataset, **{items: [values[i] for i in keep]})
 
 
+def item_report(seconds: float, done: int, real: int) -> dict[str, float]:
+    """What a dev-run stage that is not gradient training measured: seconds per item over
+    the ``done`` items it processed, and the ``real`` items the real run processes."""
+    return {"dev_s_per_item": seconds / done if done else 0.0, "dev_items": float(done), "dev_real_items": float(real),
+            **{f"dev_{k}": v for k, v in {**host_memory(), **device_memory()}.items()}}
+
+
 def host_memory() -> dict[str, float]:
     """Peak RSS of this process (GB) and the shared memory in use on the host (GB)."""
     import shutil

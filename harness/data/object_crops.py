@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from harness.core.dev_run import thin
 from harness.core import paths
 from harness.data import layout
 from harness.data.coco import read_coco
@@ -136,9 +137,12 @@ def build_crops(ds: DetectionSet, out_dir: Path, spec: CropSpec, workers: int = 
 
 
 def build_coco_split(data_root: Path, out_root: Path, split: str, spec: CropSpec, workers: int = 1,
-                     progress: Callable[[int, int], None] | None = None) -> Path:
-    """COCO-Crop of one COCO split, written to ``out_root/coco_crop/<split>``."""
-    return build_crops(read_coco(data_root, split), Path(out_root) / layout.COCO_CROP / split, spec, workers, progress)
+                     progress: Callable[[int, int], None] | None = None,
+                     dev_run: dict[str, int] | None = None) -> Path:
+    """COCO-Crop of one COCO split, written to ``out_root/coco_crop/<split>`` (in a fast dev
+    run, of an evenly spaced K of the split's images)."""
+    ds = thin(read_coco(data_root, split), "images", dev_run)
+    return build_crops(ds, Path(out_root) / layout.COCO_CROP / split, spec, workers, progress)
 
 
 def image_stamp(folders: list[Path]) -> str:
@@ -165,17 +169,21 @@ def cache_root(files: list[Path], spec: CropSpec, base: Path, images: str = "") 
     return Path(base) / h.hexdigest()[:16]
 
 
-def build_coco_crop(data_root: Path, cfg: dict[str, Any], progress: Callable[..., None] | None = None) -> Path:
-    """Build (or resume) both COCO-Crop splits; returns the root holding ``coco_crop/``."""
+def build_coco_crop(data_root: Path, cfg: dict[str, Any], progress: Callable[..., None] | None = None,
+                    dev_run: dict[str, int] | None = None) -> Path:
+    """Build (or resume) both COCO-Crop splits; returns the root holding ``coco_crop/``
+    (a fast dev run's crops of K images per split go to a folder of their own)."""
     spec = CropSpec.from_cfg(cfg.get("crops") or {})
     anns = [Path(data_root) / layout.COCO / "annotations" / f"instances_{s}2017.json" for s in ("train", "val")]
     images = image_stamp([Path(data_root) / layout.COCO / f"{s}2017" for s in ("train", "val")])
     out = Path(cfg["crop_dir"]).expanduser() if cfg.get("crop_dir") else \
         cache_root(anns, spec, paths.cache_dir() / "coco_crop", images)
+    if dev_run:
+        out = out / f"dev-run-{int(dev_run['images'])}"
     workers = int(cfg.get("build_workers", 1))
     for split in ("train", "val"):
         report = (lambda done, total, s=split: progress(done, total, phase=f"crops {s}")) if progress else None
-        build_coco_split(data_root, out, split, spec, workers=workers, progress=report)
+        build_coco_split(data_root, out, split, spec, workers=workers, progress=report, dev_run=dev_run)
     return out
 
 

@@ -13,7 +13,7 @@ MEMORY_MARGIN = 0.10  # flag a unit within 10 % of its device's memory
 class DevRow:
     unit: str
     status: str
-    s_per_step: float | None = None
+    s_per_step: float | None = None  # or seconds per item (image) for a unit without steps
     images_per_s: float | None = None
     data_wait: float | None = None
     device_gb: float | None = None
@@ -54,7 +54,10 @@ def rows(outcomes: list[Any], cfg: dict[str, Any], stage_processes: int, task_pr
     for o in outcomes:
         unit, record = o.unit, o.record or {}
         m = measures(record)
-        if unit.kind == "stage":
+        per = m.get("dev_s_per_step")
+        if unit.kind == "stage" and "dev_s_per_item" in m:  # not gradient training: per image
+            per, real = m["dev_s_per_item"], int(m["dev_real_items"]) or None
+        elif unit.kind == "stage":
             real = int(m["dev_real_steps"]) if m.get("dev_real_steps") else None
         else:
             real = int((cfg["tasks"].get(unit.name) or {}).get("iters") or 0) or None
@@ -67,9 +70,11 @@ def rows(outcomes: list[Any], cfg: dict[str, Any], stage_processes: int, task_pr
                 note += f" (log {record['log']})"
         elif unit.kind == "task" and real is None:
             note = f"{record.get('wall_time_s', o.seconds):.0f} s on the dev-run images (no step schedule)"
-        out.append(DevRow(unit.label, o.status, m.get("dev_s_per_step"), m.get("dev_images_per_s"),
+        if "dev_s_per_item" in m and not note:
+            note = f"per image ({int(m['dev_items'])} measured), projected over {real} images"
+        out.append(DevRow(unit.label, o.status, per, m.get("dev_images_per_s"),
                           m.get("dev_data_wait_frac"), m.get("dev_device_peak_gb"), m.get("dev_device_total_gb"),
-                          m.get("dev_host_rss_gb"), real if m.get("dev_s_per_step") else None,
+                          m.get("dev_host_rss_gb"), real if per else None,
                           stage_processes if unit.kind == "stage" else task_processes, note))
     return out
 

@@ -35,9 +35,9 @@ DEFAULT_IMAGES = 8
 DENSE = ("mmdet", "mmseg")
 FROZEN_GRID = {"start": -4, "stop": 0, "num": 2}
 # frozen tasks whose data the dev run bounds (each reads ctx.dev_run through harness.core.dev_run.limit_images)
-FROZEN = ("linear_probe", "knn", "bg_shift", "seg_probe", "instance_probe", "cam_localization", "bias_diagnostic")
+FROZEN = ("linear_probe", "knn", "bg_shift", "seg_probe", "instance_probe", "cam_localization", "bias_diagnostic",
+          "coco_crop")
 NOT_COVERED = {
-    "coco_crop": "builds COCO-Crop from all of COCO before reading a split",
     "dist_shift": "builds COCO-Crop from all of COCO before reading a split",
     "oim_cls": "builds OpenImage-MINI from all of Open Images",
     "oim_det": "builds OpenImage-MINI from all of Open Images",
@@ -106,6 +106,8 @@ def task_overrides(task: str, framework: str, cfg: dict[str, Any], dev: dict[str
         return out
     if "l2_grid" in cfg:
         out["l2_grid"] = dict(FROZEN_GRID)
+    if isinstance(cfg.get("val_size"), int) and not isinstance(cfg["val_size"], bool):
+        out["val_size"] = 0.2  # a count of validation images may exceed the dev run's share of train
     if "max_images" in cfg:
         out["max_images"] = min(int(cfg["max_images"] or k), k)
     return out

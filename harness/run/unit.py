@@ -64,6 +64,15 @@ def pick_device(requested: str) -> str:
     return requested
 
 
+def bind_local_device(device: str, local_rank: int) -> None:
+    """Make ``cuda`` mean this rank's GPU (``cuda:<LOCAL_RANK>``) for everything the unit
+    moves to ``"cuda"``; without it every rank of a node would share GPU 0."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.set_device(local_rank)
+
+
 def world() -> dict[str, int]:
     return {"rank": int(os.environ.get("RANK", 0)), "world_size": int(os.environ.get("WORLD_SIZE", 1)),
             "local_rank": int(os.environ.get("LOCAL_RANK", 0))}
@@ -151,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         unit = load_unit(spec)
         seed_everything(spec["seed"] + w["rank"])
         device = pick_device(spec["device"])
+        bind_local_device(device, w["local_rank"])
         common = dict(name=spec["name"], cfg=spec["cfg"], workdir=workdir, data_root=Path(spec["data_root"]),
                       seed=spec["seed"], device=device, preset=spec["preset"],
                       progress=Progress(workdir / "progress.json" if w["rank"] == 0 else None),

@@ -20,7 +20,7 @@ class CocoCrop(Task):
     """Build COCO-Crop from COCO instances and linear-probe it."""
 
     def run(self, ctx: TaskContext) -> TaskResult:
-        root = build_coco_crop(ctx.data_root, ctx.cfg, ctx.progress)
+        root = build_coco_crop(ctx.data_root, ctx.cfg, ctx.progress, ctx.dev_run)
         splits = ProbeSplits("coco_crop", read_coco_crop(root, "train"), read_coco_crop(root, "val"), None, "top1")
         result = probe_splits(cls_common.extractor(ctx), splits, ctx.cfg, ctx.device, ctx.progress)
         result.extra["crop_root"] = str(root)

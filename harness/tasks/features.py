@@ -7,6 +7,10 @@ every image file's modification time, so that a file rewritten in place at the s
 is extracted again (array datasets: the fingerprint hashes the pixels themselves). Entries are
 written atomically, so a killed run never leaves a half-written file behind, and a
 second run with the same key does no forward pass at all.
+
+Under torchrun or SLURM (``WORLD_SIZE > 1``) each rank extracts a contiguous 1/N of the
+images on its own device, writes its part next to the cache entry, and every rank reads
+the parts back in rank order after a barrier; rank 0 writes the whole entry.
 """
 from __future__ import annotations
 
@@ -191,21 +195,36 @@ class FeatureExtractor:
             raise DataError(f"{dataset.root}: dataset {dataset.name!r} has no images")
         path = self.cache_path(dataset, fingerprint, spec)
         if path.is_file():
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            return Features(blob["x"], blob["y"])
-        feats = self._extract(dataset, spec)
-        with atomic_open(path) as fh:
-            torch.save({"x": feats.x, "y": feats.y, "dataset": dataset.name, "spec": spec.key()}, fh)
+            return _load_features(path)
+        from harness.pretrain import dist
+
+        info = dist.init_from_env(self.device)
+        lo, hi = shard(set_size(dataset), info.rank, info.world_size)
+        feats = self._extract(dataset, spec, lo, hi)
+        if info.distributed:
+            part = path.with_name(f"{path.stem}.part{info.rank}-of-{info.world_size}.pt")
+            _save_features(part, feats, dataset, spec)
+            dist.barrier()
+            parts = [path.with_name(f"{path.stem}.part{r}-of-{info.world_size}.pt") for r in range(info.world_size)]
+            loaded = [f for f in map(_load_features, parts) if len(f)]
+            feats = Features(torch.cat([f.x for f in loaded]), torch.cat([f.y for f in loaded]))
+            dist.barrier()  # every rank has read every part
+            if info.is_main:
+                for p in parts:
+                    p.unlink(missing_ok=True)
+        if info.is_main:
+            _save_features(path, feats, dataset, spec)
         return feats
 
     @torch.no_grad()
-    def _extract(self, dataset: ImageSet, spec: TransformSpec) -> Features:
-        log.info("extracting features of %s (%d images)", dataset.name, set_size(dataset))
+    def _extract(self, dataset: ImageSet, spec: TransformSpec, lo: int, hi: int) -> Features:
+        log.info("extracting features of %s (images %d-%d of %d)", dataset.name, lo, hi, set_size(dataset))
         model = self.model()
         if isinstance(dataset, ArrayClassificationSet):
             images = _ArrayImages(dataset.images, dataset.labels, spec.build())
         else:
             images = _FileImages(dataset.samples, spec.build())
+        images = torch.utils.data.Subset(images, range(lo, hi))
         loader = torch.utils.data.DataLoader(images, batch_size=self.batch_size, shuffle=False,
                                              num_workers=self.workers, pin_memory=self.device.startswith("cuda"))
         xs, ys = [], []
@@ -214,4 +233,21 @@ class FeatureExtractor:
             self.forward_batches += 1
             xs.append(out.flatten(1).float().cpu())
             ys.append(labels.long())
+        if not xs:  # a rank whose share is empty (fewer images than ranks)
+            return Features(torch.empty(0, 0), torch.empty(0, dtype=torch.long))
         return Features(torch.cat(xs), torch.cat(ys))
+
+
+def shard(n: int, rank: int, world: int) -> tuple[int, int]:
+    """The contiguous range ``[lo, hi)`` of ``n`` items that ``rank`` of ``world`` takes."""
+    return n * rank // world, n * (rank + 1) // world
+
+
+def _save_features(path: Path, feats: Features, dataset: ImageSet, spec: TransformSpec) -> None:
+    with atomic_open(path) as fh:
+        torch.save({"x": feats.x, "y": feats.y, "dataset": dataset.name, "spec": spec.key()}, fh)
+
+
+def _load_features(path: Path) -> Features:
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    return Features(blob["x"], blob["y"])

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.core.dev_run import head
+from harness.core.dev_run import head, item_report
 from harness.api import StageContext
 from harness.core.errors import DataError
 from methods.contracam.config import CamConfig, cam_config
@@ -74,7 +74,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
     workdir = Path(ctx.workdir)
     (workdir / CHUNK_DIR).mkdir(parents=True, exist_ok=True)
     data_cfg = DataConfig.from_cfg(base_recipe(ctx.cfg, second_stage=True).get("data"))
-    paths = head(list_scene_images(ctx.data_root, data_cfg.dirs), ctx.dev_run)
+    every = list_scene_images(ctx.data_root, data_cfg.dirs)
+    paths = head(every, ctx.dev_run)
     keys = image_keys(ctx.data_root, paths)
     info = dist.init_from_env(ctx.device)
     device = dist.device_for(info, ctx.device)
@@ -109,4 +110,6 @@ def run(ctx: StageContext) -> dict[str, Any]:
                "device": str(device), "torch_threads": torch.get_num_threads()}
     (workdir / SUMMARY_FILE).write_text(json.dumps({**summary, "cam": cam.__dict__}, indent=1, sort_keys=True))
     ctx.progress(n_chunks, n_chunks)
+    if ctx.dev_run:
+        summary.update(item_report(elapsed * info.world_size, computed * info.world_size, len(every)))
     return {k: v for k, v in summary.items() if isinstance(v, (int, float))}

@@ -14,6 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from harness.core.dev_run import head
 from harness.api import StageContext
 from harness.core.errors import DataError
 from methods.contracam.config import ContraCamRecipe, base_recipe
@@ -47,7 +48,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
         paths = list_scene_images(ctx.data_root, DataConfig.from_cfg(cfg.get("data")).dirs)
         keys = dict(zip(paths, image_keys(ctx.data_root, paths)))
         if boxes is not None:
-            missing = [k for k in keys.values() if k not in boxes]
+            # (a fast dev run trains on, and computed boxes for, the first images only)
+            missing = [k for k in head(list(keys.values()), ctx.dev_run) if k not in boxes]
             if missing:
                 raise DataError(f"{boxes_path}: no boxes for {len(missing)} pretraining images (e.g. {missing[:3]}); "
                                 f"the boxes were computed for other data")

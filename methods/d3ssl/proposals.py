@@ -17,13 +17,14 @@ path relative to the data root: [[x0, y0, x1, y1], ...] normalised to [0, 1]}}``
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from harness.core.dev_run import head
+from harness.core.dev_run import head, item_report
 from harness.core.config_section import checked_section, field_names
 from harness.api import StageContext
 from harness.core.atomic import atomic_write_json
@@ -106,22 +107,27 @@ def run_proposals(ctx: StageContext) -> dict[str, Any]:
 
     if ctx.world.get("rank", 0) != 0:
         return {}
+    dev: dict[str, float] = {}
     cfg = ProposalCfg.from_cfg(ctx.cfg.get("proposals"))
     workdir = Path(ctx.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / PROPOSALS_FILE
     if not out.is_file():
-        paths = head(list_scene_images(ctx.data_root, DataConfig.from_cfg(ctx.cfg.get("data")).dirs), ctx.dev_run)
+        every = list_scene_images(ctx.data_root, DataConfig.from_cfg(ctx.cfg.get("data")).dirs)
+        paths = head(every, ctx.dev_run)
+        started = time.perf_counter()
         names = [str(p.relative_to(ctx.data_root)) for p in paths]
         if cfg.source == "selective_search":
             boxes = _from_selective_search(paths, names, cfg, workdir, ctx)
         else:
             boxes = _from_annotations(ctx.data_root, names, cfg)
         atomic_write_json(out, {"source": cfg.source, "boxes": boxes})
+        if ctx.dev_run:
+            dev = item_report(time.perf_counter() - started, len(paths), len(every))
     data = load_proposals_file(out)
     counts = [len(b) for b in data.values()]
     return {"images": len(counts), "boxes_per_image": float(np.mean(counts)) if counts else 0.0,
-            "images_without_boxes": float(sum(c == 0 for c in counts))}
+            "images_without_boxes": float(sum(c == 0 for c in counts)), **dev}
 
 
 def load_proposals_file(path: Path) -> dict[str, np.ndarray]:

@@ -9,11 +9,12 @@ other ranks return at once.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.core.dev_run import head
+from harness.core.dev_run import head, item_report
 from harness.api import BACKBONE_FILE, BACKBONE_META, StageContext
 from harness.core.checkpoints import load_backbone, load_heads
 from harness.core.errors import CheckpointError, ConfigError
@@ -67,7 +68,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
         raise ConfigError("ORL stage 'correspondence' needs the workdir of stage 'byol' in ctx.upstream")
     cfg = CorrespondenceConfig.from_cfg(ctx.cfg.get("correspondence"))
     data_cfg = DataConfig.from_cfg(ctx.cfg.get("data"))
-    paths = head(list_scene_images(ctx.data_root, data_cfg.dirs), ctx.dev_run)
+    every = list_scene_images(ctx.data_root, data_cfg.dirs)
+    paths = head(every, ctx.dev_run)
     names = image_names(paths, ctx.data_root)
     sha = stage1_sha256(ctx.upstream["byol"])
     done = finished_summary(Path(ctx.workdir), names, cfg, sha)
@@ -81,7 +83,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
         ctx.progress(round(lo + (hi - lo) * step / max(total, 1)), 100, phase=phase, phase_step=step,
                      phase_total=total)
 
+    started = time.perf_counter()
     result = build_correspondence(backbone, projector, paths, names, Path(ctx.workdir), cfg, device=ctx.device,
                                   model_id=sha, progress=progress, log=ctx.log)
     ctx.log.info("correspondence written to %s", Path(ctx.workdir) / META_FILE)
-    return dict(result.summary)
+    dev = item_report(time.perf_counter() - started, len(paths), len(every)) if ctx.dev_run else {}
+    return {**result.summary, **dev}

@@ -46,6 +46,16 @@ def start(cmd: list[str], log_path: Path, keep_fds: tuple[int, ...] = ()) -> sub
         log.close()
 
 
+def killed_by(signum: int) -> str:
+    """A signal's name, with the usual reason for SIGKILL."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    return name + (" (the kernel's out-of-memory killer sends it when memory runs out; lower the batch size or "
+                   "workers)" if signum == signal.SIGKILL else "")
+
+
 class LocalLauncher:
     """A child process per unit on this machine (``torchrun``: a DDP job of
     ``nproc_per_node`` processes); :meth:`launch` returns when the unit's process ended."""
@@ -76,3 +86,6 @@ class LocalLauncher:
                 last_line, last_print = line, now
         if tty and last_line:
             print("\r" + " " * (len(request.label) + len(last_line) + 2) + "\r", end="", flush=True)
+        if proc.returncode < 0:  # the log's last lines are all the record shows: say what ended it
+            with open(request.workdir / "log.txt", "a") as log:
+                log.write(f"\nharness: the unit process was killed by {killed_by(-proc.returncode)}\n")

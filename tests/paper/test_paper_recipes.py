@@ -1,0 +1,73 @@
+"""Every method's paper recipes through ``--fast-dev-run 1`` of a paper suite on CPU: each
+unit runs its real configuration for one step on the official-format synthetic data (batch
+sizes cut to fit a 2-core, 24 GB machine; everything else as published)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import harness, harness_process
+from harness.core import config, registry
+from harness.results.store import load_records
+
+# (method, recipe, suite): ``all`` for every ResNet-50 recipe; a ViT-S or a ResNet-18 recipe
+# gets the suite its trunk feeds (the ``all`` suite's dense presets are ResNet-50: refused)
+RECIPES = [("mocov2", "paper", "all"), ("byol", "paper", "all"), ("byol", "paper-contracam", "all"),
+           ("densecl", "paper", "all"), ("contracam", "paper", "all"), ("contracam", "paper-bgmix", "frozen"),
+           ("orl", "paper", "all"), ("orl", "paper-cocoplus", "all"), ("d3ssl", "paper", "all"),
+           ("d3ssl", "paper-base", "all"), ("mocov3", "paper", "vit"), ("random", "paper", "all"),
+           ("imported", "paper", "all")]
+
+
+@pytest.fixture(scope="module")
+def paper_root(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny official-format root plus what only the paper protocol reads: COCO's
+    unlabeled2017 images (ORL on COCO+) and an ImageNet-R folder (the IN-9 shift head)."""
+    root = Path(shutil.copytree(tiny_root, tmp_path_factory.mktemp("paper-root") / "data"))
+    shutil.copytree(root / "coco" / "train2017", root / "coco" / "unlabeled2017")
+    (root / "imagenet-r").mkdir()
+    return root
+
+
+def cpu_overrides(method: str, recipe: str, suite: str) -> list[str]:
+    """Batch sizes that fit this machine; nothing else changes."""
+    sets = ["device=cpu", "method.batch_size=16"]
+    if method == "contracam":
+        sets.append("method.cam.batch_size=16")
+    if method == "imported":
+        sets = ["device=cpu"]
+    cfg = config.resolve(method, suite, preset="paper", recipe=recipe, overrides=sets)
+    sets += [f"tasks.{name}.batch_size=2" for name, task in cfg["tasks"].items()
+             if registry.task_entry(task["task"]).framework in ("mmdet", "mmseg")]
+    return [a for s in sets for a in ("--set", s)]
+
+
+def test_a_trunk_the_suite_cannot_take_is_refused_at_plan_time(paper_root: Path, tmp_path: Path) -> None:
+    for method, recipe in (("mocov3", "paper"), ("contracam", "paper-bgmix")):
+        res = harness("run", "--method", method, "--recipe", recipe, "--suite", "all", "--preset", "paper",
+                      "--data-root", str(paper_root), "--out", str(tmp_path / method), "--set", "device=cpu",
+                      "--fast-dev-run", "1")
+        assert res.returncode == 2 and "tasks.coco_det.arch" in res.stderr, res.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method, recipe, suite", RECIPES, ids=[f"{m}-{r}" for m, r, _ in RECIPES])
+def test_paper_recipe_fast_dev_run(paper_root: Path, tmp_path: Path, method: str, recipe: str, suite: str) -> None:
+    extra: list[str] = []
+    if method == "imported":
+        import torch
+        import torchvision
+
+        ckpt = tmp_path / "r50.pth"
+        torch.save(torchvision.models.resnet50().state_dict(), ckpt)
+        extra = ["--set", f"method.checkpoint={ckpt}"]
+    res = harness_process("run", "--method", method, "--recipe", recipe, "--suite", suite, "--preset", "paper",
+                          "--data-root", str(paper_root), "--out", str(tmp_path / "runs"),
+                          *cpu_overrides(method, recipe, suite), *extra, "--fast-dev-run", "1",
+                          "--dev-run-images", "4", timeout=3600)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-3000:]
+    records = load_records(tmp_path / "runs" / "dev-run" / "records", kind=None)
+    assert set(records["status"]) == {"ok"} and set(records["role"]) == {"dev-run"}
+    assert "projected real run on cpu" in res.stdout

@@ -1,0 +1,86 @@
+"""Multi-process correctness off the GPU: a frozen task's extraction split over two gloo
+ranks (each does half, both get the one-process features), and a pretraining checkpoint
+that refuses a resume on another world size."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+import torch.nn as nn
+
+from harness.core.errors import CheckpointError
+from harness.data.records import ArrayClassificationSet
+from harness.pretrain import dist, loop
+from harness.tasks.features import FeatureExtractor, TransformSpec, shard
+
+SPEC = TransformSpec(resize=8, crop=8)
+
+
+def _dataset() -> ArrayClassificationSet:
+    rng = np.random.default_rng(0)
+    return ArrayClassificationSet("toy", Path("/toy"), ["a", "b", "c"], rng.integers(0, 255, (21, 8, 8, 3), np.uint8),
+                                  np.arange(21) % 3)
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def _rank(rank: int, port: int, cache: str, queue) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank))
+    try:
+        ex = FeatureExtractor(_model(), "toy-model", SPEC, cache_dir=Path(cache), batch_size=2)
+        feats = ex(_dataset())
+        queue.put((rank, ex.forward_batches, feats.x.numpy().copy(), feats.y.numpy().copy()))
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def test_each_rank_extracts_its_share(tmp_path: Path) -> None:
+    alone = FeatureExtractor(_model(), "toy-model", SPEC, cache_dir=tmp_path / "alone", batch_size=2)(_dataset())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_rank, args=(r, port, str(tmp_path / "ranks"), queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    got = {r: (batches, torch.from_numpy(x), torch.from_numpy(y))
+           for r, batches, x, y in (queue.get(timeout=180) for _ in procs)}
+    for p in procs:
+        p.join(60)
+    assert [shard(21, r, 2) for r in range(2)] == [(0, 10), (10, 21)]
+    assert got[0][0] == 5 and got[1][0] == 6  # ceil(10 / 2) and ceil(11 / 2) batches: each rank its share only
+    for r in range(2):
+        assert torch.allclose(got[r][1], alone.x, atol=1e-6) and torch.equal(got[r][2], alone.y)
+    cached = list((tmp_path / "ranks").glob("*.pt"))
+    assert len(cached) == 1 and ".part" not in cached[0].name  # rank 0 wrote the whole entry, the parts are gone
+
+
+def _state(world: int) -> tuple[nn.Module, torch.optim.Optimizer, dict]:
+    model = nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    state = {"fingerprint": {"f": 1}, "model": model.state_dict(), "optimizer": opt.state_dict(),
+             "rng": [loop._rng_state()] * world, "world_size": world, "step": 3, "summary": {"loss": 1.0}}
+    return model, opt, state
+
+
+def test_a_resume_on_another_world_size_is_refused(tmp_path: Path) -> None:
+    model, opt, state = _state(world=2)
+    one = dist.DistInfo(0, 1, 0)
+    with pytest.raises(CheckpointError, match="written by 2 processes and this run has 1"):
+        loop._resume(state, tmp_path / "c.pt", {"f": 1}, loop.LoopConfig(epochs=1, batch_size=2), one, model, opt, None)
+    allowed = loop.LoopConfig(epochs=1, batch_size=2, resume_any_world_size=True)
+    assert loop._resume(state, tmp_path / "c.pt", {"f": 1}, allowed, one, model, opt, None) == (3, {"loss": 1.0})
+    model, opt, same = _state(world=1)
+    assert loop._resume(same, tmp_path / "c.pt", {"f": 1}, loop.LoopConfig(epochs=1, batch_size=2), one, model, opt,
+                        None)[0] == 3
