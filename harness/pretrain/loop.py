@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -98,7 +99,6 @@ class LoopConfig:
     sync_bn: bool = True
     grad_clip: float | None = None
     find_unused_parameters: bool = False
-    resume_any_world_size: bool = False  # not part of the checkpoint identity
 
     @classmethod
     def from_recipe(cls, recipe: dict[str, Any]) -> "LoopConfig":
@@ -108,8 +108,7 @@ class LoopConfig:
             if key not in recipe:
                 raise ConfigError(f"recipe has no top-level {key!r}")
         loop = recipe_section(recipe, "loop", {"checkpoint_every", "log_every", "amp", "cpu_amp", "channels_last",
-                                               "sync_bn", "grad_clip", "find_unused_parameters",
-                                               "resume_any_world_size"})
+                                               "sync_bn", "grad_clip", "find_unused_parameters"})
         cfg = cls(epochs=int(recipe["epochs"]), batch_size=int(recipe["batch_size"]),
                   optim=OptimConfig.from_recipe(recipe),
                   num_workers=int((recipe.get("data") or {}).get("num_workers", 0)), **loop)
@@ -206,8 +205,7 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
     sampler_args = dict(n=len(data), global_batch=cfg.batch_size, seed=ctx.seed,
                         epochs=-(-total // (len(data) // cfg.batch_size)) if dev else cfg.epochs,
                         rank=info.rank, world_size=info.world_size)
-    identity = {k: v for k, v in asdict(cfg).items() if k != "resume_any_world_size"}
-    fingerprint = {"loop": json.loads(json.dumps(identity)), "seed": int(ctx.seed), "n_images": len(data)}
+    fingerprint = {"loop": json.loads(json.dumps(asdict(cfg))), "seed": int(ctx.seed), "n_images": len(data)}
 
     if cfg.sync_bn and info.distributed and cuda:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -219,7 +217,7 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
     start, summary = 0, {}
     if ckpt_path.exists():
         state = read_checkpoint(ckpt_path)
-        start, summary = _resume(state, ckpt_path, fingerprint, cfg, info, model, optimizer, batch_fn)
+        start, summary = _resume(state, ckpt_path, fingerprint, info, model, optimizer, batch_fn)
         ctx.log.info("resuming %s from step %d/%d", workdir, start, total)
     if start >= total:
         ctx.progress(total, total)
@@ -231,8 +229,8 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
             model, device_ids=[device.index] if cuda else None, broadcast_buffers=False,
             find_unused_parameters=cfg.find_unused_parameters)
     loader = DataLoader(data, batch_sampler=StepSampler(**sampler_args, start_step=start), collate_fn=collate,
-                        num_workers=cfg.num_workers, pin_memory=cuda,
-                        persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None)
+                        num_workers=cfg.num_workers, pin_memory=cuda, persistent_workers=False,
+                        prefetch_factor=prefetch_factor(data, cfg.batch_size // info.world_size, cfg.num_workers))
     log = TrainLog(workdir if info.is_main else None, start)
     first = summary.get("loss_start")
     after_step = getattr(model, "after_step", None)
@@ -300,7 +298,7 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
             _save(ckpt_path, model, optimizer, done, total, fingerprint, summary, info, batch_state)
             if dev and done == 1 and done < total:  # the dev run resumes from its first checkpoint
                 # (not the batch function: the helper thread is already preparing the next batch with it)
-                _resume(read_checkpoint(ckpt_path), ckpt_path, fingerprint, cfg, info, model, optimizer, None)
+                _resume(read_checkpoint(ckpt_path), ckpt_path, fingerprint, info, model, optimizer, None)
         ctx.progress(done, total)
         if dev:
             if cuda:
@@ -318,23 +316,26 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
     return out
 
 
-def _resume(state: dict[str, Any], path: Path, fingerprint: dict[str, Any], cfg: LoopConfig, info: dist.DistInfo,
+ANY_WORLD_ENV = "HARNESS_RESUME_ANY_WORLD_SIZE"
+
+
+def _resume(state: dict[str, Any], path: Path, fingerprint: dict[str, Any], info: dist.DistInfo,
             model: nn.Module, optimizer: torch.optim.Optimizer, batch_fn: BatchFn | None) -> tuple[int, dict[str, Any]]:
     """Load a checkpoint into the model, optimiser, RNGs and batch function; (step, summary).
 
     The world size is part of the checkpoint's identity: its RNG states are per rank and
     the Shuffle-BN groups and per-rank batches change meaning with it, so a resume on
-    another size is refused unless ``loop.resume_any_world_size`` allows it (then the
+    another size is refused unless ``$HARNESS_RESUME_ANY_WORLD_SIZE=1`` allows it (then the
     RNG and batch-function states are not restored)."""
     if state["fingerprint"] != fingerprint:
         raise CheckpointError(f"{path} was written by a different configuration "
                               f"({state['fingerprint']} != {fingerprint}); delete it to restart the stage")
     saved_world = int(state.get("world_size", len(state["rng"])))
     same_world = saved_world == info.world_size
-    if not same_world and not cfg.resume_any_world_size:
+    if not same_world and os.environ.get(ANY_WORLD_ENV) != "1":
         raise CheckpointError(f"{path} was written by {saved_world} processes and this run has {info.world_size}; "
-                              f"resume with {saved_world}, or set loop.resume_any_world_size=true to continue "
-                              f"with fresh RNG streams (the per-rank data and Shuffle-BN groups change)")
+                              f"resume with {saved_world}, or set {ANY_WORLD_ENV}=1 to continue with fresh RNG "
+                              f"streams (the per-rank data and Shuffle-BN groups change)")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if same_world:
@@ -343,6 +344,26 @@ def _resume(state: dict[str, Any], path: Path, fingerprint: dict[str, Any], cfg:
         if batch_fn is not None and len(batch_states) == info.world_size and batch_states[info.rank] is not None:
             batch_fn.load_state_dict(batch_states[info.rank])
     return int(state["step"]), dict(state["summary"])
+
+
+PREFETCH_ENV = "HARNESS_PREFETCH_GB"
+DEFAULT_PREFETCH_GB = 4.0
+
+
+def prefetch_factor(data: Dataset, rank_batch: int, workers: int) -> int | None:
+    """Batches each DataLoader worker prepares ahead: up to 4, fewer when the padded uint8
+    batches in flight (``workers x factor``, at the dataset's largest decoded size) would
+    exceed ``$HARNESS_PREFETCH_GB`` (default 4 GB) of shared memory per rank. At a per-rank
+    batch of 512 at 480x800 px, 8 workers x 4 would hold about 19 GB."""
+    if not workers:
+        return None
+    base = data.dataset if isinstance(data, Subset) else data
+    short, long_ = getattr(base, "short_side", None), getattr(base, "max_long", None)
+    if not short:
+        return 4
+    batch_bytes = rank_batch * 3 * short * (long_ or 2 * short)
+    budget = float(os.environ.get(PREFETCH_ENV, DEFAULT_PREFETCH_GB)) * 1024 ** 3
+    return int(max(1, min(4, budget // (workers * batch_bytes))))
 
 
 def cpu_bf16_supported() -> bool:

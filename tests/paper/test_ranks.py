@@ -74,13 +74,22 @@ def _state(world: int) -> tuple[nn.Module, torch.optim.Optimizer, dict]:
     return model, opt, state
 
 
-def test_a_resume_on_another_world_size_is_refused(tmp_path: Path) -> None:
+def test_a_resume_on_another_world_size_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model, opt, state = _state(world=2)
     one = dist.DistInfo(0, 1, 0)
     with pytest.raises(CheckpointError, match="written by 2 processes and this run has 1"):
-        loop._resume(state, tmp_path / "c.pt", {"f": 1}, loop.LoopConfig(epochs=1, batch_size=2), one, model, opt, None)
-    allowed = loop.LoopConfig(epochs=1, batch_size=2, resume_any_world_size=True)
-    assert loop._resume(state, tmp_path / "c.pt", {"f": 1}, allowed, one, model, opt, None) == (3, {"loss": 1.0})
+        loop._resume(state, tmp_path / "c.pt", {"f": 1}, one, model, opt, None)
+    monkeypatch.setenv(loop.ANY_WORLD_ENV, "1")
+    assert loop._resume(state, tmp_path / "c.pt", {"f": 1}, one, model, opt, None) == (3, {"loss": 1.0})
+    monkeypatch.delenv(loop.ANY_WORLD_ENV)
     model, opt, same = _state(world=1)
-    assert loop._resume(same, tmp_path / "c.pt", {"f": 1}, loop.LoopConfig(epochs=1, batch_size=2), one, model, opt,
-                        None)[0] == 3
+    assert loop._resume(same, tmp_path / "c.pt", {"f": 1}, one, model, opt, None)[0] == 3
+
+
+def test_prefetch_stays_inside_its_shared_memory_budget() -> None:
+    from types import SimpleNamespace
+
+    paper = SimpleNamespace(short_side=480, max_long=800)  # byol paper: 4096 over 8 ranks, 8 workers
+    assert loop.prefetch_factor(paper, 512, 8) == 1  # 8 x 590 MB in flight, not 8 x 4
+    assert loop.prefetch_factor(paper, 32, 8) == 4
+    assert loop.prefetch_factor(paper, 512, 0) is None
