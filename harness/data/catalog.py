@@ -70,7 +70,7 @@ def _split(name: str, load: Callable[[Path], Any], probe: str | tuple[str, ...],
 def _probe_coco_crop(root: Path, cfg: dict[str, Any]) -> ProbeSplits:
     from harness.data.object_crops import coco_crop_root
 
-    crops = coco_crop_root(root, cfg)
+    crops = coco_crop_root(root, cfg, dev_run=cfg.get("dev_run"))  # a fast dev run crops K images per split
     return ProbeSplits("coco_crop", read_coco_crop(crops, "train"), read_coco_crop(crops, "val"), None, "top1")
 
 

@@ -187,8 +187,9 @@ def build_coco_crop(data_root: Path, cfg: dict[str, Any], progress: Callable[...
     return out
 
 
-def coco_crop_root(data_root: Path, cfg: dict[str, Any], progress: Callable[..., None] | None = None) -> Path:
+def coco_crop_root(data_root: Path, cfg: dict[str, Any], progress: Callable[..., None] | None = None,
+                   dev_run: dict[str, int] | None = None) -> Path:
     """``data_root`` when it already holds ``coco_crop/``, else the built crops' root."""
     if (Path(data_root) / layout.COCO_CROP / "train").is_dir():
         return Path(data_root)
-    return build_coco_crop(data_root, cfg, progress)
+    return build_coco_crop(data_root, cfg, progress, dev_run)

@@ -34,11 +34,11 @@ DEFAULT_STEPS = 2
 DEFAULT_IMAGES = 8
 DENSE = ("mmdet", "mmseg")
 FROZEN_GRID = {"start": -4, "stop": 0, "num": 2}
+DEV_VAL = 0.25  # validation fraction of a dev run's share of a training split
 # frozen tasks whose data the dev run bounds (each reads ctx.dev_run through harness.core.dev_run.limit_images)
 FROZEN = ("linear_probe", "knn", "bg_shift", "seg_probe", "instance_probe", "cam_localization", "bias_diagnostic",
-          "coco_crop")
+          "coco_crop", "dist_shift")
 NOT_COVERED = {
-    "dist_shift": "builds COCO-Crop from all of COCO before reading a split",
     "oim_cls": "builds OpenImage-MINI from all of Open Images",
     "oim_det": "builds OpenImage-MINI from all of Open Images",
     "oim_seg": "builds OpenImage-MINI from all of Open Images",
@@ -106,10 +106,14 @@ def task_overrides(task: str, framework: str, cfg: dict[str, Any], dev: dict[str
         return out
     if "l2_grid" in cfg:
         out["l2_grid"] = dict(FROZEN_GRID)
-    if isinstance(cfg.get("val_size"), int) and not isinstance(cfg["val_size"], bool):
-        out["val_size"] = 0.2  # a count of validation images may exceed the dev run's share of train
+    val = cfg.get("val_size")
+    if isinstance(val, (int, float)) and not isinstance(val, bool) and (isinstance(val, int) or val < DEV_VAL):
+        out["val_size"] = DEV_VAL  # a count, or a small fraction, may leave no validation image of K
     if "max_images" in cfg:
         out["max_images"] = min(int(cfg["max_images"] or k), k)
+    if task == "bias_diagnostic":  # rendered scenes: K objects per set (at least 8, enough for its fits)
+        out["coupling_objects"] = min(int(cfg["coupling_objects"]), max(8, k))
+        out["position_objects"] = min(int(cfg["position_objects"]), max(32, 4 * k))
     return out
 
 

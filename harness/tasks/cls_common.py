@@ -33,6 +33,15 @@ def dev_subset(ds: ImageSet, dev: dict[str, int] | None) -> ImageSet:
     return ds if len(keep) == len(labels) else ds.subset(keep)
 
 
+def probe_splits_of(ctx: TaskContext) -> Any:
+    """The probe splits of the task's ``dataset`` (in a fast dev run: built from and cut to
+    its share of the images)."""
+    from harness.data.registry import load_probe_splits
+
+    cfg = {**ctx.cfg, "dev_run": ctx.dev_run} if ctx.dev_run else ctx.cfg
+    return dev_splits(load_probe_splits(ctx.cfg.get("dataset", "coco_crop"), ctx.data_root, cfg), ctx.dev_run)
+
+
 def dev_splits(splits: Any, dev: dict[str, int] | None) -> Any:
     """:func:`dev_subset` of each split of a :class:`~harness.data.registry.ProbeSplits`."""
     import dataclasses

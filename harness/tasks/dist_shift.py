@@ -129,7 +129,7 @@ class ShiftScores:
 
 
 def evaluate_dist_shift(ex: FeatureExtractor, data_root: Path, cfg: dict[str, Any], device: str,
-                        progress: Any = None) -> TaskResult:
+                        progress: Any = None, dev_run: dict[str, int] | None = None) -> TaskResult:
     spec = TransformSpec.from_cfg(cfg)
     scores = ShiftScores()
     all_sets: dict[str, ClassificationSet] = {}
@@ -140,12 +140,17 @@ def evaluate_dist_shift(ex: FeatureExtractor, data_root: Path, cfg: dict[str, An
         all_sets[name], prints[name] = ds, ds.fingerprint()
         return ex(ds, prints[name], TransformSpec.from_cfg(cfg, border=border) if border else spec)
 
-    shifted = coco_sets(data_root, cfg, progress)
+    def dev(ds: ClassificationSet) -> ClassificationSet:  # a fast dev run's share of a set
+        return cls_common.dev_subset(ds, dev_run)
+
+    shifted = {name: dev(ds) for name, ds in coco_sets(data_root, cfg, progress).items()}
     if shifted:
         label_space = class_maps.load_class_map(class_maps.SISCORE_9)
-        root = coco_crop_root(data_root, cfg, progress)
-        train = restrict(read_coco_crop(root, "train"), label_space["classes"], label_space["path"], "coco_crop_9_train")
-        clean = restrict(read_coco_crop(root, "val"), label_space["classes"], label_space["path"], "coco_crop_9_val")
+        root = coco_crop_root(data_root, cfg, progress, dev_run)
+        train = dev(restrict(read_coco_crop(root, "train"), label_space["classes"], label_space["path"],
+                             "coco_crop_9_train"))
+        clean = dev(restrict(read_coco_crop(root, "val"), label_space["classes"], label_space["path"],
+                             "coco_crop_9_val"))
         probe = probe_with_seeded_val(features("coco_crop_9_train", train), len(train.classes), cfg, device)
         accs = {name: scores.score(name, probe, features(name, ds, FRAME_PX if name == "objectnet_9" else 0), ds)
                 for name, ds in shifted.items()}
@@ -159,8 +164,9 @@ def evaluate_dist_shift(ex: FeatureExtractor, data_root: Path, cfg: dict[str, An
 
     imagenet_r = imagenet_r_set(data_root, cfg)
     if imagenet_r is not None:
-        train = read_bg_challenge(data_root, "original", "train")
-        clean = read_bg_challenge(data_root, "original", "val")
+        imagenet_r = dev(imagenet_r)
+        train = dev(read_bg_challenge(data_root, "original", "train"))
+        clean = dev(read_bg_challenge(data_root, "original", "val"))
         if train.classes != imagenet_r.classes:
             raise DataError(f"{class_maps.class_maps_dir() / 'imagenet_r_9.json'}: classes {imagenet_r.classes} "
                             f"differ from the ImageNet-9 classes of {train.root} ({train.classes})")
@@ -193,4 +199,5 @@ class DistShift(Task):
     """Accuracy of clean-trained linear heads on class-projected shifted sets."""
 
     def run(self, ctx: TaskContext) -> TaskResult:
-        return evaluate_dist_shift(cls_common.extractor(ctx), ctx.data_root, ctx.cfg, ctx.device, ctx.progress)
+        return evaluate_dist_shift(cls_common.extractor(ctx), ctx.data_root, ctx.cfg, ctx.device, ctx.progress,
+                                   ctx.dev_run)

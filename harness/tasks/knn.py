@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
-from harness.data.registry import load_probe_splits
 from harness.tasks import cls_common
 from harness.tasks.features import Features, TransformSpec
 from harness.tasks.logreg import score
@@ -39,8 +38,7 @@ class Knn(Task):
 
     def run(self, ctx: TaskContext) -> TaskResult:
         cfg = ctx.cfg
-        splits = cls_common.dev_splits(load_probe_splits(cfg.get("dataset", "coco_crop"), ctx.data_root, cfg),
-                                       ctx.dev_run)
+        splits = cls_common.probe_splits_of(ctx)
         sets = {"train": splits.train, "test": splits.test}
         prints = cls_common.fingerprints(sets)
         ex = cls_common.extractor(ctx)

@@ -14,7 +14,7 @@ from typing import Any
 from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.core.errors import ConfigError
-from harness.data.registry import ProbeSplits, load_probe_splits
+from harness.data.registry import ProbeSplits
 from harness.tasks import cls_common, logreg
 from harness.tasks.features import FeatureExtractor, Features, TransformSpec
 from harness.tasks.probe import ProbeConfig, probe_with_seeded_val, train_probe
@@ -69,6 +69,5 @@ class LinearProbe(Task):
     """Linear probe on frozen features of a classification dataset."""
 
     def run(self, ctx: TaskContext) -> TaskResult:
-        name = ctx.cfg.get("dataset", "coco_crop")
-        splits = cls_common.dev_splits(load_probe_splits(name, ctx.data_root, ctx.cfg), ctx.dev_run)
+        splits = cls_common.probe_splits_of(ctx)
         return probe_splits(cls_common.extractor(ctx), splits, ctx.cfg, ctx.device, ctx.progress)

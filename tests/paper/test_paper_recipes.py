@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import harness, harness_process
+from conftest import ROOT, harness, harness_process
 from harness.core import config, registry
 from harness.results.store import load_records
 
@@ -24,21 +24,30 @@ RECIPES = [("mocov2", "paper", "all"), ("byol", "paper", "all"), ("byol", "paper
 @pytest.fixture(scope="module")
 def paper_root(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny official-format root plus what only the paper protocol reads: COCO's
-    unlabeled2017 images (ORL on COCO+) and an ImageNet-R folder (the IN-9 shift head)."""
+    unlabeled2017 images (ORL on COCO+) and ImageNet-R (the IN-9 shift head): two images
+    in the first ImageNet folder of each ImageNet-R-9 class."""
+    import json
+
     root = Path(shutil.copytree(tiny_root, tmp_path_factory.mktemp("paper-root") / "data"))
     shutil.copytree(root / "coco" / "train2017", root / "coco" / "unlabeled2017")
-    (root / "imagenet-r").mkdir()
+    images = sorted((root / "coco" / "train2017").glob("*.jpg"))
+    mapping = json.loads((ROOT / "benchmarks" / "class_maps" / "imagenet_r_9.json").read_text())
+    for k, wnids in enumerate(mapping["targets"].values()):
+        folder = root / "imagenet-r" / wnids[0]
+        folder.mkdir(parents=True)
+        for j in range(2):
+            shutil.copy(images[(2 * k + j) % len(images)], folder / f"art_{j}.jpg")
     return root
 
 
-def cpu_overrides(method: str, recipe: str, suite: str) -> list[str]:
+def cpu_overrides(method: str, recipe: str, suite: str, root: Path) -> list[str]:
     """Batch sizes that fit this machine; nothing else changes."""
-    sets = ["device=cpu", "method.batch_size=16"]
-    if method == "contracam":
+    cfg = config.resolve(method, suite, preset="paper", recipe=recipe, overrides=["device=cpu"], data_root=str(root))
+    sets = ["device=cpu"]
+    if "batch_size" in cfg["method"]:
+        sets.append("method.batch_size=16")
+    if "batch_size" in (cfg["method"].get("cam") or {}):
         sets.append("method.cam.batch_size=16")
-    if method == "imported":
-        sets = ["device=cpu"]
-    cfg = config.resolve(method, suite, preset="paper", recipe=recipe, overrides=sets)
     sets += [f"tasks.{name}.batch_size=2" for name, task in cfg["tasks"].items()
              if registry.task_entry(task["task"]).framework in ("mmdet", "mmseg")]
     return [a for s in sets for a in ("--set", s)]
@@ -65,7 +74,7 @@ def test_paper_recipe_fast_dev_run(paper_root: Path, tmp_path: Path, method: str
         extra = ["--set", f"method.checkpoint={ckpt}"]
     res = harness_process("run", "--method", method, "--recipe", recipe, "--suite", suite, "--preset", "paper",
                           "--data-root", str(paper_root), "--out", str(tmp_path / "runs"),
-                          *cpu_overrides(method, recipe, suite), *extra, "--fast-dev-run", "1",
+                          *cpu_overrides(method, recipe, suite, paper_root), *extra, "--fast-dev-run", "1",
                           "--dev-run-images", "4", timeout=3600)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-3000:]
     records = load_records(tmp_path / "runs" / "dev-run" / "records", kind=None)
