@@ -64,7 +64,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     seeds = parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
     cfgs = [config.only_tasks(config.resolve(args.method, args.suite, preset=args.preset, recipe=args.recipe,
-                                             seed=seed, overrides=args.set, data_root=args.data_root), args.only)
+                                             seed=seed, overrides=args.set, data_root=args.data_root),
+                               args.only, args.skip)
             for seed in seeds]
     out = Path(args.out).resolve()
     dev = None
@@ -282,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a resolved config value by dotted path, e.g. method.epochs=2")
     run.add_argument("--only", action="append", default=[], metavar="TASK",
                      help="run only this task instance of the suite (repeatable; the method's stages still run)")
+    run.add_argument("--skip", action="append", default=[], metavar="TASK",
+                     help="leave this task instance of the suite out (repeatable)")
     run.add_argument("--data-root", help="root of the real datasets (default: the synthetic benchmark)")
     run.add_argument("--out", default="runs", help="output folder (units and records)")
     run.add_argument("--launcher", choices=["local", "torchrun", "slurm"], default="local",

@@ -196,15 +196,14 @@ def resolve(method: str, suite: str, preset: str = "tiny", recipe: str | None = 
     return cfg
 
 
-def only_tasks(cfg: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    """``cfg`` with only the task instances ``names`` (all of them when ``names`` is empty);
-    an instance the suite does not hold is an error."""
-    if not names:
-        return cfg
-    unknown = [n for n in names if n not in cfg["tasks"]]
+def only_tasks(cfg: dict[str, Any], only: list[str], skip: list[str] | None = None) -> dict[str, Any]:
+    """``cfg`` with only the task instances ``only`` (all of them when empty) and without
+    those in ``skip``; an instance the suite does not hold is an error."""
+    unknown = [n for n in [*only, *(skip or [])] if n not in cfg["tasks"]]
     if unknown:
         raise registry.unknown(f"task instance of suite {cfg['suite']!r}", unknown[0], list(cfg["tasks"]))
-    return {**cfg, "tasks": {k: v for k, v in cfg["tasks"].items() if k in names}}
+    return {**cfg, "tasks": {k: v for k, v in cfg["tasks"].items()
+                             if (not only or k in only) and k not in (skip or [])}}
 
 
 def method_overrides(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,8 @@ A task's catalog file lists the dataset splits it reads under ``reads``. Each en
 - ``DATASET:probe``: the splits the frozen-feature probes read of a classification
   dataset (its ``probe_reads``);
 - ``folder:PATH``: a folder under the data root that must exist;
+- ``images:PATH``: a ``<class>/<image>`` folder under the data root, read with the
+  image-folder reader and a sample of its images decoded;
 - ``A|B``: the first alternative whose dataset (or folder) is present, else ``A``.
 
 ``{key}`` in an entry is replaced by the unit's config value ``key``; a list value gives
@@ -28,6 +30,7 @@ from harness.core.errors import ConfigError
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
 PROBE = "probe"
 FOLDER = "folder"
+IMAGES = "images"
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,12 @@ def _expand(entry: str, cfg: dict[str, Any], task: str) -> list[str]:
     return [r for v in values for r in _expand(entry[:match.start()] + str(v) + entry[match.end():], cfg, task)]
 
 
+class _ImageFolder:
+    """An ``images:PATH`` read as a dataset split that verify can check."""
+
+    name, marker, description, num_classes = "images", "", "a <class>/<image> folder", None
+
+
 class ReadChecker:
     """Checks reads under one data root; each split is read once however many units need it."""
 
@@ -109,7 +118,7 @@ class ReadChecker:
 
     def _present(self, read: str) -> bool:
         name, _, rest = read.partition(":")
-        if name == FOLDER:
+        if name in (FOLDER, IMAGES):
             return (self.root / rest).is_dir()
         from harness.data.registry import get_dataset
 
@@ -128,6 +137,9 @@ class ReadChecker:
                 if not (self.root / split_name).is_dir():
                     problems.append(ReadProblem(item, str(self.root / split_name), "folder not found"))
                 continue
+            if name == IMAGES:
+                problems.extend(self._image_folder(item, self.root / split_name))
+                continue
             dataset = get_dataset(name)
             split = next((s for s in dataset.splits if s.name == split_name), None)
             if split is None:
@@ -142,3 +154,14 @@ class ReadChecker:
                             for row in verify_split(self.root, dataset, split, self.sample)
                             if row.status in PROBLEMS)
         return problems
+
+    def _image_folder(self, read: str, folder: Path) -> list[ReadProblem]:
+        from harness.data.folders import read_image_folder
+        from harness.data.registry import SplitSpec
+        from harness.data.verify import PROBLEMS, verify_split
+
+        if not folder.is_dir():
+            return [ReadProblem(read, str(folder), "folder not found")]
+        split = SplitSpec(folder.name, lambda _root: read_image_folder(folder, folder.name), (str(folder),))
+        return [ReadProblem(read, row.path, f"{row.check}: {row.detail or row.status}")
+                for row in verify_split(self.root, _ImageFolder(), split, self.sample) if row.status in PROBLEMS]

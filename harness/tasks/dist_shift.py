@@ -201,3 +201,15 @@ class DistShift(Task):
     def run(self, ctx: TaskContext) -> TaskResult:
         return evaluate_dist_shift(cls_common.extractor(ctx), ctx.data_root, ctx.cfg, ctx.device, ctx.progress,
                                    ctx.dev_run)
+
+    def preflight(self, ctx: TaskContext) -> list[str]:
+        """Read the shifted sets and project them through their class maps (every mapped
+        class folder must exist), as :meth:`run` does before it extracts anything."""
+        coco_sets(ctx.data_root, ctx.cfg, None)
+        imagenet_r = imagenet_r_set(ctx.data_root, ctx.cfg)
+        if imagenet_r is not None:
+            in9 = read_bg_challenge(ctx.data_root, "original", "train")
+            if in9.classes != imagenet_r.classes:
+                raise DataError(f"{in9.root}: ImageNet-9 classes {in9.classes}; the ImageNet-R-9 head needs "
+                                f"{imagenet_r.classes} (class map {class_maps.IMAGENET_R_9})")
+        return []
