@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from harness.core.errors import CheckpointError, DataError, HarnessError
 
@@ -122,7 +122,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _print_dev_table(outcomes: list, cfg: dict, worlds) -> None:
+def _print_dev_table(outcomes: list[Any], cfg: dict[str, Any], worlds: Any) -> None:
     from harness.run import dev_report
 
     devices = [(o.record or {}).get("device") for o in outcomes if (o.record or {}).get("device")]
@@ -130,7 +130,7 @@ def _print_dev_table(outcomes: list, cfg: dict, worlds) -> None:
                                   devices[0] if devices else "unknown"))
 
 
-def _warn_single_process(cfg: dict, launcher: str) -> None:
+def _warn_single_process(cfg: dict[str, Any], launcher: str) -> None:
     """A paper-scale run in one process: say so, with the schedule it is about to run."""
     if launcher != "local" or cfg["preset"] == "tiny":
         return
@@ -141,7 +141,7 @@ def _warn_single_process(cfg: dict, launcher: str) -> None:
           f"real run.", file=sys.stderr, flush=True)
 
 
-def _worlds(args: argparse.Namespace):
+def _worlds(args: argparse.Namespace) -> Any:
     """Processes per stage and per task unit under the chosen launcher."""
     from harness.run.preflight import Worlds
 
