@@ -133,8 +133,11 @@ def raise_for(findings: list[Finding], what: str = "preflight") -> None:
     problems = [f for f in findings if f.kind != NOTE]
     if not problems:
         return
-    text = f"{what} failed ({len(problems)} problem{'s' if len(problems) > 1 else ''}; nothing was launched):\n" + \
-        "\n".join(f"  {f.line()}" for f in problems)
+    units: dict[tuple[str, str, str], list[str]] = {}  # one line for the same problem of several units
+    for f in problems:
+        units.setdefault((f.kind, f.where, f.detail), []).append(f.unit)
+    text = f"{what} failed ({len(units)} problem{'s' if len(units) > 1 else ''}; nothing was launched):\n" + \
+        "\n".join(f"  {', '.join(names)}: {where}: {detail}" for (_, where, detail), names in units.items())
     raise (ConfigError if any(f.kind == CONFIG for f in problems) else DataError)(text)
 
 

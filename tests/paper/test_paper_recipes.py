@@ -15,7 +15,7 @@ from harness.results.store import load_records
 # (method, recipe, suite): ``all`` for every ResNet-50 recipe; a ViT-S or a ResNet-18 recipe
 # gets the suite its trunk feeds (the ``all`` suite's dense presets are ResNet-50: refused)
 RECIPES = [("mocov2", "paper", "all"), ("byol", "paper", "all"), ("byol", "paper-contracam", "all"),
-           ("densecl", "paper", "all"), ("contracam", "paper", "all"), ("contracam", "paper-bgmix", "frozen"),
+           ("densecl", "paper", "all"), ("contracam", "paper", "all"),
            ("orl", "paper", "all"), ("orl", "paper-cocoplus", "all"), ("d3ssl", "paper", "all"),
            ("d3ssl", "paper-base", "all"), ("mocov3", "paper", "vit"), ("random", "paper", "all"),
            ("imported", "paper", "all")]
@@ -57,6 +57,17 @@ def test_a_trunk_the_suite_cannot_take_is_refused_at_plan_time(paper_root: Path,
                       "--data-root", str(paper_root), "--out", str(tmp_path / method), "--set", "device=cpu",
                       "--fast-dev-run", "1")
         assert res.returncode == 2 and "tasks.coco_det.arch" in res.stderr, res.stderr
+
+
+def test_imagenet_9_pretraining_needs_imagenet_class_folders(paper_root: Path, tmp_path: Path) -> None:
+    """ContraCAM's bg-mixup recipe pretrains on ImageNet-9's class folders (``00_dog`` ...);
+    the synthetic Backgrounds Challenge has other classes, which preflight names once for
+    all three stages."""
+    res = harness("run", "--method", "contracam", "--recipe", "paper-bgmix", "--suite", "frozen", "--preset", "paper",
+                  "--data-root", str(paper_root), "--out", str(tmp_path / "out"), "--set", "device=cpu", "--dry-run")
+    assert res.returncode == 3, res.stderr
+    assert "stage pretrain, stage cam_boxes, stage objaware_pretrain:" in res.stderr
+    assert "bg_challenge/original/train/00_dog: pretraining image folder not found" in res.stderr
 
 
 def test_the_imagenet_r_head_needs_imagenet_classes(paper_root: Path, tmp_path: Path) -> None:
