@@ -21,6 +21,11 @@ RECIPES = [("mocov2", "paper", "all"), ("byol", "paper", "all"), ("byol", "paper
            ("imported", "paper", "all")]
 
 
+# dist_shift: refused on the synthetic benchmark (test below); the ViT dense presets are
+# ViT-B/16 (ViTDet) while MoCo v3's paper recipe is ViT-S/16, which preflight refuses
+SKIPS = {("mocov3", "vit"): ["--skip", "dist_shift", "--skip", "coco_det_vit", "--skip", "ade20k_seg_vit"]}
+
+
 @pytest.fixture(scope="module")
 def paper_root(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny official-format root plus what only the paper protocol reads: COCO's
@@ -92,7 +97,7 @@ def test_paper_recipe_fast_dev_run(paper_root: Path, tmp_path: Path, method: str
     res = harness_process("run", "--method", method, "--recipe", recipe, "--suite", suite, "--preset", "paper",
                           "--data-root", str(paper_root), "--out", str(tmp_path / "runs"),
                           *cpu_overrides(method, recipe, suite, paper_root), *extra, "--fast-dev-run", "1",
-                          *(["--skip", "dist_shift"] if suite in ("all", "frozen") else []),
+                          *SKIPS.get((method, suite), ["--skip", "dist_shift"]),
                           "--dev-run-images", "4", timeout=3600)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-3000:]
     records = load_records(tmp_path / "runs" / "dev-run" / "records", kind=None)
