@@ -19,6 +19,7 @@ configuration, else :class:`DataError` (exit 3). Nothing here writes into the ou
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -191,12 +192,11 @@ def _task_findings(unit: Any, cfg: dict[str, Any], arch: str | None, data_root: 
         out.append(Finding(label, CONFIG, f"tasks.{unit.name}.arch",
                            f"the task preset expects a {wanted} backbone; recipe {cfg['method']['recipe']!r} of "
                            f"{cfg['method']['name']} exports {arch}"))
+    entry = registry.task_entry(unit.task)
     batch = unit.cfg.get("batch_size")
-    if unit.task and registry.task_entry(unit.task).framework in ("mmdet", "mmseg") and isinstance(batch, int) \
-            and batch % world:
+    if entry.framework in ("mmdet", "mmseg") and isinstance(batch, int) and batch % world:
         out.append(Finding(label, CONFIG, f"tasks.{unit.name}.batch_size",
                            f"total batch {batch} is not divisible by the {world} processes of the task"))
-    entry = registry.task_entry(unit.task)
     try:
         reads = unit_reads(entry.reads, {"preset": cfg["preset"], **unit.cfg}, unit.name)
     except ConfigError as exc:
@@ -238,21 +238,18 @@ def _own_preflight(unit: Any, cfg: dict[str, Any], arch: str | None, data_root: 
     return [Finding(unit.label, NOTE, f"tasks.{unit.name}", note) for note in notes]
 
 
-class _world_env:
+@contextlib.contextmanager
+def _world_env(world: int) -> Iterator[None]:
     """``WORLD_SIZE`` as the unit will see it, while a task builds its config."""
-
-    def __init__(self, world: int):
-        self.world, self.saved = world, None
-
-    def __enter__(self) -> None:
-        self.saved = os.environ.get("WORLD_SIZE")
-        os.environ["WORLD_SIZE"] = str(self.world)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.saved is None:
+    saved = os.environ.get("WORLD_SIZE")
+    os.environ["WORLD_SIZE"] = str(world)
+    try:
+        yield
+    finally:
+        if saved is None:
             os.environ.pop("WORLD_SIZE", None)
         else:
-            os.environ["WORLD_SIZE"] = self.saved
+            os.environ["WORLD_SIZE"] = saved
 
 
 def _planned_device(cfg: dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ class ReadProblem:
 
 
 def unit_reads(reads: Any, cfg: dict[str, Any], task: str) -> list[str]:
-    """The reads of one task unit, placeholders and config-chosen lists resolved."""
+    """The dataset reads of one task unit, with ``{key}`` values and config-chosen lists filled in."""
     if reads is None:
         return []
     if isinstance(reads, dict):
@@ -126,7 +126,7 @@ class ReadChecker:
 
     def _check(self, read: str) -> list[ReadProblem]:
         from harness.data.registry import get_dataset
-        from harness.data.verify import PROBLEMS, verify_split
+        from harness.data.verify import verify_split
 
         problems: list[ReadProblem] = []
         for item in self.expand(read):
@@ -150,18 +150,23 @@ class ReadChecker:
                 problems.append(ReadProblem(item, " or ".join(map(str, probes)),
                                             f"{dataset.description}, split {split_name}: not found"))
                 continue
-            problems.extend(ReadProblem(item, row.path, f"{row.check}: {row.detail or row.status}")
-                            for row in verify_split(self.root, dataset, split, self.sample)
-                            if row.status in PROBLEMS)
+            problems.extend(_problems(item, verify_split(self.root, dataset, split, self.sample)))
         return problems
 
     def _image_folder(self, read: str, folder: Path) -> list[ReadProblem]:
         from harness.data.folders import read_image_folder
         from harness.data.registry import SplitSpec
-        from harness.data.verify import PROBLEMS, verify_split
+        from harness.data.verify import verify_split
 
         if not folder.is_dir():
             return [ReadProblem(read, str(folder), "folder not found")]
         split = SplitSpec(folder.name, lambda _root: read_image_folder(folder, folder.name), (str(folder),))
-        return [ReadProblem(read, row.path, f"{row.check}: {row.detail or row.status}")
-                for row in verify_split(self.root, _ImageFolder(), split, self.sample) if row.status in PROBLEMS]
+        return _problems(read, verify_split(self.root, _ImageFolder(), split, self.sample))
+
+
+def _problems(read: str, rows: list[Any]) -> list[ReadProblem]:
+    """The missing or malformed rows of ``harness data verify`` as problems of ``read``."""
+    from harness.data.verify import PROBLEMS
+
+    return [ReadProblem(read, row.path, f"{row.check}: {row.detail or row.status}") for row in rows
+            if row.status in PROBLEMS]

@@ -344,10 +344,9 @@ def prepare_data(cfg: dict[str, Any], report: Callable[[str], None]) -> Path:
         return root
     from harness.data import synthetic
 
-    syn = data["synthetic"]
-    report(f"data: synthetic benchmark (seed {syn.get('seed', 0)}, size {syn.get('size', 'default')})")
-    return synthetic.ensure(paths.cache_dir() / "synthetic", seed=int(syn.get("seed", 0)),
-                            size=str(syn.get("size", "default")))
+    seed, size = _synthetic_identity(cfg)
+    report(f"data: synthetic benchmark (seed {seed}, size {size})")
+    return synthetic.ensure(paths.cache_dir() / "synthetic", seed=seed, size=size)
 
 
 def existing_data_root(cfg: dict[str, Any]) -> Path | None:
@@ -358,9 +357,15 @@ def existing_data_root(cfg: dict[str, Any]) -> Path | None:
         return Path(data["root"]) if Path(data["root"]).is_dir() else None
     from harness.data.synthetic import build
 
-    syn = data["synthetic"]
-    root = paths.cache_dir() / "synthetic" / build.cache_name(int(syn.get("seed", 0)), str(syn.get("size", "default")))
+    seed, size = _synthetic_identity(cfg)
+    root = paths.cache_dir() / "synthetic" / build.cache_name(seed, size)
     return root if (root / build.MANIFEST).is_file() else None
+
+
+def _synthetic_identity(cfg: dict[str, Any]) -> tuple[int, str]:
+    """(seed, size) of the run's synthetic benchmark."""
+    syn = cfg["data"]["synthetic"]
+    return int(syn.get("seed", 0)), str(syn.get("size", "default"))
 
 
 def summary_table(outcomes: list[Outcome], max_metrics: int = 6) -> str:
