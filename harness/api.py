@@ -169,6 +169,13 @@ class Method(abc.ABC):
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         """The ordered stages for a resolved recipe."""
 
+    def preflight(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        """Check at plan time what the stages would fail on before any training (an input
+        checkpoint, say: raise CheckpointError) and return what is known of the exported
+        backbone beyond the recipe: ``arch``, ``heads`` (False when no projection head is
+        exported beside it). Default: nothing beyond the recipe."""
+        return {}
+
 
 class Task(abc.ABC):
     """Base class of downstream tasks; name and version come from the task catalog."""
@@ -184,6 +191,7 @@ class Task(abc.ABC):
         """Check at plan time, before anything runs, what :meth:`run` would fail on later:
         read the data with the task's own readers, build its configuration. ``ctx.workdir``
         is a scratch folder and ``ctx.backbone`` does not exist yet (``ctx.backbone_meta``
-        holds the planned ``arch``). Raise DataError or ConfigError; return notes on what
+        holds the planned ``arch`` and, when known, ``heads``: whether a projection head is
+        exported beside it). Raise DataError or ConfigError; return notes on what
         was not checked. The catalog's ``reads`` are checked for every task besides this."""
         return []

@@ -67,6 +67,23 @@ def method_arch(method_cfg: dict[str, Any]) -> str | None:
     return str(arch) if arch else None
 
 
+def exported_backbone(cfg: dict[str, Any]) -> tuple[dict[str, Any], Finding | None]:
+    """What the run's exported backbone will be (``arch``, ``heads``): the recipe's arch,
+    updated by the method plugin's own :meth:`~harness.api.Method.preflight`; a problem it
+    finds (a checkpoint it cannot import) is a finding of the method's stages."""
+    facts: dict[str, Any] = {"arch": method_arch(cfg["method"])}
+    name = cfg["method"].get("name")
+    if name not in registry.methods():
+        return facts, None
+    try:
+        facts.update(registry.load_method(name).preflight(cfg["method"]) or {})
+    except (DataError, CheckpointError) as exc:
+        return facts, Finding(f"method {name}", DATA, "method", str(exc))
+    except HarnessError as exc:
+        return facts, Finding(f"method {name}", CONFIG, "method", str(exc))
+    return facts, None
+
+
 def check_plan(cfg: dict[str, Any], units: list[Any], data_root: Path | None, *, worlds: Worlds = Worlds(),
                out: Path | None = None, launcher: str = "local", checker: ReadChecker | None = None,
                resources: bool = True) -> list[Finding]:
@@ -77,13 +94,16 @@ def check_plan(cfg: dict[str, Any], units: list[Any], data_root: Path | None, *,
     if given and not Path(given).is_dir():
         findings.append(Finding("run", DATA, str(given), "data root not found (expected a folder holding the "
                                 "datasets in their official layouts; see `harness data verify`)"))
-    arch = method_arch(cfg["method"])
+    exported, problem = exported_backbone(cfg)
+    if problem is not None:
+        findings.append(problem)
+    arch = exported.get("arch")
     checker = checker or (ReadChecker(data_root) if data_root is not None else None)
     for unit in units:
         if unit.kind == "stage":
             findings += _stage_findings(unit, cfg["method"], data_root, worlds.stage)
         else:
-            findings += _task_findings(unit, cfg, arch, data_root, checker, worlds.task)
+            findings += _task_findings(unit, cfg, exported, data_root, checker, worlds.task)
     if resources:
         findings += _cuda_findings(cfg, launcher)
     if resources and out is not None:
@@ -183,9 +203,10 @@ def _stage_findings(unit: Any, method_cfg: dict[str, Any], data_root: Path | Non
 
 
 # ---------------------------------------------------------------- tasks
-def _task_findings(unit: Any, cfg: dict[str, Any], arch: str | None, data_root: Path | None,
+def _task_findings(unit: Any, cfg: dict[str, Any], exported: dict[str, Any], data_root: Path | None,
                    checker: ReadChecker | None, world: int) -> list[Finding]:
     label = unit.label
+    arch = exported.get("arch")
     out: list[Finding] = []
     wanted = unit.cfg.get("arch")
     if wanted is not None and arch is not None and wanted != arch:
@@ -213,11 +234,12 @@ def _task_findings(unit: Any, cfg: dict[str, Any], arch: str | None, data_root: 
             continue
         out += [Finding(label, DATA, p.path, f"{p.read}: {p.detail}") for p in problems]
     if not any(f.where.endswith(".arch") for f in out):  # a wrong trunk fails its own check the same way
-        out += _own_preflight(unit, cfg, arch, data_root, world)
+        out += _own_preflight(unit, cfg, exported, data_root, world)
     return out
 
 
-def _own_preflight(unit: Any, cfg: dict[str, Any], arch: str | None, data_root: Path, world: int) -> list[Finding]:
+def _own_preflight(unit: Any, cfg: dict[str, Any], exported: dict[str, Any], data_root: Path,
+                   world: int) -> list[Finding]:
     """The task's own :meth:`~harness.api.Task.preflight` on a scratch workdir."""
     from harness.api import TaskContext
 
@@ -225,7 +247,7 @@ def _own_preflight(unit: Any, cfg: dict[str, Any], arch: str | None, data_root: 
     with tempfile.TemporaryDirectory(prefix="harness-preflight-") as tmp, _world_env(world):
         ctx = TaskContext(name=unit.name, cfg=unit.cfg, workdir=Path(tmp), data_root=Path(data_root),
                           seed=int(cfg["seed"]), device=_planned_device(cfg), preset=cfg["preset"], task=unit.name,
-                          backbone=Path(tmp) / "planned-backbone.pth", backbone_meta={"arch": arch} if arch else {},
+                          backbone=Path(tmp) / "planned-backbone.pth", backbone_meta={k: v for k, v in exported.items() if v is not None},
                           world={"rank": 0, "world_size": world, "local_rank": 0})
         try:
             notes = task.preflight(ctx) or []

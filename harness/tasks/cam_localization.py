@@ -43,7 +43,7 @@ import numpy as np
 
 from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
-from harness.core.errors import ConfigError, DataError
+from harness.core.errors import CheckpointError, ConfigError, DataError
 
 DATASETS = ("cub", "flowers", "coco")
 ORDERS = ("reader", "official")
@@ -243,6 +243,21 @@ def evaluate(model: Any, items: list[GroundTruth], cfg: LocalizationConfig, devi
 
 class CamLocalization(Task):
     """ContraCAM mask mIoU and box recall on CUB / Flowers / COCO val."""
+
+    def preflight(self, ctx: TaskContext) -> list[str]:
+        """The config parses, and the planned backbone comes with its projection head."""
+        cfg = LocalizationConfig.from_cfg(dict(ctx.cfg))
+        if ctx.backbone_meta.get("heads") is False:
+            raise CheckpointError(f"{ctx.name}: ContraCAM needs the projection head, and the backbone this run "
+                                  "exports has none (the imported checkpoint holds no projector); leave the task "
+                                  f"out with --skip {ctx.name}")
+        if cfg.crf:
+            from harness.cam.boxes import crf_available
+
+            if not crf_available():
+                raise ConfigError(f"{ctx.name}: crf is on but pydensecrf is not installed "
+                                  "(`pip install pydensecrf2`, or set crf: false)")
+        return []
 
     def run(self, ctx: TaskContext) -> TaskResult:
         import torch

@@ -40,3 +40,15 @@ class Imported(Method):
         path = checkpoint_path(cfg)
         return [Stage("import", run="methods.imported.stage:run", version="1", exports_backbone=True,
                       reads=("checkpoint", "arch"), identity={"checkpoint_sha256": sha256_file(path)})]
+
+    def preflight(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        """Import the checkpoint into a scratch folder now, as the stage will: a file that
+        cannot be imported fails the plan, and the tasks learn its arch and whether it holds
+        a projector (ContraCAM's CAM needs one)."""
+        import tempfile
+
+        from harness.core.checkpoints import HEADS_FILE, convert
+
+        with tempfile.TemporaryDirectory(prefix="harness-import-") as tmp:
+            report = convert(checkpoint_path(cfg), Path(tmp), arch=cfg.get("arch"))
+            return {"arch": report.arch, "heads": (Path(tmp) / HEADS_FILE).is_file()}

@@ -122,3 +122,42 @@ def test_data_verify_answers_for_one_suite(tiny_root: Path, broken_root: Path) -
     bad = harness("data", "verify", "--data-root", str(broken_root), "--suite", "robustness")
     assert bad.returncode == 3, bad.stdout + bad.stderr
     assert "FAILED  task bg_shift" in bad.stdout and "mixed_rand" in bad.stdout
+
+
+def _imported_checkpoint(path: Path, projector: bool) -> Path:
+    """A MoCo-layout ResNet-18 checkpoint, with or without its projection MLP."""
+    import torch
+    import torchvision
+
+    state = {f"module.encoder_q.{k}": v for k, v in torchvision.models.resnet18().state_dict().items()
+             if not k.startswith("fc.")}
+    if projector:
+        state.update({"module.encoder_q.fc.0.weight": torch.randn(512, 512), "module.encoder_q.fc.0.bias": torch.zeros(512),
+                      "module.encoder_q.fc.2.weight": torch.randn(128, 512), "module.encoder_q.fc.2.bias": torch.zeros(128)})
+    torch.save({"state_dict": state}, path)
+    return path
+
+
+@pytest.mark.parametrize("projector", [False, True])
+def test_cam_localization_of_a_checkpoint_without_projector_fails_at_plan_time(
+        tiny_root: Path, tmp_path: Path, projector: bool) -> None:
+    ckpt = _imported_checkpoint(tmp_path / "moco.pth.tar", projector)
+    res = run_dry(tiny_root, tmp_path / "out", "--method", "imported", "--suite", "all", "--only", "cam_localization",
+                  "--set", f"method.checkpoint={ckpt}")
+    if projector:
+        assert res.returncode == 0, res.stdout + res.stderr
+    else:
+        assert res.returncode == 3, res.stdout + res.stderr
+        assert "task cam_localization" in res.stderr and "projection head" in res.stderr
+        assert "--skip cam_localization" in res.stderr
+
+
+def test_a_checkpoint_that_cannot_be_imported_fails_at_plan_time(tiny_root: Path, tmp_path: Path) -> None:
+    import torch
+
+    ckpt = tmp_path / "broken.pth"
+    torch.save({"state_dict": {"module.encoder_q.conv1.weight": torch.zeros(64, 3, 7, 7)}}, ckpt)
+    res = run_dry(tiny_root, tmp_path / "out", "--method", "imported", "--suite", "smoke",
+                  "--set", f"method.checkpoint={ckpt}")
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert "method imported" in res.stderr and str(ckpt) in res.stderr
