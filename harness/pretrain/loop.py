@@ -221,15 +221,18 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
         ctx.log.info("resuming %s from step %d/%d", workdir, start, total)
     if start >= total:
         ctx.progress(total, total)
-        return {**summary, "resumed_from": start, "images_per_s": 0.0}
+        return {**summary, "steps": total, "epochs": cfg.epochs, "resumed_from": start, "images_per_s": 0.0}
 
     net: nn.Module = model
     if info.distributed:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if cuda else None, broadcast_buffers=False,
             find_unused_parameters=cfg.find_unused_parameters)
+    # the loader's own generator seeds its workers: creating its iterator must not draw from
+    # the global torch stream, which a resumed run has just restored
     loader = DataLoader(data, batch_sampler=StepSampler(**sampler_args, start_step=start), collate_fn=collate,
                         num_workers=cfg.num_workers, pin_memory=cuda, persistent_workers=False,
+                        generator=torch.Generator().manual_seed(ctx.seed),
                         prefetch_factor=prefetch_factor(data, cfg.batch_size // info.world_size, cfg.num_workers))
     log = TrainLog(workdir if info.is_main else None, start)
     first = summary.get("loss_start")
