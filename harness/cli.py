@@ -12,6 +12,23 @@ EXIT_USAGE = 2  # a bad command, option, name or configuration file
 EXIT_DATA = 3   # a dataset or checkpoint file that is missing or not in the expected format
 
 
+def _seed(text: str) -> int:
+    """A single non-negative seed (argparse type)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed (a non-negative integer)") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds are non-negative")
+    return seed
+
+
+def _duplicates_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duplicates", choices=["refuse", "first"], default="refuse",
+                        help="a unit found in two records folders with different results: refuse (exit 2, the "
+                             "default) or keep the first folder's (identical records always count once)")
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from harness.core import config, registry
 
@@ -189,7 +206,8 @@ def _cmd_data_verify(args: argparse.Namespace) -> int:
     if args.method is not None:
         raise HarnessError("data verify: --method needs --suite (what the method reads is checked per suite)")
 
-    return verify.verify_main(Path(args.data_root), args.dataset, sample=args.sample, strict_counts=args.strict_counts)
+    bad = verify.verify_main(Path(args.data_root), args.dataset, sample=args.sample, strict_counts=args.strict_counts)
+    return EXIT_DATA if bad else 0
 
 
 def _cmd_data_oim(args: argparse.Namespace) -> int:
@@ -210,31 +228,44 @@ def _cmd_tables(args: argparse.Namespace) -> int:
     from harness.results import leaderboard
 
     return leaderboard.tables_main([Path(r) for r in args.records] or None, args.suite, args.format,
-                                   Path(args.out) if args.out else None, args.check)
+                                   Path(args.out) if args.out else None, args.check, args.duplicates)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from harness.core import config
-    from harness.results import regress, store
+    from harness.results import baselines, leaderboard, regress, store
     from harness.run import runner
 
-    expected = regress.load_expected(Path(args.expected))
-    if args.suite != expected["suite"]:
-        raise HarnessError(f"{args.expected}: expectations are for suite {expected['suite']!r}, not {args.suite!r}")
+    baseline = baselines.load(Path(args.baseline))
+    tasks = leaderboard.suite_tasks(args.suite) if args.suite else None
     if args.records:
         records_dir = Path(args.records)
     else:
-        cfg = config.resolve(expected["method"], expected["suite"], preset=expected.get("preset", "tiny"),
-                             recipe=expected.get("recipe"), seed=expected.get("seed", 0),
-                             overrides=expected.get("set", []))
+        if not args.suite:
+            raise HarnessError("check: name the --suite to run (or read existing --records)")
+        cfg = config.resolve(baseline["method"], args.suite, preset=baseline.get("preset", "tiny"),
+                             recipe=baseline["recipe"], seed=args.seed)
         out = Path(args.out).resolve()
         runner.check_writable(out)
         r = runner.Runner(cfg, out)
         r.run(runner.plan(cfg), runner.prepare_data(cfg, print))
         records_dir = r.records_dir
-    checks = regress.compare_expected(store.load_records(records_dir), expected)
+    rows = regress.row_records(store.load_records(records_dir), baseline, records_dir)
+    checks = regress.evaluate(rows, baseline, tasks)
+    if not checks:
+        raise HarnessError(f"{args.baseline}: checks none of the tasks of suite {args.suite!r}")
     print(regress.format_checks(checks))
     return 0 if all(c.status == "pass" for c in checks) else 1
+
+
+def _cmd_baselines(args: argparse.Namespace) -> int:
+    from harness.results import baselines
+
+    from harness.core import paths
+
+    records = [Path(r) for r in args.records] or [paths.results_dir() / "records"]
+    cross = [Path(r) for r in args.cross_cpu] or [paths.results_dir() / "cross-cpu"]
+    return baselines.baselines_main(records, cross, Path(args.out) if args.out else None, args.check)
 
 
 def _records_dirs(args: argparse.Namespace) -> list[Path]:
@@ -246,13 +277,13 @@ def _records_dirs(args: argparse.Namespace) -> list[Path]:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from harness.results import compare
 
-    return compare.compare_main(args.row_a, args.row_b, _records_dirs(args))
+    return compare.compare_main(args.row_a, args.row_b, _records_dirs(args), args.duplicates)
 
 
 def _cmd_claims(args: argparse.Namespace) -> int:
     from harness.results import claims
 
-    return claims.claims_main(_records_dirs(args), [Path(f) for f in args.file] or None)
+    return claims.claims_main(_records_dirs(args), [Path(f) for f in args.file] or None, args.duplicates)
 
 
 def _version() -> str:
@@ -347,26 +378,39 @@ def build_parser() -> argparse.ArgumentParser:
     tab.add_argument("--out", help="write files here (default: print Markdown)")
     tab.add_argument("--check", action="store_true", help="fail when the files in --out (default results/) "
                      "are stale against the records")
+    _duplicates_option(tab)
     tab.set_defaults(func=_cmd_tables)
 
-    chk = sub.add_parser("check", help="run (or read) a suite and compare metrics with expected +- tolerance")
-    chk.add_argument("--suite", required=True)
-    chk.add_argument("--expected", required=True, help="expectations YAML, e.g. results/baselines/smoke.yaml")
+    chk = sub.add_parser("check", help="run (or read) a method's records and check them against its baseline")
+    chk.add_argument("--baseline", required=True, help="baseline YAML, e.g. results/baselines/mocov2-tiny.yaml")
+    chk.add_argument("--suite", help="the suite to run, and the tasks to check (default with --records: all)")
+    chk.add_argument("--seed", type=_seed, default=0, help="seed of the run (default 0)")
     chk.add_argument("--records", help="read records from here instead of running")
-    chk.add_argument("--out", default="runs/check", help="output folder when running")
+    chk.add_argument("--out", default="runs/check", help="output folder when running (default runs/check)")
     chk.set_defaults(func=_cmd_check)
+
+    bas = sub.add_parser("baselines", help="derive results/baselines/<method>-<recipe>.yaml from seed records")
+    bas.add_argument("--records", action="append", default=[], help="curated records (repeatable; "
+                     "default results/records)")
+    bas.add_argument("--cross-cpu", action="append", default=[], help="records of the same units run on another "
+                     "CPU (repeatable; default results/cross-cpu): their same-seed differences widen the bands")
+    bas.add_argument("--out", help="folder of the baseline files (default results/baselines)")
+    bas.add_argument("--check", action="store_true", help="fail when the files are stale against the records")
+    bas.set_defaults(func=_cmd_baselines)
 
     cmp_ = sub.add_parser("compare", help="B - A per metric with a paired-bootstrap 95 %% CI and p-value")
     cmp_.add_argument("row_a", metavar="A", help="METHOD or METHOD:RECIPE (the recipe label of the records)")
     cmp_.add_argument("row_b", metavar="B", help="METHOD or METHOD:RECIPE")
     cmp_.add_argument("--records", action="append", default=[], help="records folder (repeatable; "
                       "default results/records)")
+    _duplicates_option(cmp_)
     cmp_.set_defaults(func=_cmd_compare)
 
     clm = sub.add_parser("claims", help="check the published claims (benchmarks/claims/*.yaml) on records")
     clm.add_argument("--records", action="append", default=[], help="records folder (repeatable; "
                      "default results/records)")
     clm.add_argument("--file", action="append", default=[], help="a claims file (repeatable; default all)")
+    _duplicates_option(clm)
     clm.set_defaults(func=_cmd_claims)
 
     oim = dsub.add_parser("openimage-mini", help="build OpenImage-MINI from Open Images annotations (resumable)")

@@ -228,8 +228,8 @@ def format_verdicts(verdicts: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
-def claims_main(records: list[Path], files: list[Path] | None) -> int:
+def claims_main(records: list[Path], files: list[Path] | None, duplicates: str = "refuse") -> int:
     """``harness claims``: validate every claims file, then print each verdict."""
     claims = load_claims(files)
-    print(format_verdicts(evaluate(claims, store.load_records(records))))
+    print(format_verdicts(evaluate(claims, store.load_records(records, duplicates=duplicates))))
     return 0

@@ -174,8 +174,8 @@ def format_comparison(df: pd.DataFrame, row_a: RowRef, row_b: RowRef) -> str:
     return "\n".join(lines)
 
 
-def compare_main(a: str, b: str, records: list[Path]) -> int:
+def compare_main(a: str, b: str, records: list[Path], duplicates: str = "refuse") -> int:
     """``harness compare A B``: A and B are METHOD[:RECIPE] rows of the records folders."""
-    df = compare_rows(store.load_records(records), RowRef.parse(a), RowRef.parse(b))
+    df = compare_rows(store.load_records(records, duplicates=duplicates), RowRef.parse(a), RowRef.parse(b))
     print(format_comparison(df, RowRef.parse(a), RowRef.parse(b)))
     return 0

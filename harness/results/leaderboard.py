@@ -13,7 +13,7 @@ from harness.core import config as config_mod
 from harness.results import claims, compare, store, tables, tables_html
 from harness.core import paths
 from harness.core.atomic import atomic_write_text
-from harness.core.errors import ConfigError
+from harness.core.errors import ConfigError, DataError
 
 FORMATS = ("md", "csv", "tex", "html")
 
@@ -47,12 +47,14 @@ class Contents:
 def build_tables(records: pd.DataFrame, reference: pd.DataFrame, suite: str | None = None) -> dict[str, tables.Table]:
     """{file stem: table}: LEADERBOARD (each task's main metrics), plumbing, suite-<name>,
     paper-<layout> and tasks/<task> (every metric of one task instance). The comparison
-    tables share one cache of best-marks: a column shown in several runs its tests once."""
+    tables share one cache of best-marks and floor marks: a column shown in several runs its
+    tests once."""
     marks: dict = {}
+    floors: dict = {}
     if suite is not None:
         return {f"suite-{suite}": tables.build(records, reference, tasks=suite_tasks(suite), title=f"Suite {suite}")}
     out = {"LEADERBOARD": tables.build(records, reference, title="Leaderboard: the main metrics of every task",
-                                       marks=marks)}
+                                       marks=marks, floor_marks=floors)}
     plumbing = tables.build(records, title="Pipeline checks (role: plumbing; numbers check a pipeline at this "
                             "scale and rank nothing)", role="plumbing")
     if plumbing.rows:
@@ -61,28 +63,31 @@ def build_tables(records: pd.DataFrame, reference: pd.DataFrame, suite: str | No
     for name in config_mod.suite_names():
         names = suite_tasks(name)
         if present & set(names):
-            out[f"suite-{name}"] = tables.build(records, reference, tasks=names, title=f"Suite {name}", marks=marks)
+            out[f"suite-{name}"] = tables.build(records, reference, tasks=names, title=f"Suite {name}", marks=marks, floor_marks=floors)
     for name, lay in layouts().items():
         out[f"paper-{name}"] = tables.build(records, reference, title=lay.get("title", name),
                                             columns=lay["columns"],
-                                            tasks=sorted({c["task"] for c in lay["columns"]}), marks=marks)
+                                            tasks=sorted({c["task"] for c in lay["columns"]}), marks=marks, floor_marks=floors)
     comparable = compare.comparable(records)
     for task in sorted(set(comparable["task"]) if len(comparable) else set()):
         out[f"tasks/{task}"] = tables.build(records, reference, tasks=[task], every_metric=True,
-                                            title=f"{task}: every metric", marks=marks)
+                                            title=f"{task}: every metric", marks=marks, floor_marks=floors)
     return out
 
 
-def build_contents(records: list[Path], suite: str | None = None) -> Contents:
+def build_contents(records: list[Path], suite: str | None = None, duplicates: str = "refuse") -> Contents:
     """Load the records (task and stage) and the published numbers; build every table and,
-    for the whole leaderboard, the claims' verdicts and the loss curves."""
-    recs = store.load_records(records, kind="task")
+    for the whole leaderboard, the claims' verdicts and the loss curves. ``duplicates``:
+    see :func:`harness.results.store.load_records`."""
+    recs = store.load_records(records, kind="task", duplicates=duplicates)
+    if not len(recs):
+        raise DataError(f"no task records in {', '.join(map(str, records))}; no table written")
     reference = tables.load_reference()
     tabs = build_tables(recs, reference, suite)
     if suite is not None:
         return Contents(tabs)
     verdicts = claims.verdict_table(claims.evaluate(claims.load_claims(), recs)) if len(recs) else None
-    curves = tables_html.curves_from_records(store.load_records(records, kind="stage"))
+    curves = tables_html.curves_from_records(store.load_records(records, kind="stage", duplicates=duplicates))
     return Contents(tabs, verdicts, curves)
 
 
@@ -133,9 +138,9 @@ def default_records() -> list[Path]:
 
 
 def tables_main(records: list[Path] | None, suite: str | None, fmt: str | None, out: Path | None,
-                check: bool) -> int:
+                check: bool, duplicates: str = "refuse") -> int:
     """The ``harness tables`` command. Without --out it prints Markdown."""
-    files = render(build_contents(records or default_records(), suite), (fmt,) if fmt else FORMATS,
+    files = render(build_contents(records or default_records(), suite, duplicates), (fmt,) if fmt else FORMATS,
                    tables.load_reference() if suite is None else None)
     if check:
         target = out or paths.results_dir()

@@ -1,4 +1,6 @@
-"""Regression checks: metrics against expected value +- tolerance."""
+"""Regression checks of a method's records against its derived baseline
+(:mod:`harness.results.baselines`): every seed's value inside the band, and on the right
+side of every directional threshold against an untrained floor."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,58 +9,71 @@ from typing import Any
 
 import pandas as pd
 
-from harness.core import config as config_mod
-from harness.core.errors import ConfigError
+from harness.core.errors import DataError
+from harness.results import baselines, compare
 
 
-@dataclass
+@dataclass(frozen=True)
 class Check:
     task: str
     metric: str
-    expected: float
-    tol: float
+    seed: int | None
+    kind: str  # "band" or "above <floor>"
+    expected: str
     actual: float | None
     status: str  # pass | FAIL | missing | failed-unit
 
 
-def load_expected(path: Path) -> dict[str, Any]:
-    """An expectations file: method, recipe, preset, seed, suite, and
-    ``metrics: {task: {metric: {value: V, tol: T}}}``."""
-    data = config_mod.read_yaml(path)
-    need = ("method", "suite", "metrics")
-    if not isinstance(data, dict) or any(k not in data for k in need):
-        raise ConfigError(f"{path}: an expectations file needs {', '.join(need)}")
-    for task, metrics in data["metrics"].items():
-        for metric, spec in (metrics or {}).items():
-            if not isinstance(spec, dict) or "value" not in spec or "tol" not in spec:
-                raise ConfigError(f"{path}: metrics.{task}.{metric} needs 'value' and 'tol'")
-    return data
+def row_records(records: pd.DataFrame, baseline: dict[str, Any], source: Path) -> pd.DataFrame:
+    """The records of the baseline's (method, recipe) row, failed units included; a records
+    folder without them is a :class:`DataError` naming it."""
+    method, recipe = baseline["method"], baseline["recipe"]
+    rows = records[(records["method"] == method) & (records["recipe"] == recipe)] if len(records) else records
+    rows = rows[[compare.role_of(r) not in ("plumbing", "dev-run") for r in rows.to_dict("records")]] if len(rows) \
+        else rows
+    if not len(rows):
+        raise DataError(f"{source}: no records of {method}:{recipe} (the row the baseline checks)")
+    return rows
 
 
-def compare_expected(records: pd.DataFrame, expected: dict[str, Any]) -> list[Check]:
-    by_task = {r["task"]: r for r in records.to_dict("records")
-               if r["method"] == expected["method"] and r.get("seed", 0) == expected.get("seed", 0)}
+def evaluate(rows: pd.DataFrame, baseline: dict[str, Any], tasks: list[str] | None = None) -> list[Check]:
+    """One check per (task, metric, seed, kind) of the baseline, on the tasks ``tasks``
+    (default: every task the baseline checks)."""
+    ok = rows[rows["status"] == "ok"]
+    values = baselines.metric_values(ok) if len(ok) else {}
+    failed = {(r["task"], int(r["seed"])) for r in rows.to_dict("records") if r["status"] != "ok"}
+    seeds = sorted({int(s) for s in rows["seed"]})
     out = []
-    for task, metrics in expected["metrics"].items():
-        rec = by_task.get(task)
+    for task, metrics in baseline["checks"].items():
+        if tasks is not None and task not in tasks:
+            continue
         for metric, spec in metrics.items():
-            if rec is None:
-                out.append(Check(task, metric, spec["value"], spec["tol"], None, "missing"))
-            elif rec["status"] != "ok":
-                out.append(Check(task, metric, spec["value"], spec["tol"], None, "failed-unit"))
-            else:
-                actual = (rec["metrics"] or {}).get(metric)
-                ok = actual is not None and abs(actual - spec["value"]) <= spec["tol"]
-                out.append(Check(task, metric, spec["value"], spec["tol"], actual,
-                                 "pass" if ok else ("missing" if actual is None else "FAIL")))
+            higher = spec.get("higher_is_better", True)
+            kinds = [("band", f"{spec['mean']:.2f} ± {spec['band']:.2f}", None)]
+            kinds += [(f"above {floor}", f"{'>' if higher else '<'} {a['threshold']:.2f}", a["threshold"])
+                      for floor, a in (spec.get("above") or {}).items()]
+            for seed in seeds:
+                actual = values.get((task, metric), {}).get(seed)
+                for kind, expected, threshold in kinds:
+                    if actual is None:
+                        status = "failed-unit" if (task, seed) in failed else "missing"
+                    elif threshold is None:
+                        status = "pass" if abs(actual - spec["mean"]) <= spec["band"] else "FAIL"
+                    else:
+                        status = "pass" if (actual > threshold if higher else actual < threshold) else "FAIL"
+                    out.append(Check(task, metric, seed, kind, expected, actual, status))
     return out
 
 
 def format_checks(checks: list[Check]) -> str:
-    lines = [f"{'task':<26} {'metric':<28} {'expected':>14} {'actual':>9}  status"]
+    width = max([len(c.task) for c in checks] + [4])
+    lines = [f"{'task':<{width}} {'metric':<22} {'seed':>4} {'check':<26} {'expected':>16} {'actual':>9}  status"]
     for c in checks:
         actual = "-" if c.actual is None else f"{c.actual:.3f}"
-        lines.append(f"{c.task:<26} {c.metric:<28} {c.expected:>8.3f} ± {c.tol:<4g} {actual:>9}  {c.status}")
+        lines.append(f"{c.task:<{width}} {c.metric:<22} {c.seed if c.seed is not None else '-':>4} {c.kind:<26} "
+                     f"{c.expected:>16} {actual:>9}  {c.status}")
     passed = sum(c.status == "pass" for c in checks)
-    lines.append(f"{passed} passed, {len(checks) - passed} failed")
+    directional = [c for c in checks if c.kind != "band"]
+    lines.append(f"{passed} passed, {len(checks) - passed} failed "
+                 f"({len(directional)} directional checks against untrained floors)")
     return "\n".join(lines)

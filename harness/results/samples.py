@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.errors import HarnessError
+from harness.core.errors import DataError, HarnessError
 from harness.results.stats import Statistic, full_draw
 
 KINDS = ("accuracy", "mean_per_class", "mean", "ratio", "iou", "diff", "average")
@@ -155,11 +155,11 @@ class SampleTable:
                     else:
                         groups[g].arrays[name] = z[key]
         except (OSError, ValueError, KeyError) as exc:
-            raise HarnessError(f"{path}: not a per-item table ({exc})") from exc
+            raise DataError(f"{path}: not a per-item table ({exc})") from exc
         try:
             return cls({g: Group(grp.ids, grp.arrays) for g, grp in groups.items()}, metrics)
         except (ValueError, KeyError) as exc:
-            raise HarnessError(f"{path}: malformed per-item table ({exc})") from exc
+            raise DataError(f"{path}: malformed per-item table ({exc})") from exc
 
     def same_items(self, other: "SampleTable", metric: str) -> bool:
         """Whether ``metric`` is computed from the same items, in the same order, in both."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from harness.core.atomic import atomic_write_bytes, atomic_write_text
-from harness.core.errors import HarnessError
+from harness.core.errors import DataError, HarnessError
 from harness.results.record_schema import Record
 
 if TYPE_CHECKING:
@@ -86,9 +86,9 @@ def load_samples(record: dict[str, Any]) -> SampleTable | None:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise HarnessError(f"{record['path']}: names per-item table {path.name}, which cannot be read ({exc})") from exc
+        raise DataError(f"{record['path']}: names per-item table {path.name}, which cannot be read ({exc})") from exc
     if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-        raise HarnessError(f"{path}: sha256 differs from the one in {record['path']} (file changed after the run)")
+        raise DataError(f"{path}: sha256 differs from the one in {record['path']} (file changed after the run)")
     return SampleTable.load(path)
 
 
@@ -96,8 +96,11 @@ def read_record(path: Path) -> dict[str, Any]:
     try:
         record = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise HarnessError(f"{path}: unreadable result record ({exc})") from exc
-    return validate(record, str(path))
+        raise DataError(f"{path}: unreadable result record ({exc})") from exc
+    try:
+        return validate(record, str(path))
+    except HarnessError as exc:  # a record on disk that is not one: malformed data
+        raise DataError(str(exc)) from None
 
 
 def iter_record_files(dirs: list[Path]) -> Iterator[Path]:
@@ -108,22 +111,51 @@ def iter_record_files(dirs: list[Path]) -> Iterator[Path]:
         elif d.is_dir():
             yield from sorted(p for p in d.rglob("*.json") if not p.name.startswith("."))
         else:
-            raise HarnessError(f"{d}: no such records file or folder")
+            raise DataError(f"{d}: no such records file or folder")
 
 
-def load_records(dirs: list[Path] | Path, kind: str | None = "task") -> pandas.DataFrame:
-    """All records under ``dirs`` as a DataFrame, one row per record.
+DUPLICATES = ("refuse", "first")
+
+
+def result_identity(record: dict[str, Any]) -> tuple:
+    """What a record reports (status, metrics, backbone, per-item table), not when or where
+    it ran: two records of one unit with the same identity are the same result."""
+    samples = record.get("samples") if isinstance(record.get("samples"), dict) else {}
+    return (record.get("status"), json.dumps(record.get("metrics"), sort_keys=True), record.get("backbone_sha256"),
+            samples.get("sha256"))
+
+
+def load_records(dirs: list[Path] | Path, kind: str | None = "task", duplicates: str = "refuse") -> pandas.DataFrame:
+    """All records under ``dirs`` as a DataFrame, one row per result.
 
     Columns: the record's top-level keys (``metrics`` and ``higher_is_better`` stay
     dicts) plus ``path``. ``kind`` filters task or stage records (None keeps both).
+    One unit of one row (its unit key, task and version, method, recipe label and seed) found in several
+    files is counted once when the
+    records report the same result; when they differ, ``duplicates="refuse"`` raises a
+    :class:`HarnessError` naming both files and ``"first"`` keeps the first folder's.
     """
     import pandas as pd
 
-    rows = []
+    if duplicates not in DUPLICATES:
+        raise HarnessError(f"duplicates={duplicates!r}: expected one of {', '.join(DUPLICATES)}")
+    rows, seen = [], {}
     for path in iter_record_files([dirs] if isinstance(dirs, (str, Path)) else list(dirs)):
         rec = read_record(path)
-        if kind is None or rec["kind"] == kind:
-            rows.append({**rec, "path": str(path)})
+        if kind is not None and rec["kind"] != kind:
+            continue
+        unit = (rec["kind"], rec.get("unit_key"), rec.get("task"), rec.get("task_version"), rec.get("method"),
+                rec.get("recipe"), rec.get("seed"))
+        if unit in seen:
+            first_path, first = seen[unit]
+            if result_identity(first) != result_identity(rec) and duplicates == "refuse":
+                raise HarnessError(f"{first_path} and {path} are records of the same unit ({rec.get('method')}:"
+                                   f"{rec.get('recipe')} seed {rec.get('seed')} {rec.get('task')}) with different "
+                                   "results; pass one of the folders only, or --duplicates first to keep the "
+                                   "first folder's")
+            continue
+        seen[unit] = (path, rec)
+        rows.append({**rec, "path": str(path)})
     columns = [f.name for f in dataclasses.fields(Record)] + ["path"]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
 

@@ -30,6 +30,11 @@ MARK_NOTE = ("mean ± std over seeds [95 % CI] n = seeds. Bold: the best row whe
              "than every other (paired bootstrap over seeds and test items, or Welch's t over seeds; p < 0.05), "
              "together with every row not significantly worse than it; no bold where that cannot be tested.")
 PUBLISHED = "published"
+FLOOR_METHOD = "random"  # the untrained floors: random init (+ BN statistics)
+FLOOR_MARK = "°"
+FLOOR_NOTE = (f"{FLOOR_MARK}: an untrained floor of the same backbone (method {FLOOR_METHOD}) is not significantly "
+              "worse than this value (same tests as the bold marks): at this scale the metric does not measure the "
+              "method.")
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,9 @@ class Table:
     # (column, the rows with a computed value) -> marked rows; tables built from the same
     # records may share one, so a column's comparisons run once for all of them
     marks: dict[tuple[Column, frozenset], frozenset] = field(default_factory=dict, repr=False)
+    archs: dict[tuple, str | None] = field(default_factory=dict)  # row -> backbone arch
+    # (row, column) -> whether a floor is not significantly below it; shared like ``marks``
+    floor_marks: dict[tuple[tuple, Column], bool] = field(default_factory=dict, repr=False)
 
     def best(self, col: Column) -> tuple | None:
         """The row with the best mean of a column (published rows never count)."""
@@ -127,6 +135,28 @@ class Table:
             self.marks[key] = frozenset(self._top_group(col))
         return self.marks[key]
 
+    def floor_wins(self, row: tuple, col: Column) -> bool:
+        """Whether an untrained floor row of the same backbone is not significantly worse
+        than ``row`` in ``col`` (tie or better; untestable pairs are not marked). Floors
+        themselves and published rows are never marked."""
+        cell = self.cells.get((row, col))
+        if row[0] == FLOOR_METHOD or cell is None or not cell.values or cell.published:
+            return False
+        if (row, col) not in self.floor_marks:
+            series = cell.series(col.higher_is_better)
+            verdicts = [compare.compare_series(f.series(col.higher_is_better), series).verdict(col.higher_is_better)
+                        for r in self.rows if r[0] == FLOOR_METHOD and self.archs.get(r) == self.archs.get(row)
+                        and (f := self.cells.get((r, col))) and f.values]
+            self.floor_marks[(row, col)] = any(v in ("tie", "worse") for v in verdicts)
+        return self.floor_marks[(row, col)]
+
+    def cell_text(self, row: tuple, col: Column) -> str:
+        """A cell's text with the floor mark where an untrained floor is not below it."""
+        cell = self.cells.get((row, col))
+        if cell is None:
+            return ""
+        return cell.text() + (f" {FLOOR_MARK}" if self.floor_wins(row, col) else "")
+
     def _top_group(self, col: Column) -> set:
         rows = [r for r in self.rows if (c := self.cells.get((r, col))) and c.values and not c.published]
         best = self.best(col)
@@ -140,6 +170,13 @@ class Table:
         if verdicts[others[0]] == "untested":
             return set()
         return {best} | {r for r, v in verdicts.items() if v != "better"}
+
+
+def record_arch(record: dict[str, Any]) -> str | None:
+    """The backbone arch a record's method trained (``config.method.arch`` or ``.model.arch``)."""
+    method = ((record.get("config") or {}).get("method")) or {}
+    arch = method.get("arch") or (method.get("model") or {}).get("arch")
+    return str(arch) if arch else None
 
 
 def framework_label(record: dict[str, Any]) -> str:
@@ -173,19 +210,21 @@ def derive(record: dict[str, Any]) -> dict[str, tuple[float, bool]]:
 
 def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: list[str] | None = None,
           title: str = "Leaderboard", columns: list[dict[str, str]] | None = None, role: str = "comparison",
-          every_metric: bool = False, marks: dict | None = None) -> Table:
+          every_metric: bool = False, marks: dict | None = None, floor_marks: dict | None = None) -> Table:
     """Collate task records (and published reference rows) into one table.
 
     ``tasks`` restricts to task instances; ``columns`` (a layout) picks and orders
     (task, metric) pairs explicitly; otherwise a task shows its catalog's
     ``main_metrics``, or all its metrics with ``every_metric``. ``role``: the records of
     that role only (``comparison``, or ``plumbing`` for the table of pipeline checks).
-    ``marks``: a cache of best-marks shared with other tables of the same records and role.
+    ``marks``, ``floor_marks``: caches of best-marks and floor marks shared with other
+    tables of the same records and role.
     """
     mains = main_metrics()
     cells: dict[tuple[tuple, Column], Cell] = {}
     col_set: dict[tuple, Column] = {}
     rows: list[tuple] = []
+    archs: dict[tuple, str | None] = {}
     failures: Counter[tuple] = Counter()
     for rec in records.to_dict("records"):
         if tasks is not None and rec["task"] not in tasks:
@@ -195,6 +234,7 @@ def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: l
         row = row_of(rec)
         if row not in rows:
             rows.append(row)
+            archs[row] = record_arch(rec)
         fw, version = framework_label(rec), str(rec.get("task_version", "?"))
         if rec["status"] != "ok":
             failures[(row, rec["task"], version, fw)] += 1
@@ -220,9 +260,12 @@ def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: l
         for col in cols:
             cells.setdefault((row, col), Cell()).failed += n
     ordered = _order_columns(list(col_set.values()), columns)
-    table = Table(title, rows, ordered, cells, marks={} if marks is None else marks)
+    table = Table(title, rows, ordered, cells, marks={} if marks is None else marks, archs=archs,
+                  floor_marks={} if floor_marks is None else floor_marks)
     if role == "comparison" and rows:
         table.notes.append(MARK_NOTE)
+        if any(r[0] == FLOOR_METHOD for r in rows):
+            table.notes.append(FLOOR_NOTE)
     if reference is not None and len(reference):
         _add_reference(table, reference)
     return table
@@ -278,7 +321,7 @@ def to_markdown(table: Table) -> str:
         cells = []
         for col in table.columns:
             cell = table.cells.get((row, col))
-            text = cell.text() if cell else ""
+            text = table.cell_text(row, col)
             cells.append(f"**{text}**" if cell and row in table.marked(col) else text)
         lines.append("| " + " | ".join(_row_label(row) + cells) + " |")
     lines += [""] + [f"_{n}_" for n in table.notes] + ([""] if table.notes else [])
@@ -298,13 +341,14 @@ def to_csv(table: Table) -> str:
                          "higher_is_better": col.higher_is_better, "mean": cell.mean, "std": cell.std,
                          "n": len(cell.values), "ci_low": iv.low if iv else None, "ci_high": iv.high if iv else None,
                          "ci_kind": iv.kind if iv else None, "failed": cell.failed, "published": cell.published,
-                         "best": row in table.marked(col)})
+                         "best": row in table.marked(col), "floor_not_below": table.floor_wins(row, col)})
     return pd.DataFrame(rows).to_csv(index=False, float_format="%.4f", lineterminator="\n")
 
 
 def _tex_escape(s: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("†", r"$^\dagger$")):
+                 ("±", r"$\pm$"), ("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("†", r"$^\dagger$"),
+                 (FLOOR_MARK, r"$^\circ$")):
         s = s.replace(a, b)
     return s
 
@@ -321,7 +365,7 @@ def to_latex(table: Table) -> str:
         cells = []
         for col in table.columns:
             cell = table.cells.get((row, col))
-            text = _tex_escape(cell.text()) if cell else ""
+            text = _tex_escape(table.cell_text(row, col))
             cells.append(r"\textbf{" + text + "}" if cell and row in table.marked(col) else text)
         out.append(" & ".join([_tex_escape(x) for x in _row_label(row)] + cells) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}"]

@@ -22,7 +22,7 @@ table{border-collapse:collapse;margin:1em 0;font-size:13px}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
 th{background:#f2f2f2;cursor:pointer;user-select:none}
 td.key{text-align:left}
-td.best{font-weight:bold;background:#e8f5e9}
+td.best{font-weight:bold;background:#e8f5e9}td.floor{color:#9e9e9e}
 tr.published td{color:#666;font-style:italic}
 .charts{display:flex;flex-wrap:wrap;gap:18px}
 .chart{border:1px solid #ddd;padding:6px}
@@ -141,9 +141,11 @@ def table_html(table: Table, table_id: str) -> str:
             if cell is None:
                 tds += "<td></td>"
                 continue
-            cls = " class='best'" if row in table.marked(col) else ""
+            classes = " ".join(c for c, on in (("best", row in table.marked(col)),
+                                                ("floor", table.floor_wins(row, col))) if on)
+            cls = f" class='{classes}'" if classes else ""
             value = "" if cell.mean is None else f"{cell.mean:.6g}"
-            tds += f"<td{cls} data-v='{value}' title='{_esc(cell.source)}'>{_esc(cell.text())}</td>"
+            tds += f"<td{cls} data-v='{value}' title='{_esc(cell.source)}'>{_esc(table.cell_text(row, col))}</td>"
         body.append(f"<tr{' class=published' if published else ''}>{tds}</tr>")
     notes = "".join(f"<p><em>{_esc(n)}</em></p>" for n in table.notes)
     return (f"<div class='scroll'><table class='sortable' id='{table_id}'><thead><tr>{head}</tr></thead>"

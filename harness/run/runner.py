@@ -198,10 +198,12 @@ class Runner:
                 outcomes[unit.key] = Outcome(unit, "blocked")
                 self.report(f"{prefix}: not run (an upstream unit failed)")
                 continue
-            outcomes[unit.key] = self._run_one(unit, data_root, prefix)
-            if outcomes[unit.key].status != "submitted":
-                self.report(f"{prefix}: {outcomes[unit.key].status} ({fmt_duration(outcomes[unit.key].seconds)}; "
+            outcome = outcomes[unit.key] = self._run_one(unit, data_root, prefix)
+            if outcome.status != "submitted":
+                self.report(f"{prefix}: {outcome.status} ({fmt_duration(outcome.seconds)}; "
                             f"run elapsed {fmt_duration(time.monotonic() - t0)})")
+            if outcome.status == "failed":
+                self.report(f"    error: {error_line(outcome.record)}\n    log: {self.workdir(unit) / 'log.txt'}")
         return [outcomes[u.key] for u in units]
 
     def _run_one(self, unit: Unit, data_root: Path, prefix: str) -> Outcome:
@@ -368,6 +370,12 @@ def _synthetic_identity(cfg: dict[str, Any]) -> tuple[int, str]:
     return int(syn.get("seed", 0)), str(syn.get("size", "default"))
 
 
+def error_line(record: dict[str, Any] | None) -> str:
+    """The first line of a failed unit's error (its exception type and message)."""
+    error = (record or {}).get("error") or "no error recorded"
+    return error.splitlines()[0][:300]
+
+
 def summary_table(outcomes: list[Outcome], max_metrics: int = 6) -> str:
     """A short text table of each task's status and main metrics."""
     mains = {name: e.main_metrics for name, e in registry.tasks().items()}
@@ -378,6 +386,6 @@ def summary_table(outcomes: list[Outcome], max_metrics: int = 6) -> str:
         metrics = {k: metrics[k] for k in wanted if k in metrics} or metrics
         shown = ", ".join(f"{k}={v:.2f}" for k, v in list(metrics.items())[:max_metrics])
         if o.record and o.record.get("status") == "failed":
-            shown = (o.record.get("error") or "").splitlines()[0][:100] if o.record.get("error") else ""
+            shown = error_line(o.record)[:100]
         lines.append(f"{o.unit.label:<34} {o.status:<8} {shown}")
     return "\n".join(lines)

@@ -29,8 +29,20 @@ VERSIONED_PACKAGES = ("torch", "torchvision", "numpy", "mmengine", "mmcv", "mmde
                       "pycocotools", "opencv-contrib-python-headless")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``lscpu``'s "Model name"): float results differ between CPUs."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
+    """The Python and library versions a result came from, and the CPU model (key ``cpu``)."""
+    out = {"python": platform.python_version(), "cpu": cpu_model()}
     for name in VERSIONED_PACKAGES:
         try:
             out[name] = metadata.version(name)

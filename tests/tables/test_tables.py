@@ -108,15 +108,48 @@ def test_stale_check(records: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_regression_check_pass_and_fail(records: Path, tmp_path: Path) -> None:
     df = store.load_records(records)
-    exp = {"method": "mocov2", "suite": "s", "seed": 0,
-           "metrics": {"knn": {"knn_top1": {"value": 41.0, "tol": 1.5}}, "coco_det": {"bbox_AP": {"value": 10, "tol": 0}}}}
-    assert [c.status for c in regress.compare_expected(df, exp)] == ["pass", "pass"]
-    exp["metrics"]["knn"]["knn_top1"]["value"] = 45.0
-    checks = regress.compare_expected(df, exp)
-    assert [c.status for c in checks] == ["FAIL", "pass"]
-    assert "1 passed, 1 failed" in regress.format_checks(checks)
-    exp["method"] = "contracam"
-    assert [c.status for c in regress.compare_expected(df, exp)] == ["FAIL", "failed-unit"]
+    base = {"method": "mocov2", "recipe": "tiny", "checks": {
+        "knn": {"knn_top1": {"mean": 41.0, "band": 1.5, "above": {"random:tiny": {"threshold": 39.5}}}},
+        "coco_det": {"bbox_AP": {"mean": 10.0, "band": 0.5}}}}
+    rows = regress.row_records(df, base, records)
+    checks = regress.evaluate(rows, base)
+    assert [(c.seed, c.kind, c.status) for c in checks] == [
+        (0, "band", "pass"), (0, "above random:tiny", "pass"), (1, "band", "FAIL"), (1, "above random:tiny", "pass"),
+        (0, "band", "pass"), (1, "band", "missing")]
+    assert "4 passed, 2 failed (2 directional" in regress.format_checks(checks)
+    base["method"] = "contracam"
+    statuses = {(c.task, c.seed): c.status for c in regress.evaluate(regress.row_records(df, base, records), base)}
+    assert statuses[("coco_det", 0)] == "failed-unit"
+
+
+def floor_records(tmp_path: Path, floor_arch: str = "resnet18") -> Path:
+    """knn: the floor wins; instance probe: the method is well ahead; linear probe: a tie."""
+    d = tmp_path / "floor-records"
+    values = {"knn": ("knn_top1", [60.0, 61.0, 62.0], [80.0, 81.0, 82.0]),
+              "coco_crop": ("top1", [70.0, 71.0, 72.0], [50.0, 51.0, 50.5]),
+              "linear_probe": ("top1", [70.0, 73.0, 71.0], [71.0, 70.0, 72.5])}
+    for task, (metric, trained, floor) in values.items():
+        for seed in range(3):
+            for method, v, arch in (("mocov2", trained[seed], "resnet18"), ("random", floor[seed], floor_arch)):
+                r = rec(method, seed, task, {metric: v})
+                r["config"] = {"method": {"arch": arch}}
+                store.write_record(d / f"{method}-{task}-{seed}.json", r)
+    return d
+
+
+def test_cells_a_floor_is_not_worse_than_are_marked(tmp_path: Path) -> None:
+    table = tables.build(store.load_records(floor_records(tmp_path)))
+    marked = {c.task for c in table.columns if table.floor_wins(("mocov2", "tiny", "synthetic", 2), c)}
+    assert marked == {"knn", "linear_probe"}
+    assert not any(table.floor_wins(("random", "tiny", "synthetic", 2), c) for c in table.columns)
+    md = tables.to_markdown(table)
+    assert tables.FLOOR_NOTE in md and md.count(f" {tables.FLOOR_MARK}") == 2
+    assert "floor_not_below" in tables.to_csv(table)
+
+
+def test_a_floor_of_another_backbone_marks_nothing(tmp_path: Path) -> None:
+    table = tables.build(store.load_records(floor_records(tmp_path, floor_arch="vit_tiny_patch16")))
+    assert not any(table.floor_wins(r, c) for r in table.rows for c in table.columns)
 
 
 def test_main_table_shows_main_metrics_and_task_tables_every_metric(records: Path) -> None:
