@@ -77,7 +77,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness.core import config
-    from harness.run import dev_run, preflight, runner
+    from harness.run import dev_run, preflight, runner, summary
 
     seeds = parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
     cfgs = [config.only_tasks(config.resolve(args.method, args.suite, preset=args.preset, recipe=args.recipe,
@@ -121,7 +121,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     preflight.raise_for(findings)
     if dev is None:
         _warn_single_process(cfg0, args.launcher)
-    failed = 0
+    failed: list[str] = []
     for cfg, units in zip(cfgs, plans):
         r = runner.Runner(cfg, out, launcher=launcher)
         if len(seeds) > 1:
@@ -131,11 +131,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
             _print_dev_table(outcomes, cfg, worlds)
         elif launcher.waits:
             print("\n" + runner.summary_table([o for o in outcomes if o.unit.kind == "task"]))
-            print(f"\nrecords: {r.records_dir}")
         else:
             print(f"submitted {sum(o.status == 'submitted' for o in outcomes)} jobs; "
                   f"follow them with `harness status --out {out}`")
-        failed += sum(o.status in ("failed", "blocked") for o in outcomes)
+        failed += [text for text in [summary.failures(outcomes, r.workdir)] if text]
+        failed += [f"not run: {o.unit.label} (an upstream unit failed)" for o in outcomes if o.status == "blocked"]
+    if launcher.waits and not dev:
+        method, recipe = cfg0["method"]["name"], runner.recipe_label(cfg0)
+        if len(seeds) > 1:
+            print(f"\n{method}:{recipe} over seeds {','.join(map(str, seeds))}:\n"
+                  + summary.metrics_over_seeds(runner.Runner(cfg0, out).records_dir, method, recipe))
+        print(f"\nrecords: {runner.Runner(cfg0, out).records_dir}")
+        if failed:
+            print("\n" + "\n".join(failed))
+        print("\n" + summary.next_commands(out, method, recipe))
     return 1 if failed else 0
 
 
@@ -295,6 +304,26 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Help that shows an option's default when it has one and the text does not say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    out = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out += _all_parsers(sub)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description=(
         "Pretrain an object-aware SSL method with its registered recipe, run a suite of downstream "
@@ -308,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", default="tiny", help="scale preset: tiny (CPU, synthetic data) or paper")
     run.add_argument("--recipe", help="method recipe (default: the preset's name)")
     seed_group = run.add_mutually_exclusive_group()
-    seed_group.add_argument("--seed", type=int, default=0)
+    seed_group.add_argument("--seed", type=_seed, default=0, help="pretraining and task seed (a non-negative integer)")
     seed_group.add_argument("--seeds", help="several seeds in one resumable command: 0,1,2 or 0-4")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a resolved config value by dotted path, e.g. method.epochs=2")
@@ -323,13 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
                      "slurm: one submitit job per unit with dependencies")
     run.add_argument("--nproc-per-node", type=int, default=1, help="processes per unit under torchrun")
     slurm = run.add_argument_group("slurm")
-    slurm.add_argument("--partition")
+    slurm.add_argument("--partition", help="SLURM partition (default: the cluster's default)")
     slurm.add_argument("--nodes", type=int, default=1, help="nodes of each pretraining stage's job")
-    slurm.add_argument("--gpus-per-node", type=int, default=8)
-    slurm.add_argument("--cpus-per-task", type=int, default=10)
+    slurm.add_argument("--gpus-per-node", type=int, default=8, help="GPUs (and processes) per node of each job")
+    slurm.add_argument("--cpus-per-task", type=int, default=10, help="CPU cores per process (DataLoader workers)")
     slurm.add_argument("--mem", help="memory per node, e.g. 256G")
     slurm.add_argument("--time", type=int, default=72 * 60, help="time limit per job in minutes")
-    slurm.add_argument("--account")
+    slurm.add_argument("--account", help="SLURM account to charge (default: yours)")
     slurm.add_argument("--slurm-cluster", choices=["slurm", "local"], default=None,
                        help="submitit executor (default: slurm when sbatch exists); local runs jobs here")
     run.add_argument("--dry-run", action="store_true",
@@ -342,22 +371,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     st = sub.add_parser("status", help="state, job id, progress and last log line of each unit")
-    st.add_argument("--out", default="runs")
+    st.add_argument("--out", default="runs", help="the output folder of the run")
     st.set_defaults(func=_cmd_status)
 
     ls = sub.add_parser("list", help="list methods, tasks, suites or presets")
-    ls.add_argument("what", choices=["methods", "tasks", "suites", "presets"])
+    ls.add_argument("what", choices=["methods", "tasks", "suites", "presets"], help="what to list")
     ls.set_defaults(func=_cmd_list)
 
     data = sub.add_parser("data", help="datasets: synthetic benchmark, verification")
     dsub = data.add_subparsers(dest="data_command", required=True)
     synth = dsub.add_parser("synth", help="write the synthetic benchmark (official layouts) into a folder")
-    synth.add_argument("--out", required=True)
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--size", default="default", choices=["tiny", "default"])
+    synth.add_argument("--out", required=True, help="the data root to write the datasets into")
+    synth.add_argument("--seed", type=_seed, default=0, help="seed of the generated scenes")
+    synth.add_argument("--size", default="default", choices=["tiny", "default"], help="images per split")
     synth.set_defaults(func=_cmd_data_synth)
     ver = dsub.add_parser("verify", help="check the datasets under a data root")
-    ver.add_argument("--data-root", required=True)
+    ver.add_argument("--data-root", required=True, help="the folder holding the datasets in their official layouts")
     ver.add_argument("--dataset", help="check only this dataset")
     ver.add_argument("--sample", type=int, default=8, help="images decoded per dataset")
     ver.add_argument("--strict-counts", action="store_true",
@@ -415,17 +444,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     oim = dsub.add_parser("openimage-mini", help="build OpenImage-MINI from Open Images annotations (resumable)")
     oim.add_argument("--oi-root", required=True, help="the Open Images folder (CSVs, <split>/<ImageID>.jpg, masks/)")
-    oim.add_argument("--out", required=True)
+    oim.add_argument("--out", required=True, help="the folder to build OpenImage-MINI in")
     oim.add_argument("--spec", help="spec file (default benchmarks/openimage_mini/spec.yaml)")
     oim.add_argument("--tiny", action="store_true", help="use spec-tiny.yaml (the synthetic Open-Images-style files)")
     oim.add_argument("--workers", type=int, help="image processes (default: all cores)")
     oim.set_defaults(func=_cmd_data_oim)
 
     conv = sub.add_parser("convert", help="import a public SSL checkpoint as a torchvision backbone file")
-    conv.add_argument("src")
-    conv.add_argument("dst")
+    conv.add_argument("src", help="the public checkpoint (MoCo, OpenSelfSup/mmselfsup, BYOL, Lightning, torchvision)")
+    conv.add_argument("dst", help="the backbone file to write (.pth), or a folder for backbone.pth")
     conv.add_argument("--arch", help="resnet18 / resnet50 (default: inferred)")
     conv.set_defaults(func=_cmd_convert)
+    for parser in _all_parsers(p):
+        parser.formatter_class = _HelpWithDefaults
     return p
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.core.config_section import checked_section
+from harness.core.text_table import text_table
 from harness.results import compare, store
 from harness.core import paths, registry
 from harness.core import config as config_mod
@@ -214,18 +215,17 @@ def verdicts_markdown(table: pd.DataFrame) -> str:
 
 
 def format_verdicts(verdicts: list[Verdict]) -> str:
-    lines = [f"{'claim':<34} {'preset':<6} {'task / metric':<40} {'claimed':<7} {'effect':>8} {'95% CI':>20} "
-             f"{'p':>7}  verdict"]
+    rows = []
     for v in verdicts:
-        eff = "-" if v.diff is None else f"{v.diff:+.2f}"
-        ci = "-" if v.low is None else f"[{v.low:.2f}, {v.high:.2f}]"
-        p = "-" if v.p_value is None else f"{v.p_value:.4f}"
-        tm = f"{v.target.task} / {v.target.metric}"
-        lines.append(f"{v.claim.id:<34} {v.preset:<6} {tm:<40} {v.target.direction:<7} {eff:>8} {ci:>20} {p:>7}  "
-                     f"{v.verdict}" + (f" ({v.detail})" if v.detail else ""))
+        rows.append([v.claim.id, v.preset, f"{v.target.task} / {v.target.metric}", v.target.direction,
+                     "-" if v.diff is None else f"{v.diff:+.2f}",
+                     "-" if v.low is None else f"[{v.low:.2f}, {v.high:.2f}]",
+                     "-" if v.p_value is None else f"{v.p_value:.4f}",
+                     v.verdict + (f" ({v.detail})" if v.detail else "")])
+    table = text_table(["claim", "preset", "task / metric", "claimed", "effect", "95% CI", "p", "verdict"], rows,
+                       right=(4, 5, 6))
     counts = pd.Series([v.verdict for v in verdicts]).value_counts().to_dict() if verdicts else {}
-    lines.append(", ".join(f"{n} {k}" for k, n in counts.items()) or "no claims")
-    return "\n".join(lines)
+    return table + "\n" + (", ".join(f"{n} {k}" for k, n in counts.items()) or "no claims")
 
 
 def claims_main(records: list[Path], files: list[Path] | None, duplicates: str = "refuse") -> int:

@@ -13,6 +13,7 @@ from harness.core import config as config_mod
 from harness.results import claims, compare, store, tables, tables_html
 from harness.core import paths
 from harness.core.atomic import atomic_write_text
+from harness.core.text_table import text_table
 from harness.core.errors import ConfigError, DataError
 
 FORMATS = ("md", "csv", "tex", "html")
@@ -86,7 +87,8 @@ def build_contents(records: list[Path], suite: str | None = None, duplicates: st
     tabs = build_tables(recs, reference, suite)
     if suite is not None:
         return Contents(tabs)
-    verdicts = claims.verdict_table(claims.evaluate(claims.load_claims(), recs)) if len(recs) else None
+    loaded = claims.load_claims()
+    verdicts = claims.verdict_table(claims.evaluate(loaded, recs)) if loaded else None
     curves = tables_html.curves_from_records(store.load_records(records, kind="stage", duplicates=duplicates))
     return Contents(tabs, verdicts, curves)
 
@@ -128,9 +130,27 @@ def render(contents: Contents, formats: tuple[str, ...] = FORMATS,
         main = tabs.get("LEADERBOARD") or next(iter(tabs.values()))
         files["leaderboard.html"] = tables_html.page(
             main, layouts=[t for k, t in tabs.items() if k.startswith("paper-")], plumbing=tabs.get("plumbing"),
-            robustness=[tabs[f"tasks/{t}"] for t in suite_tasks("robustness") if f"tasks/{t}" in tabs],
+            robustness=[tabs[f"tasks/{t}"] for t in (suite_tasks("robustness") if "robustness" in
+                                                    config_mod.suite_names() else []) if f"tasks/{t}" in tabs],
             verdicts=contents.verdicts, curves=contents.curves)
     return files
+
+
+def summary_text(table: tables.Table) -> str:
+    """Per computed row of a table: its cells, how many are marked best and how many an
+    untrained floor is not worse than; then how to get the full tables."""
+    rows = []
+    for row in table.rows:
+        cells = [c for c in table.columns if (cell := table.cells.get((row, c))) and cell.values
+                 and not cell.published]
+        if cells:
+            rows.append([f"{row[0]}:{row[1]}", row[2], row[3], len(cells), sum(row in table.marked(c) for c in cells),
+                         sum(table.floor_wins(row, c) for c in cells)])
+    head = f"{table.title}: {len(rows)} rows x {len(table.columns)} columns"
+    body = text_table(["row", "pretrain data", "epochs", "cells", "best", f"floor not worse ({tables.FLOOR_MARK})"],
+                      rows, right=(2, 3, 4, 5))
+    return (f"{head}\n{body}\n\nEvery table: `harness tables --out DIR` (Markdown, CSV, LaTeX, HTML); "
+            "one suite's: `harness tables --suite NAME`.")
 
 
 def default_records() -> list[Path]:
@@ -139,9 +159,13 @@ def default_records() -> list[Path]:
 
 def tables_main(records: list[Path] | None, suite: str | None, fmt: str | None, out: Path | None,
                 check: bool, duplicates: str = "refuse") -> int:
-    """The ``harness tables`` command. Without --out it prints Markdown."""
-    files = render(build_contents(records or default_records(), suite, duplicates), (fmt,) if fmt else FORMATS,
-                   tables.load_reference() if suite is None else None)
+    """The ``harness tables`` command. Without --out it prints a summary of the main table
+    (with ``--suite``, that suite's Markdown table)."""
+    contents = build_contents(records or default_records(), suite, duplicates)
+    if out is None and not check and suite is None:
+        print(summary_text(contents.tables["LEADERBOARD"]))
+        return 0
+    files = render(contents, (fmt,) if fmt else FORMATS, tables.load_reference() if suite is None else None)
     if check:
         target = out or paths.results_dir()
         stale = [name for name, text in files.items()
@@ -158,9 +182,7 @@ def tables_main(records: list[Path] | None, suite: str | None, fmt: str | None, 
         print(f"{len(files)} table files up to date in {target}")
         return 0
     if out is None:
-        for name, text in files.items():
-            if name.endswith(".md"):
-                print(text)
+        print(files[f"suite-{suite}.md"] if f"suite-{suite}.md" in files else "\n".join(files.values()))
         return 0
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():

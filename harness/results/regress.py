@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from harness.core.errors import DataError
+from harness.core.text_table import text_table
 from harness.results import baselines, compare
 
 
@@ -66,14 +67,10 @@ def evaluate(rows: pd.DataFrame, baseline: dict[str, Any], tasks: list[str] | No
 
 
 def format_checks(checks: list[Check]) -> str:
-    width = max([len(c.task) for c in checks] + [4])
-    lines = [f"{'task':<{width}} {'metric':<22} {'seed':>4} {'check':<26} {'expected':>16} {'actual':>9}  status"]
-    for c in checks:
-        actual = "-" if c.actual is None else f"{c.actual:.3f}"
-        lines.append(f"{c.task:<{width}} {c.metric:<22} {c.seed if c.seed is not None else '-':>4} {c.kind:<26} "
-                     f"{c.expected:>16} {actual:>9}  {c.status}")
+    rows = [[c.task, c.metric, "-" if c.seed is None else c.seed, c.kind, c.expected,
+             "-" if c.actual is None else f"{c.actual:.3f}", c.status] for c in checks]
+    table = text_table(["task", "metric", "seed", "check", "expected", "actual", "status"], rows, right=(2, 4, 5))
     passed = sum(c.status == "pass" for c in checks)
     directional = [c for c in checks if c.kind != "band"]
-    lines.append(f"{passed} passed, {len(checks) - passed} failed "
-                 f"({len(directional)} directional checks against untrained floors)")
-    return "\n".join(lines)
+    return (table + f"\n{passed} passed, {len(checks) - passed} failed "
+            f"({len(directional)} directional checks against untrained floors)")

@@ -104,8 +104,12 @@ def read_record(path: Path) -> dict[str, Any]:
 
 
 def iter_record_files(dirs: list[Path]) -> Iterator[Path]:
+    """The record files under each of ``dirs``: a record file, a records folder, or the
+    output folder of a run (which holds ``records/``)."""
     for d in dirs:
         d = Path(d)
+        if (d / "records").is_dir() and (d / "units").is_dir():
+            d = d / "records"
         if d.is_file():
             yield d
         elif d.is_dir():

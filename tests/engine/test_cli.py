@@ -78,6 +78,18 @@ def test_run_prints_progress_and_summary(bench: Path, tmp_path: Path) -> None:
     assert dry.returncode == 0 and "key " in dry.stdout
 
 
+def test_a_failed_unit_prints_its_error_line_and_log(bench: Path, tmp_path: Path) -> None:
+    res = cli(bench, "run", "--method", "toy", "--suite", "toy", "--set", "method.fail_stage=a",
+              "--out", str(tmp_path / "o"))
+    assert res.returncode == 1
+    lines = res.stdout.splitlines()
+    failed = lines.index(next(ln for ln in lines if ln.startswith("[1/4] stage a: failed")))
+    assert "RuntimeError: stage a failed on purpose" in lines[failed + 1]
+    assert lines[failed + 2].strip().startswith("log: ") and lines[failed + 2].strip().endswith("log.txt")
+    assert "FAILED stage a: RuntimeError: stage a failed on purpose" in res.stdout
+    assert "not run: task toy_score (an upstream unit failed)" in res.stdout
+
+
 def test_help_lists_commands(bench: Path) -> None:
     res = cli(bench, "--help")
     assert res.returncode == 0
@@ -115,6 +127,10 @@ def test_seeds_plan_run_and_resume(bench: Path, tmp_path: Path) -> None:
     res = cli(bench, "run", "--method", "toy", "--suite", "toy", "--seeds", "0,2", "--out", str(out))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "seeds 0,2, 8 units" in res.stdout
+    assert "toy:tiny over seeds 0,2:" in res.stdout and "95 % CI over seeds" in res.stdout
+    assert f"harness tables --records {out} --out {out / 'tables'}" in res.stdout and "harness claims" in res.stdout
+    tables = cli(bench, "tables", "--records", str(out))  # the run's output folder, read directly
+    assert tables.returncode == 0 and "toy_score" in tables.stdout, tables.stderr
     recs = sorted(p.relative_to(out / "records").as_posix() for p in (out / "records").rglob("*.json"))
     assert "toy/tiny/seed0/toy_score.json" in recs and "toy/tiny/seed2/toy_score.json" in recs
     assert not any("seed1" in r for r in recs)

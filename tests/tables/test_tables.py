@@ -255,3 +255,10 @@ def test_html_page_in_headless_browser(records: Path, tmp_path: Path) -> None:
     subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1400,2400", page.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_tables_without_out_prints_a_summary(records: Path, capsys: pytest.CaptureFixture) -> None:
+    assert leaderboard.tables_main([records], None, None, None, check=False) == 0
+    text = capsys.readouterr().out
+    assert "rows x" in text and "mocov2:tiny" in text and "--out DIR" in text
+    assert "## " not in text  # no Markdown table dump
