@@ -22,9 +22,7 @@ from typing import Any, Callable
 
 from harness.core.atomic import atomic_write_json
 from harness.core.errors import ConfigError
-
-BACKBONE_FILE = "backbone.pth"
-BACKBONE_META = "backbone.json"
+from harness.core.paths import BACKBONE_FILE, BACKBONE_META  # noqa: F401  (part of the plugin API)
 
 
 @dataclass
@@ -164,6 +162,7 @@ class Method(abc.ABC):
 
     name: str = ""
     recipes: dict[str, dict[str, Any]] | None = None
+    paper: str | None = None  # the address of the paper the method comes from (leaderboard links)
 
     @abc.abstractmethod
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:

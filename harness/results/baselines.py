@@ -58,7 +58,8 @@ def metric_values(rows: pd.DataFrame) -> dict[tuple[str, str], dict[int, float]]
         metrics = dict(rec.get("metrics") or {})
         metrics.update({k: v for k, (v, _) in derive(rec).items()})
         declared = mains.get(rec["task_type"])
-        wanted = (set(metrics) if declared is None else set(declared) & set(metrics)) | (set(DERIVED_METRICS) & set(metrics))
+        wanted = set(metrics) if declared is None else set(declared) & set(metrics)
+        wanted |= set(DERIVED_METRICS) & set(metrics)
         for name in wanted:
             out.setdefault((rec["task"], name), {})[int(rec["seed"])] = float(metrics[name])
     return out

@@ -38,14 +38,15 @@ def suite_tasks(name: str) -> list[str]:
 @dataclass
 class Contents:
     """Everything the leaderboard files show: the tables by file stem, the claims'
-    verdicts and the loss curves."""
+    verdicts, the loss curves and the published numbers."""
 
     tables: dict[str, tables.Table]
     verdicts: pd.DataFrame | None = None
     curves: list[tables_html.Curve] = field(default_factory=list)
+    reference: pd.DataFrame | None = None  # published paper-scale numbers, shown apart
 
 
-def build_tables(records: pd.DataFrame, reference: pd.DataFrame, suite: str | None = None) -> dict[str, tables.Table]:
+def build_tables(records: pd.DataFrame, suite: str | None = None) -> dict[str, tables.Table]:
     """{file stem: table}: LEADERBOARD (each task's main metrics), plumbing, suite-<name>,
     paper-<layout> and tasks/<task> (every metric of one task instance). The comparison
     tables share one cache of best-marks and floor marks: a column shown in several runs its
@@ -53,8 +54,8 @@ def build_tables(records: pd.DataFrame, reference: pd.DataFrame, suite: str | No
     marks: dict = {}
     floors: dict = {}
     if suite is not None:
-        return {f"suite-{suite}": tables.build(records, reference, tasks=suite_tasks(suite), title=f"Suite {suite}")}
-    out = {"LEADERBOARD": tables.build(records, reference, title="Leaderboard: the main metrics of every task",
+        return {f"suite-{suite}": tables.build(records, tasks=suite_tasks(suite), title=f"Suite {suite}")}
+    out = {"LEADERBOARD": tables.build(records, title="Leaderboard: the main metrics of every task",
                                        marks=marks, floor_marks=floors)}
     plumbing = tables.build(records, title="Pipeline checks (role: plumbing; numbers check a pipeline at this "
                             "scale and rank nothing)", role="plumbing")
@@ -64,14 +65,15 @@ def build_tables(records: pd.DataFrame, reference: pd.DataFrame, suite: str | No
     for name in config_mod.suite_names():
         names = suite_tasks(name)
         if present & set(names):
-            out[f"suite-{name}"] = tables.build(records, reference, tasks=names, title=f"Suite {name}", marks=marks, floor_marks=floors)
+            out[f"suite-{name}"] = tables.build(records, tasks=names, title=f"Suite {name}", marks=marks,
+                                                floor_marks=floors)
     for name, lay in layouts().items():
-        out[f"paper-{name}"] = tables.build(records, reference, title=lay.get("title", name),
+        out[f"paper-{name}"] = tables.build(records, title=lay.get("title", name),
                                             columns=lay["columns"],
                                             tasks=sorted({c["task"] for c in lay["columns"]}), marks=marks, floor_marks=floors)
     comparable = compare.comparable(records)
     for task in sorted(set(comparable["task"]) if len(comparable) else set()):
-        out[f"tasks/{task}"] = tables.build(records, reference, tasks=[task], every_metric=True,
+        out[f"tasks/{task}"] = tables.build(records, tasks=[task], every_metric=True,
                                             title=f"{task}: every metric", marks=marks, floor_marks=floors)
     return out
 
@@ -84,13 +86,13 @@ def build_contents(records: list[Path], suite: str | None = None, duplicates: st
     if not len(recs):
         raise DataError(f"no task records in {', '.join(map(str, records))}; no table written")
     reference = tables.load_reference()
-    tabs = build_tables(recs, reference, suite)
+    tabs = build_tables(recs, suite)
     if suite is not None:
         return Contents(tabs)
     loaded = claims.load_claims()
     verdicts = claims.verdict_table(claims.evaluate(loaded, recs)) if loaded else None
     curves = tables_html.curves_from_records(store.load_records(records, kind="stage", duplicates=duplicates))
-    return Contents(tabs, verdicts, curves)
+    return Contents(tabs, verdicts, curves, reference)
 
 
 def reference_markdown(reference: pd.DataFrame) -> str:
@@ -105,13 +107,12 @@ def reference_markdown(reference: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(contents: Contents, formats: tuple[str, ...] = FORMATS,
-           reference: pd.DataFrame | None = None) -> dict[str, str]:
+def render(contents: Contents, formats: tuple[str, ...] = FORMATS) -> dict[str, str]:
     """{file name: text} for every table and format (per-task tables: md and csv), the
-    claims (CLAIMS.md / .csv) and REFERENCE.md."""
+    claims (CLAIMS.md / .csv) and the published numbers (REFERENCE.md)."""
     files: dict[str, str] = {}
-    if reference is not None and len(reference) and "md" in formats:
-        files["REFERENCE.md"] = reference_markdown(reference)
+    if contents.reference is not None and len(contents.reference) and "md" in formats:
+        files["REFERENCE.md"] = reference_markdown(contents.reference)
     for stem, t in contents.tables.items():
         per_task = stem.startswith("tasks/")
         if "md" in formats:
@@ -132,7 +133,7 @@ def render(contents: Contents, formats: tuple[str, ...] = FORMATS,
             main, layouts=[t for k, t in tabs.items() if k.startswith("paper-")], plumbing=tabs.get("plumbing"),
             robustness=[tabs[f"tasks/{t}"] for t in (suite_tasks("robustness") if "robustness" in
                                                     config_mod.suite_names() else []) if f"tasks/{t}" in tabs],
-            verdicts=contents.verdicts, curves=contents.curves)
+            verdicts=contents.verdicts, curves=contents.curves, reference=contents.reference)
     return files
 
 
@@ -141,14 +142,13 @@ def summary_text(table: tables.Table) -> str:
     untrained floor is not worse than; then how to get the full tables."""
     rows = []
     for row in table.rows:
-        cells = [c for c in table.columns if (cell := table.cells.get((row, c))) and cell.values
-                 and not cell.published]
+        cells = [c for c in table.columns if (cell := table.cells.get((row, c))) and cell.values]
         if cells:
-            rows.append([f"{row[0]}:{row[1]}", row[2], row[3], len(cells), sum(row in table.marked(c) for c in cells),
-                         sum(table.floor_wins(row, c) for c in cells)])
+            rows.append([f"{row[0]}:{row[1]}", row[2], row[3], row[4], len(cells),
+                         sum(row in table.marked(c) for c in cells), sum(table.floor_wins(row, c) for c in cells)])
     head = f"{table.title}: {len(rows)} rows x {len(table.columns)} columns"
-    body = text_table(["row", "pretrain data", "epochs", "cells", "best", f"floor not worse ({tables.FLOOR_MARK})"],
-                      rows, right=(2, 3, 4, 5))
+    body = text_table(["row", "backbone", "pretrain data", "epochs", "cells", "best",
+                       f"floor not worse ({tables.FLOOR_MARK})"], rows, right=(3, 4, 5, 6))
     return (f"{head}\n{body}\n\nEvery table: `harness tables --out DIR` (Markdown, CSV, LaTeX, HTML); "
             "one suite's: `harness tables --suite NAME`.")
 
@@ -165,7 +165,7 @@ def tables_main(records: list[Path] | None, suite: str | None, fmt: str | None, 
     if out is None and not check and suite is None:
         print(summary_text(contents.tables["LEADERBOARD"]))
         return 0
-    files = render(contents, (fmt,) if fmt else FORMATS, tables.load_reference() if suite is None else None)
+    files = render(contents, (fmt,) if fmt else FORMATS)
     if check:
         target = out or paths.results_dir()
         stale = [name for name, text in files.items()

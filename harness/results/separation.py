@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from harness.results import compare, stats
+from harness.results.tables import FRACTION_TASKS
 from harness.core import registry
 
 RANGE = (5.0, 95.0)
@@ -34,7 +35,6 @@ def main_metric_names(task_type: str, reported: set[str]) -> list[str]:
     return sorted(reported) if mains is None else [m for m in mains if m in reported]
 
 
-FRACTION_TASKS = ("bias_diagnostic",)  # metrics on a [0, 1] scale (cosine distances, R^2)
 
 
 def is_percent(task_type: str) -> bool:

@@ -1,17 +1,18 @@
 """Leaderboards from result records: Markdown, CSV, LaTeX and a static HTML page.
 
-Rows are (method, recipe, pretraining data, epochs); columns are (task, metric) under a
+Rows are (method, recipe, backbone, pretraining data, epochs); columns are (task, metric) under a
 group that names the task version and the framework with its version, so numbers from
 different protocols never share a column. A cell is the mean +- std over seeds, the 95 %
 interval (t over seeds; for one seed, the bootstrap of its test items) and n; the best
 row of a column is marked only when it is significantly better than the others, and rows
 tied with it are marked alike (:meth:`Table.marked`); failed units show as ``failed``.
-Records of ``plumbing`` tasks go to their own table, never into a comparison. Published numbers
-(``results/reference/*.csv``) are listed as their own rows, marked as published, in
-columns of the same task/metric/framework only, and never enter a mean.
+Records of ``plumbing`` tasks go to their own table, which marks nothing. Published
+paper-scale numbers (``results/reference/*.csv``, :func:`load_reference`) are never put in
+these columns: the leaderboard lists them in a section of their own.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections import Counter
@@ -25,11 +26,11 @@ from harness.results import compare, stats
 from harness.core import paths, registry
 from harness.core.errors import ConfigError
 
-ROW_KEYS = ("method", "recipe", "pretrain_data", "epochs")
+ROW_KEYS = ("method", "recipe", "backbone", "pretrain_data", "epochs")
+BACKBONE = ROW_KEYS.index("backbone")
 MARK_NOTE = ("mean ± std over seeds [95 % CI] n = seeds. Bold: the best row when it is significantly better "
              "than every other (paired bootstrap over seeds and test items, or Welch's t over seeds; p < 0.05), "
              "together with every row not significantly worse than it; no bold where that cannot be tested.")
-PUBLISHED = "published"
 FLOOR_METHOD = "random"  # the untrained floors: random init (+ BN statistics)
 FLOOR_MARK = "°"
 FLOOR_NOTE = (f"{FLOOR_MARK}: an untrained floor of the same backbone (method {FLOOR_METHOD}) is not significantly "
@@ -63,8 +64,6 @@ class Cell:
     seeds: list[int] = field(default_factory=list)
     items: list[dict[str, Any] | None] = field(default_factory=list)
     failed: int = 0
-    published: bool = False
-    source: str = ""
 
     @property
     def mean(self) -> float | None:
@@ -80,23 +79,28 @@ class Cell:
     def series(self, higher_is_better: bool) -> compare.Series:
         return compare.Series(self.seeds, self.values, self.items, higher_is_better)
 
-    def interval(self) -> stats.Interval | None:
-        """The 95 % interval: t over seeds (n >= 2), else the bootstrap of one run's test items."""
-        if not self.values or self.published:
+    def interval(self, bounds: tuple[float | None, float | None] = (None, None)) -> stats.Interval | None:
+        """The 95 % interval: t over seeds (n >= 2), else the bootstrap of one run's test items;
+        clipped to the metric's ``bounds`` (a percentage never leaves [0, 100])."""
+        if not self.values:
             return None
-        return self.series(True).interval()
+        iv = self.series(True).interval()
+        if iv.low is None:
+            return iv
+        lo, hi = bounds
+        clip = lambda x: min(max(x, lo if lo is not None else x), hi if hi is not None else x)  # noqa: E731
+        return dataclasses.replace(iv, low=clip(iv.low), high=clip(iv.high))
 
-    def text(self, digits: int = 2) -> str:
+    def text(self, digits: int = 2, bounds: tuple[float | None, float | None] = (None, None)) -> str:
         if not self.values:
             return "failed" if self.failed else ""
         out = f"{self.mean:.{digits}f}"
         if self.std is not None:
             out += f" ± {self.std:.{digits}f}"
-        iv = self.interval()
+        iv = self.interval(bounds)
         if iv is not None and iv.low is not None:
             out += f" [{iv.low:.{digits}f}, {iv.high:.{digits}f}]"
-        if not self.published:
-            out += f" n={len(self.values)}"
+        out += f" n={len(self.values)}"
         if self.failed:
             out += f" ({self.failed} failed)"
         return out
@@ -105,20 +109,20 @@ class Cell:
 @dataclass
 class Table:
     title: str
-    rows: list[tuple]  # row keys, computed rows first, then published rows
+    rows: list[tuple]  # row keys
     columns: list[Column]
     cells: dict[tuple[tuple, Column], Cell]
     notes: list[str] = field(default_factory=list)
     # (column, the rows with a computed value) -> marked rows; tables built from the same
     # records may share one, so a column's comparisons run once for all of them
     marks: dict[tuple[Column, frozenset], frozenset] = field(default_factory=dict, repr=False)
-    archs: dict[tuple, str | None] = field(default_factory=dict)  # row -> backbone arch
+    ranked: bool = True  # False: a table of pipeline checks, where nothing is marked best
     # (row, column) -> whether a floor is not significantly below it; shared like ``marks``
     floor_marks: dict[tuple[tuple, Column], bool] = field(default_factory=dict, repr=False)
 
     def best(self, col: Column) -> tuple | None:
-        """The row with the best mean of a column (published rows never count)."""
-        scored = [(c.mean, r) for r in self.rows if (c := self.cells.get((r, col))) and c.values and not c.published]
+        """The row with the best mean of a column."""
+        scored = [(c.mean, r) for r in self.rows if (c := self.cells.get((r, col))) and c.values]
         if not scored:
             return None
         return (max if col.higher_is_better else min)(scored, key=lambda t: t[0])[1]
@@ -129,8 +133,10 @@ class Table:
         (ties, marked alike) otherwise. Nothing is marked when the best and the runner-up
         cannot be tested (fewer than two seeds each and no per-item values), nor in a
         column with a single row."""
+        if not self.ranked:
+            return frozenset()
         key = (col, frozenset(r for r in self.rows
-                              if (c := self.cells.get((r, col))) and c.values and not c.published))
+                              if (c := self.cells.get((r, col))) and c.values))
         if key not in self.marks:
             self.marks[key] = frozenset(self._top_group(col))
         return self.marks[key]
@@ -138,14 +144,14 @@ class Table:
     def floor_wins(self, row: tuple, col: Column) -> bool:
         """Whether an untrained floor row of the same backbone is not significantly worse
         than ``row`` in ``col`` (tie or better; untestable pairs are not marked). Floors
-        themselves and published rows are never marked."""
+        themselves are never marked."""
         cell = self.cells.get((row, col))
-        if row[0] == FLOOR_METHOD or cell is None or not cell.values or cell.published:
+        if not self.ranked or row[0] == FLOOR_METHOD or cell is None or not cell.values:
             return False
         if (row, col) not in self.floor_marks:
             series = cell.series(col.higher_is_better)
             verdicts = [compare.compare_series(f.series(col.higher_is_better), series).verdict(col.higher_is_better)
-                        for r in self.rows if r[0] == FLOOR_METHOD and self.archs.get(r) == self.archs.get(row)
+                        for r in self.rows if r[0] == FLOOR_METHOD and r[BACKBONE] == row[BACKBONE]
                         and (f := self.cells.get((r, col))) and f.values]
             self.floor_marks[(row, col)] = any(v in ("tie", "worse") for v in verdicts)
         return self.floor_marks[(row, col)]
@@ -155,10 +161,10 @@ class Table:
         cell = self.cells.get((row, col))
         if cell is None:
             return ""
-        return cell.text() + (f" {FLOOR_MARK}" if self.floor_wins(row, col) else "")
+        return cell.text(bounds=metric_bounds(col)) + (f" {FLOOR_MARK}" if self.floor_wins(row, col) else "")
 
     def _top_group(self, col: Column) -> set:
-        rows = [r for r in self.rows if (c := self.cells.get((r, col))) and c.values and not c.published]
+        rows = [r for r in self.rows if (c := self.cells.get((r, col))) and c.values]
         best = self.best(col)
         if best is None or len(rows) < 2:
             return set()
@@ -170,6 +176,53 @@ class Table:
         if verdicts[others[0]] == "untested":
             return set()
         return {best} | {r for r, v in verdicts.items() if v != "better"}
+
+
+FRACTION_TASKS = ("bias_diagnostic",)  # metrics on their own scales (cosine distances, R^2), not percentages
+
+
+def metric_bounds(col: "Column") -> tuple[float | None, float | None]:
+    """The range a column's metric cannot leave: [0, 100] for percentages; R^2 is at most 1;
+    a cosine distance at least 0."""
+    if col.task.split(".")[0] not in FRACTION_TASKS:
+        return (0.0, 100.0)
+    if "r2" in col.metric:
+        return (None, 1.0)
+    return (0.0, None) if col.metric.startswith("coupling") else (None, None)
+
+
+def average_ranks(values: dict[Any, float], higher_is_better: bool) -> dict[Any, float]:
+    """1 for the best value, 2 for the next...; tied values share the mean of their ranks."""
+    order = sorted(values, key=lambda k: values[k], reverse=higher_is_better)
+    ranks: dict[Any, float] = {}
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        ranks.update({order[k]: (i + j) / 2 + 1 for k in range(i, j + 1)})
+        i = j + 1
+    return ranks
+
+
+def family_summary(table: Table) -> tuple[list[str], dict[tuple, dict[str, tuple[float, float]]]]:
+    """The compact view: per task family (task type) and row, the row's mean rank over the
+    family's columns (1 = best mean; ties share the average rank) and its mean score.
+    Returns the families in column order and {row: {family: (mean rank, mean score)}}."""
+    families: dict[str, list[Column]] = {}
+    for col in table.columns:
+        families.setdefault(col.task.split(".")[0], []).append(col)
+    ranks: dict[tuple, dict[str, list[float]]] = {}
+    scores: dict[tuple, dict[str, list[float]]] = {}
+    for family, cols in families.items():
+        for col in cols:
+            means = {r: c.mean for r in table.rows if (c := table.cells.get((r, col))) and c.values}
+            for row, rank in average_ranks(means, col.higher_is_better).items():
+                ranks.setdefault(row, {}).setdefault(family, []).append(float(rank))
+                scores.setdefault(row, {}).setdefault(family, []).append(means[row])
+    out = {row: {f: (sum(v) / len(v), sum(scores[row][f]) / len(scores[row][f])) for f, v in fams.items()}
+           for row, fams in ranks.items()}
+    return list(families), out
 
 
 def record_arch(record: dict[str, Any]) -> str | None:
@@ -187,10 +240,12 @@ def framework_label(record: dict[str, Any]) -> str:
 
 
 def row_of(record: dict[str, Any]) -> tuple:
-    """A record's row: its ROW_KEYS values, the recipe followed by the recipe's ``note``
-    (what a variant is, e.g. "paper (as in ContraCAM)") when it has one."""
+    """A record's row: its ROW_KEYS values (the backbone is the arch its method trained),
+    the recipe followed by the recipe's ``note`` (what a variant is, e.g. "paper (as in
+    ContraCAM)") when it has one."""
     note = record.get("recipe_note")
-    return tuple(f"{record.get(k)} ({note})" if k == "recipe" and isinstance(note, str) and note else record.get(k)
+    values = {**record, "backbone": record_arch(record)}
+    return tuple(f"{values.get(k)} ({note})" if k == "recipe" and isinstance(note, str) and note else values.get(k)
                  for k in ROW_KEYS)
 
 
@@ -208,10 +263,10 @@ def derive(record: dict[str, Any]) -> dict[str, tuple[float, bool]]:
     return {}
 
 
-def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: list[str] | None = None,
+def build(records: pd.DataFrame, tasks: list[str] | None = None,
           title: str = "Leaderboard", columns: list[dict[str, str]] | None = None, role: str = "comparison",
           every_metric: bool = False, marks: dict | None = None, floor_marks: dict | None = None) -> Table:
-    """Collate task records (and published reference rows) into one table.
+    """Collate task records into one table.
 
     ``tasks`` restricts to task instances; ``columns`` (a layout) picks and orders
     (task, metric) pairs explicitly; otherwise a task shows its catalog's
@@ -224,7 +279,6 @@ def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: l
     cells: dict[tuple[tuple, Column], Cell] = {}
     col_set: dict[tuple, Column] = {}
     rows: list[tuple] = []
-    archs: dict[tuple, str | None] = {}
     failures: Counter[tuple] = Counter()
     for rec in records.to_dict("records"):
         if tasks is not None and rec["task"] not in tasks:
@@ -234,7 +288,6 @@ def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: l
         row = row_of(rec)
         if row not in rows:
             rows.append(row)
-            archs[row] = record_arch(rec)
         fw, version = framework_label(rec), str(rec.get("task_version", "?"))
         if rec["status"] != "ok":
             failures[(row, rec["task"], version, fw)] += 1
@@ -260,14 +313,12 @@ def build(records: pd.DataFrame, reference: pd.DataFrame | None = None, tasks: l
         for col in cols:
             cells.setdefault((row, col), Cell()).failed += n
     ordered = _order_columns(list(col_set.values()), columns)
-    table = Table(title, rows, ordered, cells, marks={} if marks is None else marks, archs=archs,
-                  floor_marks={} if floor_marks is None else floor_marks)
+    table = Table(title, rows, ordered, cells, marks={} if marks is None else marks,
+                  floor_marks={} if floor_marks is None else floor_marks, ranked=role == "comparison")
     if role == "comparison" and rows:
         table.notes.append(MARK_NOTE)
         if any(r[0] == FLOOR_METHOD for r in rows):
             table.notes.append(FLOOR_NOTE)
-    if reference is not None and len(reference):
-        _add_reference(table, reference)
     return table
 
 
@@ -289,21 +340,6 @@ def load_reference(folder: Path | None = None) -> pd.DataFrame:
         if missing := need - set(f.columns):
             raise ConfigError(f"{p}: reference table lacks columns {sorted(missing)}")
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=sorted(need))
-
-
-def _add_reference(table: Table, reference: pd.DataFrame) -> None:
-    for ref in reference.to_dict("records"):
-        matches = [c for c in table.columns if c.task == ref["task"] and c.metric == ref["metric"]
-                   and c.framework.split()[0] == str(ref["framework"]).split()[0]]
-        if not matches:
-            continue
-        row = (f"{ref['method']} †", PUBLISHED, ref["pretrain_data"], ref["epochs"])
-        if row not in table.rows:
-            table.rows.append(row)
-        for col in matches:
-            table.cells[(row, col)] = Cell([float(ref["value"])], published=True, source=str(ref["source"]))
-    if any(r[1] == PUBLISHED for r in table.rows):
-        table.notes.append("† published number, not reproduced by this harness; never part of a mean.")
 
 
 # -- renderers ---------------------------------------------------------------------
@@ -335,12 +371,12 @@ def to_csv(table: Table) -> str:
             cell = table.cells.get((row, col))
             if cell is None:
                 continue
-            iv = cell.interval()
+            iv = cell.interval(metric_bounds(col))
             rows.append({**dict(zip(ROW_KEYS, row)), "task": col.task, "task_version": col.version,
                          "framework": col.framework, "metric": col.metric,
                          "higher_is_better": col.higher_is_better, "mean": cell.mean, "std": cell.std,
                          "n": len(cell.values), "ci_low": iv.low if iv else None, "ci_high": iv.high if iv else None,
-                         "ci_kind": iv.kind if iv else None, "failed": cell.failed, "published": cell.published,
+                         "ci_kind": iv.kind if iv else None, "failed": cell.failed,
                          "best": row in table.marked(col), "floor_not_below": table.floor_wins(row, col)})
     return pd.DataFrame(rows).to_csv(index=False, float_format="%.4f", lineterminator="\n")
 

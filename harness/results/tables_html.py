@@ -23,7 +23,7 @@ th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
 th{background:#f2f2f2;cursor:pointer;user-select:none}
 td.key{text-align:left}
 td.best{font-weight:bold;background:#e8f5e9}td.floor{color:#9e9e9e}
-tr.published td{color:#666;font-style:italic}
+
 .charts{display:flex;flex-wrap:wrap;gap:18px}
 .chart{border:1px solid #ddd;padding:6px}
 .chart h4{margin:2px 0 6px 0;font-size:12px}
@@ -51,7 +51,10 @@ document.querySelectorAll('table.sortable').forEach(function(table){
 });
 """
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf")
+def palette(n: int) -> list[str]:
+    """``n`` colours that all differ: hues spread evenly round the wheel, lightness alternating
+    between neighbours so that adjacent hues stay apart."""
+    return [f"hsl({round(360 * i / max(n, 1))}, 70%, {38 if i % 2 else 52}%)" for i in range(n)]
 VERDICT_COLOURS = {"holds": "#2ca02c", "contradicted": "#d62728", "not significant": "#7f7f7f"}
 
 
@@ -134,8 +137,8 @@ def table_html(table: Table, table_id: str) -> str:
     head += "".join(f"<th title='{_esc(c.group)}'>{_esc(c.group)}<br>{_esc(c.header)}</th>" for c in table.columns)
     body = []
     for row in table.rows:
-        published = any(c.published for k, c in table.cells.items() if k[0] == row)
-        tds = "".join(f"<td class='key'>{_esc(v)}</td>" for v in row)
+        links = row_links(row)
+        tds = "".join(f"<td class='key'>{_link(v, links.get(k))}</td>" for k, v in zip(ROW_KEYS, row))
         for col in table.columns:
             cell = table.cells.get((row, col))
             if cell is None:
@@ -145,11 +148,72 @@ def table_html(table: Table, table_id: str) -> str:
                                                 ("floor", table.floor_wins(row, col))) if on)
             cls = f" class='{classes}'" if classes else ""
             value = "" if cell.mean is None else f"{cell.mean:.6g}"
-            tds += f"<td{cls} data-v='{value}' title='{_esc(cell.source)}'>{_esc(table.cell_text(row, col))}</td>"
-        body.append(f"<tr{' class=published' if published else ''}>{tds}</tr>")
+            tds += f"<td{cls} data-v='{value}'>{_esc(table.cell_text(row, col))}</td>"
+        body.append(f"<tr>{tds}</tr>")
     notes = "".join(f"<p><em>{_esc(n)}</em></p>" for n in table.notes)
     return (f"<div class='scroll'><table class='sortable' id='{table_id}'><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table></div>{notes}")
+
+
+def reference_html(reference: pd.DataFrame) -> str:
+    """The published numbers as their own table: task, metric, method, pretraining, value, source."""
+    keys = ["task", "metric", "method", "pretrain_data", "epochs", "value", "framework", "setting", "source"]
+    head = "".join(f"<th>{_esc(k)}</th>" for k in keys)
+    rows = "".join("<tr>" + "".join(f"<td>{_esc(r.get(k, ''))}</td>" for k in keys) + "</tr>"
+                   for r in reference.sort_values(["task", "metric", "method"], kind="stable").to_dict("records"))
+    return (f"<div class='scroll'><table class='sortable' id='t-published'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{rows}</tbody></table></div>")
+
+
+def summary_html(table: Table) -> str:
+    """Rows x task families: the mean rank over the family's columns (1 = best) and the mean
+    score, the best rank of each family in bold; rows in the table's order."""
+    from harness.results.tables import family_summary
+
+    families, cells = family_summary(table)
+    head = "".join(f"<th>{_esc(k)}</th>" for k in ROW_KEYS) + "".join(f"<th>{_esc(f)}<br>rank (score)</th>"
+                                                                       for f in families)
+    best = {f: min((v[f][0] for v in cells.values() if f in v), default=None) for f in families}
+    body = []
+    for row in table.rows:
+        tds = "".join(f"<td class='key'>{_esc(v)}</td>" for v in row)
+        for f in families:
+            if f not in cells.get(row, {}):
+                tds += "<td></td>"
+                continue
+            rank, score = cells[row][f]
+            cls = " class='best'" if rank == best[f] else ""
+            tds += f"<td{cls} data-v='{rank:.6g}'>{rank:.1f} ({score:.1f})</td>"
+        body.append(f"<tr>{tds}</tr>")
+    return (f"<div class='scroll'><table class='sortable' id='t-summary'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table></div><p><em>Mean rank of the row over the family's main "
+            "metrics (1 = best mean) and its mean score; the full table follows.</em></p>")
+
+
+def row_links(row: tuple) -> dict[str, str]:
+    """Where a row's method and recipe are described: the method's paper and the recipe
+    file (relative to the results folder, when the recipe lives in this source tree)."""
+    from harness.core import paths, registry
+
+    method, recipe = str(row[0]), str(row[1]).split(" (")[0]
+    if method not in registry.methods():
+        return {}
+    out = {}
+    paper = getattr(registry.import_entry(registry.method_entry(method).entry), "paper", None)
+    if paper:
+        out["method"] = paper
+    folder = registry.recipe_dir(registry.method_entry(method))
+    if folder is not None and (folder / f"{recipe}.yaml").is_file():
+        try:
+            out["recipe"] = "../" + (folder / f"{recipe}.yaml").resolve().relative_to(
+                paths.results_dir().resolve().parent).as_posix()
+        except ValueError:
+            pass
+    return out
+
+
+def _link(text: Any, href: str | None) -> str:
+    return f"<a href='{_esc(href)}'>{_esc(text)}</a>" if href else _esc(text)
 
 
 def has_content(table: Table | None) -> bool:
@@ -164,7 +228,7 @@ def bar_chart(table: Table, col: Column) -> str:
     points = []
     for row in table.rows:
         cell = table.cells.get((row, col))
-        if cell is None or cell.mean is None or cell.published:
+        if cell is None or cell.mean is None:
             continue
         iv = cell.interval()
         low, high = (iv.low, iv.high) if iv is not None and iv.low is not None else (None, None)
@@ -200,7 +264,7 @@ def robustness_points(table: Table) -> list[tuple[str, str, float, float]]:
     out = []
     for row in table.rows:
         vals = {(c.task, c.metric): cell.mean for (r, c), cell in table.cells.items()
-                if r == row and cell.mean is not None and not cell.published}
+                if r == row and cell.mean is not None}
         for (task, metric), v in vals.items():
             if metric.startswith("acc_") and metric != "acc_original" and (task, "acc_original") in vals:
                 out.append((_label(row), f"{task}:{metric[4:]}", vals[(task, "acc_original")], v))
@@ -217,16 +281,17 @@ def robustness_plot(tables: list[Table]) -> str:
     labels = sorted({p[0] for p in pts})
     if len(labels) < 2:
         return ""
+    colours = palette(len(labels))
     size, pad = 380, 48
     ticks = [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
     sx, sy = _Scale(ticks, pad, size - 12), _Scale(ticks, size - pad, 12)
     dots = [f"<line x1='{sx(0):.1f}' y1='{sy(0):.1f}' x2='{sx(100):.1f}' y2='{sy(100):.1f}' stroke='#bbb' "
             f"stroke-dasharray='4'><title>shifted = clean</title></line>"]
     for label, name, clean, shifted in pts:
-        colour = PALETTE[labels.index(label) % len(PALETTE)]
+        colour = colours[labels.index(label)]
         dots.append(f"<circle class='pt' cx='{sx(clean):.1f}' cy='{sy(shifted):.1f}' r='4' fill='{colour}'>"
                     f"<title>{_esc(label)} {_esc(name)}: clean {clean:.2f}, shifted {shifted:.2f}</title></circle>")
-    legend = "".join(f"<text x='{pad + 8}' y='{20 + 14 * i}' fill='{PALETTE[i % len(PALETTE)]}'>{_esc(lab)}</text>"
+    legend = "".join(f"<text x='{pad + 8}' y='{20 + 14 * i}' fill='{colours[i]}'>{_esc(lab)}</text>"
                      for i, lab in enumerate(labels))
     body = (_axis(sx, size - pad, "clean accuracy (%)") + _axis(sy, pad, "shifted accuracy (%)", vertical=True)
             + "".join(dots) + legend)
@@ -283,14 +348,15 @@ def claims_plot(verdicts: pd.DataFrame) -> str:
 
 
 def loss_plots(curves: list[Curve]) -> str:
-    """One chart per pretraining stage, one line per (row, seed); a stage's chart is drawn
-    when at least two rows (or seeds) have a curve."""
+    """One chart per pretraining stage, one line per (row, seed) with at least two points
+    (a single run's page shows its own curves)."""
     charts = []
     for stage in sorted({c.stage for c in curves}):
         mine = [c for c in curves if c.stage == stage and len(c.points) >= 2]
-        if len(mine) < 2:
+        if not mine:
             continue
         rows = sorted({c.row for c in mine})
+        colours = palette(len(rows))
         xs = [p[0] for c in mine for p in c.points]
         ys = [p[1] for c in mine for p in c.points]
         width, height, pad = 440, 300, 48
@@ -298,12 +364,12 @@ def loss_plots(curves: list[Curve]) -> str:
         sy = _Scale(nice_ticks(min(ys), max(ys)), height - pad, 12)
         lines = []
         for c in mine:
-            colour = PALETTE[rows.index(c.row) % len(PALETTE)]
+            colour = colours[rows.index(c.row)]
             pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in c.points)
             lines.append(f"<polyline class='curve' points='{pts}' fill='none' stroke='{colour}' stroke-width='1.5'>"
                          f"<title>{_esc(c.row)} seed {c.seed}</title></polyline>")
         legend = "".join(f"<text x='{width - 16}' y='{24 + 14 * i}' text-anchor='end' "
-                         f"fill='{PALETTE[i % len(PALETTE)]}'>{_esc(r)}</text>" for i, r in enumerate(rows))
+                         f"fill='{colours[i]}'>{_esc(r)}</text>" for i, r in enumerate(rows))
         body = _axis(sx, height - pad, "step") + _axis(sy, pad, "loss", vertical=True) + "".join(lines) + legend
         charts.append(_chart(f"{stage}: training loss (one line per seed)", width, height, body, "loss"))
     return "".join(charts)
@@ -324,10 +390,11 @@ def curves_from_records(stages: pd.DataFrame) -> list[Curve]:
 
 def page(main: Table, *, layouts: list[Table] = (), plumbing: Table | None = None,
          robustness: list[Table] = (), verdicts: pd.DataFrame | None = None, curves: list[Curve] = (),
-         title: str = "Leaderboard") -> str:
+         reference: pd.DataFrame | None = None, title: str = "Leaderboard") -> str:
     """The whole page; each section appears once, and only with content."""
     sections: list[tuple[str, str, str]] = []  # (id, heading, html)
     if has_content(main):
+        sections.append(("summary", "Summary by task family", summary_html(main)))
         sections.append(("main", main.title, table_html(main, "t-main")))
         bars = "".join(bar_chart(main, c) for c in main.columns)
         if bars:
@@ -343,6 +410,9 @@ def page(main: Table, *, layouts: list[Table] = (), plumbing: Table | None = Non
         sections.append((f"layout{i}", t.title, table_html(t, f"t-layout{i}")))
     if has_content(plumbing):
         sections.append(("plumbing", plumbing.title, table_html(plumbing, "t-plumbing")))
+    if reference is not None and len(reference):
+        sections.append(("published", "Published numbers at paper scale (not reproduced here; never compared "
+                         "with the rows above)", reference_html(reference)))
     nav = "".join(f"<a href='#{sid}'>{_esc(h)}</a>" for sid, h, _ in sections)
     body = "".join(f"<section id='{sid}'><h2>{_esc(h)}</h2>{content}</section>" for sid, h, content in sections)
     if not sections:

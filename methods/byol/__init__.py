@@ -15,6 +15,7 @@ class BYOL(Method):
     """Online network predicts an EMA target network's projection; exports the online backbone."""
 
     name = "byol"
+    paper = "https://arxiv.org/abs/2006.07733"
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         return [Stage("pretrain", run="methods.byol.train:run", version="1", exports_backbone=True)]

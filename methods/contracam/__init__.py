@@ -26,6 +26,7 @@ class ContraCAM(Method):
     """Vanilla pretraining, ContraCAM boxes/masks, object-aware pretraining."""
 
     name = "contracam"
+    paper = "https://arxiv.org/abs/2108.00049"
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         recipe = ContraCamRecipe.from_recipe(cfg)

@@ -16,6 +16,7 @@ from harness.api import Method, Stage
 
 class D3SSL(Method):
     name = "d3ssl"
+    paper = "https://arxiv.org/abs/2303.16947"
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         return [

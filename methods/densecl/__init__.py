@@ -14,6 +14,7 @@ class DenseCL(Method):
     """Global + dense InfoNCE (0.5 / 0.5); exports the query backbone."""
 
     name = "densecl"
+    paper = "https://arxiv.org/abs/2011.09157"
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         return [Stage("pretrain", run="methods.densecl.train:run", version="1", exports_backbone=True)]

@@ -15,6 +15,7 @@ class MoCoV2(Method):
     """Momentum contrast with a queue of negatives; exports the query backbone."""
 
     name = "mocov2"
+    paper = "https://arxiv.org/abs/2003.04297"
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         return [Stage("pretrain", run="methods.mocov2.train:run", version="1", exports_backbone=True)]

@@ -14,6 +14,7 @@ class MoCoV3(Method):
     """Queries with a predictor against the momentum encoder's keys of the whole batch; exports the query backbone."""
 
     name = "mocov3"
+    paper = "https://arxiv.org/abs/2104.02057"
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         return [Stage("pretrain", run="methods.mocov3.train:run", version="1", exports_backbone=True)]

@@ -21,6 +21,7 @@ from methods.orl.recipe import SHARED_KEYS
 
 class ORL(Method):
     name = "orl"
+    paper = "https://arxiv.org/abs/2106.11952"
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         return [

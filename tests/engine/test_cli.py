@@ -130,7 +130,7 @@ def test_seeds_plan_run_and_resume(bench: Path, tmp_path: Path) -> None:
     assert "toy:tiny over seeds 0,2:" in res.stdout and "95 % CI over seeds" in res.stdout
     assert f"harness tables --records {out} --out {out / 'tables'}" in res.stdout and "harness claims" in res.stdout
     tables = cli(bench, "tables", "--records", str(out))  # the run's output folder, read directly
-    assert tables.returncode == 0 and "toy_score" in tables.stdout, tables.stderr
+    assert tables.returncode == 0 and "toy:tiny" in tables.stdout, tables.stderr
     recs = sorted(p.relative_to(out / "records").as_posix() for p in (out / "records").rglob("*.json"))
     assert "toy/tiny/seed0/toy_score.json" in recs and "toy/tiny/seed2/toy_score.json" in recs
     assert not any("seed1" in r for r in recs)

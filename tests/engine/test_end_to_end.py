@@ -29,24 +29,40 @@ def test_method_runs_its_stages_and_the_smoke_suite(tmp_path: Path, method: str)
         assert re.search(rf"^task {task}\s+skipped", again.stdout, re.M), again.stdout[-2000:]
 
 
-def test_an_imported_public_checkpoint_runs_the_smoke_suite(tmp_path: Path) -> None:
+def test_python_api_evaluates_a_public_checkpoint_on_the_smoke_suite(tmp_path: Path) -> None:
+    """``harness.evaluate`` on a MoCo-layout checkpoint: the records of the run come back as
+    a DataFrame; the same call again skips every unit."""
     import torch
     import torchvision
+
+    import harness
 
     torch.manual_seed(0)
     state = {f"module.encoder_q.{k}": v for k, v in torchvision.models.resnet18().state_dict().items()
              if not k.startswith("fc.")}
     torch.save({"epoch": 200, "state_dict": state}, tmp_path / "moco.pth.tar")
-    out = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "harness.cli", "run", "--method", "imported", "--suite", "smoke", "--out", str(out),
-           "--set", f"method.checkpoint={tmp_path / 'moco.pth.tar'}", "--set", "method.pretrain_data=imagenet"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    records = load_records(out / "records")
+    lines: list[str] = []
+    records = harness.evaluate(tmp_path / "moco.pth.tar", suite="smoke", out=tmp_path / "runs",
+                               overrides=["method.pretrain_data=imagenet"], report=lines.append)
     assert sorted(records["task"]) == ["bg_shift", "coco_crop", "knn"] and set(records["status"]) == {"ok"}
-    assert (records["pretrain_data"] == "imagenet").all()
-    stage = load_records(out / "records", kind="stage").iloc[0]
+    assert (records["pretrain_data"] == "imagenet").all() and (records["method"] == "imported").all()
+    assert all(0 <= r["knn_top1"] <= 100 for r in records[records["task"] == "knn"]["metrics"])
+    stage = load_records(tmp_path / "runs" / "records", kind="stage").iloc[0]
     assert stage["extra"]["layout"] == "moco" and stage["extra"]["heads"].startswith("none")
+    lines.clear()
+    again = harness.evaluate(tmp_path / "moco.pth.tar", suite="smoke", out=tmp_path / "runs",
+                             overrides=["method.pretrain_data=imagenet"], report=lines.append)
+    assert again["metrics"].tolist() == records["metrics"].tolist()
+    assert sum(": skipped" in ln for ln in lines) == 4, lines
+
+
+def test_python_api_refuses_a_missing_checkpoint_before_running(tmp_path: Path) -> None:
+    import harness
+    from harness.core.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="not found"):
+        harness.evaluate(tmp_path / "none.pth", suite="smoke", out=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_an_imported_public_vit_checkpoint_runs_the_smoke_suite(tmp_path: Path) -> None:

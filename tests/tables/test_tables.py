@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.results import leaderboard, regress, store, tables
+from harness.results import leaderboard, regress, store, tables, tables_html
 
 TORCH = {"name": "torch", "versions": {"torch": "2.14.1"}}
 MMDET = {"name": "mmdet", "versions": {"mmdet": "3.3.0"}}
@@ -72,18 +72,42 @@ def test_failed_unit_is_shown_not_dropped(records: Path) -> None:
     assert "failed" in md and "coco_det v1 (mmdet 3.3.0)" in md
 
 
-def test_published_rows_marked_and_not_averaged(records: Path, tmp_path: Path) -> None:
+def test_published_numbers_stay_out_of_the_computed_columns(records: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     ref = pd.DataFrame([{"method": "MoCo v2", "pretrain_data": "COCO", "epochs": 800, "task": "coco_det",
-                         "metric": "bbox_AP", "value": 38.9, "framework": "mmdet", "source": "paper X, Tab. 1"},
-                        {"method": "MoCo v2", "pretrain_data": "COCO", "epochs": 800, "task": "coco_det",
-                         "metric": "bbox_AP", "value": 1.0, "framework": "detectron2", "source": "other"}])
-    t = tables.build(store.load_records(records), ref)
-    pub = [r for r in t.rows if r[1] == tables.PUBLISHED]
-    assert pub == [("MoCo v2 †", "published", "COCO", 800)]
-    col = next(col for col in t.columns if col.metric == "bbox_AP")
-    assert t.best(col)[0] == "mocov2"  # published numbers never win or mix
-    assert t.cells[(pub[0], col)].values == [38.9]
-    assert "published number" in tables.to_markdown(t)
+                         "metric": "bbox_AP", "value": 38.9, "framework": "mmdet", "setting": "Mask R-CNN FPN 1x",
+                         "source": "paper X, Tab. 1"}])
+    monkeypatch.setattr(tables, "load_reference", lambda folder=None: ref)
+    contents = leaderboard.build_contents([records])
+    main = contents.tables["LEADERBOARD"]
+    assert all(r[0] != "MoCo v2" for r in main.rows)
+    assert all(v != 38.9 for cell in main.cells.values() for v in cell.values)
+    files = leaderboard.render(contents)
+    assert "38.9" in files["REFERENCE.md"] and "38.9" not in files["LEADERBOARD.md"]
+    html = files["leaderboard.html"]
+    assert "id='t-published'" in html and "paper X, Tab. 1" in html
+    assert html.index("id='t-main'") < html.index("id='t-published'")
+
+
+def test_intervals_respect_the_metric_bounds(tmp_path: Path) -> None:
+    for seed, v in enumerate([99.0, 100.0, 95.0]):
+        store.write_record(tmp_path / "r" / f"{seed}.json", rec("mocov2", seed, "knn", {"knn_top1": v}))
+    table = tables.build(store.load_records(tmp_path / "r"))
+    col = table.columns[0]
+    iv = table.cells[(table.rows[0], col)].interval(tables.metric_bounds(col))
+    assert iv.high == 100.0 and iv.low < 100.0
+    assert "100.00]" in table.cell_text(table.rows[0], col)
+
+
+def test_the_plumbing_table_marks_nothing(tmp_path: Path) -> None:
+    for method, values in (("mocov2", [10.0, 10.5, 11.0]), ("contracam", [30.0, 30.5, 31.0])):
+        for seed, v in enumerate(values):
+            r = {**rec(method, seed, "coco_det", {"bbox_AP": v}, framework=MMDET), "role": "plumbing"}
+            store.write_record(tmp_path / "r" / f"{method}{seed}.json", r)
+    recs = store.load_records(tmp_path / "r")
+    plumbing = tables.build(recs, role="plumbing")
+    assert len(plumbing.rows) == 2 and not any(plumbing.marked(c) for c in plumbing.columns)
+    assert "**" not in tables.to_markdown(plumbing)
 
 
 def test_formats_render(records: Path) -> None:
@@ -139,9 +163,9 @@ def floor_records(tmp_path: Path, floor_arch: str = "resnet18") -> Path:
 
 def test_cells_a_floor_is_not_worse_than_are_marked(tmp_path: Path) -> None:
     table = tables.build(store.load_records(floor_records(tmp_path)))
-    marked = {c.task for c in table.columns if table.floor_wins(("mocov2", "tiny", "synthetic", 2), c)}
+    marked = {c.task for c in table.columns if table.floor_wins(("mocov2", "tiny", "resnet18", "synthetic", 2), c)}
     assert marked == {"knn", "linear_probe"}
-    assert not any(table.floor_wins(("random", "tiny", "synthetic", 2), c) for c in table.columns)
+    assert not any(table.floor_wins(("random", "tiny", "resnet18", "synthetic", 2), c) for c in table.columns)
     md = tables.to_markdown(table)
     assert tables.FLOOR_NOTE in md and md.count(f" {tables.FLOOR_MARK}") == 2
     assert "floor_not_below" in tables.to_csv(table)
@@ -154,7 +178,7 @@ def test_a_floor_of_another_backbone_marks_nothing(tmp_path: Path) -> None:
 
 def test_main_table_shows_main_metrics_and_task_tables_every_metric(records: Path) -> None:
     store.write_record(records / "extra.json", rec("mocov2", 2, "knn", {"knn_top1": 41.0, "knn_top5": 90.0}))
-    tabs = leaderboard.build_tables(store.load_records(records), pd.DataFrame())
+    tabs = leaderboard.build_tables(store.load_records(records))
     main = {(c.task, c.metric) for c in tabs["LEADERBOARD"].columns}
     assert ("knn", "knn_top1") in main and ("knn", "knn_top5") not in main
     assert ("bg_shift", "acc_mixed_same") not in main and ("bg_shift", "bg_gap") in main
@@ -166,7 +190,7 @@ def test_a_recipe_note_labels_its_row(records: Path) -> None:
     store.write_record(records / "byol.json", {**rec("byol", 0, "knn", {"knn_top1": 30.0}), "recipe": "paper-contracam",
                                                "recipe_note": "as in ContraCAM"})
     rows = tables.build(store.load_records(records)).rows
-    assert ("byol", "paper-contracam (as in ContraCAM)", "synthetic", 2) in rows
+    assert ("byol", "paper-contracam (as in ContraCAM)", None, "synthetic", 2) in rows
 
 
 def test_tables_main_writes_claims_and_per_task_files(records: Path, tmp_path: Path) -> None:
@@ -262,3 +286,23 @@ def test_tables_without_out_prints_a_summary(records: Path, capsys: pytest.Captu
     text = capsys.readouterr().out
     assert "rows x" in text and "mocov2:tiny" in text and "--out DIR" in text
     assert "## " not in text  # no Markdown table dump
+
+
+def test_average_ranks_share_ties_and_follow_the_direction() -> None:
+    assert tables.average_ranks({"a": 3.0, "b": 1.0, "c": 3.0, "d": 2.0}, True) == {"a": 1.5, "c": 1.5, "d": 3, "b": 4}
+    assert tables.average_ranks({"a": 3.0, "b": 1.0}, False) == {"b": 1, "a": 2}
+
+
+def test_summary_view_ranks_rows_per_task_family(tmp_path: Path) -> None:
+    for seed in range(2):
+        for method, knn, probe in (("mocov2", 60.0, 70.0), ("byol", 65.0, 50.0)):
+            store.write_record(tmp_path / "r" / f"{method}{seed}k.json", rec(method, seed, "knn", {"knn_top1": knn}))
+            r = rec(method, seed, "linear_probe.cub", {"top1": probe})
+            r["task_type"] = "linear_probe"
+            store.write_record(tmp_path / "r" / f"{method}{seed}p.json", r)
+    table = tables.build(store.load_records(tmp_path / "r"))
+    families, cells = tables.family_summary(table)
+    assert families == ["knn", "linear_probe"]
+    byol, mocov2 = sorted(table.rows)
+    assert cells[byol]["knn"] == (1.0, 65.0) and cells[mocov2]["linear_probe"] == (1.0, 70.0)
+    assert "id='t-summary'" in tables_html.page(table)
