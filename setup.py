@@ -22,7 +22,8 @@ class BuildWithProtocol(build_py):
         for src, dst in SHIPPED.items():
             target = Path(self.build_lib) / dst
             shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(ROOT / src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            # benchmarks/perf holds the project's speed scripts, not protocol: not shipped
+            shutil.copytree(ROOT / src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "perf"))
 
 
 setup(cmdclass={"build_py": BuildWithProtocol})

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from harness.core.errors import CheckpointError
-from harness.pretrain.augment import IMAGENET_MEAN, IMAGENET_STD
+from harness.data.images import IMAGENET_MEAN, IMAGENET_STD
 from harness.cam.contrastive import ContrastiveCAM
 from harness.core.checkpoint_heads import PROJECTOR
 

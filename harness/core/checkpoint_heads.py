@@ -45,7 +45,7 @@ def import_projector(state: Mapping[str, torch.Tensor], backbone_prefix: str
                      ) -> tuple[nn.Module, dict[str, Any], str]:
     """``(head, spec, source prefix)`` of the checkpoint's projector (eval mode), or
     :class:`ProjectorNotFound` saying why not."""
-    from harness.pretrain.models import build_head, mlp_spec
+    from harness.core.heads import build_head, mlp_spec
 
     prefix = PROJECTOR_PREFIXES.get(backbone_prefix)
     if prefix is None:

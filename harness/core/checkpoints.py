@@ -52,7 +52,7 @@ from typing import Any, Mapping
 import torch
 import torch.nn as nn
 
-from harness.api import BACKBONE_FILE
+from harness.core.paths import BACKBONE_FILE
 from harness.core.atomic import atomic_open, atomic_write_json
 from harness.core.errors import CheckpointError
 from harness.core.hashing import sha256_file
@@ -445,7 +445,7 @@ def save_heads(workdir: Path, heads: Mapping[str, nn.Module], specs: Mapping[str
 
 def load_heads(path: Path) -> dict[str, nn.Module]:
     """Rebuild the heads saved by :func:`save_heads` (``path``: heads.pth or its folder), strict."""
-    from harness.pretrain.models import build_head
+    from harness.core.heads import build_head
 
     path = Path(path)
     path = path / HEADS_FILE if path.is_dir() else path

@@ -4,6 +4,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+BACKBONE_FILE = "backbone.pth"  # what the last stage of every method exports
+BACKBONE_META = "backbone.json"  # its sidecar: arch, sha256, method, recipe, config hash
+
 _PACKAGE = Path(__file__).resolve().parents[1]  # the harness package
 _REPO = _PACKAGE.parent  # the source tree, when the package runs from one
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from harness.data import layout
 from harness.data.fileio import MalformedDataError, MissingDataError, file_names, require_dir
-from harness.data.records import SegmentationSet
+from harness.data.image_sets import SegmentationSet
 
 SPLITS = {"training": "training", "validation": "validation", "train": "training", "val": "validation"}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.data import layout
 from harness.data.fileio import MalformedDataError, require_dir, require_listed_files, sub_dirs
 from harness.data.folders import read_image_folder
-from harness.data.records import ClassificationSet, MaskSet
+from harness.data.image_sets import ClassificationSet, MaskSet
 
 VARIANTS = ("original", "only_fg", "no_fg", "only_bg_b", "only_bg_t", "mixed_same", "mixed_rand", "mixed_next")
 SPLITS = ("train", "val")

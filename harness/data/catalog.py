@@ -55,7 +55,7 @@ from harness.data.openimages import (BOX_FILES, CLASS_FILES, HIERARCHY_FILE, LAB
                                      openimages_dir, read_class_descriptions, read_hierarchy, read_openimages_det,
                                      read_segmentations)
 from harness.data.pets import read_pets, read_pets_trimaps
-from harness.data.registry import Dataset, ProbeSplits, SplitSpec, StreamCheck
+from harness.data.dataset_entry import Dataset, ProbeSplits, SplitSpec, StreamCheck
 from harness.data.siscore import FACTORS, read_siscore
 from harness.data.voc import read_voc_det, read_voc_seg
 

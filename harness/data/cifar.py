@@ -14,7 +14,7 @@ import numpy as np
 
 from harness.data import layout
 from harness.data.fileio import MalformedDataError, require_file
-from harness.data.records import ArrayClassificationSet
+from harness.data.image_sets import ArrayClassificationSet
 
 SPLITS = ("train", "test")  # 50,000 / 10,000
 CIFAR10_FILES = {"train": tuple(f"data_batch_{k}" for k in range(1, 6)), "test": ("test_batch",)}

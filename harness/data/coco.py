@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.data import layout
 from harness.data.fileio import MalformedDataError, read_json, require_dir, require_listed_files
-from harness.data.records import DetectionImage, DetectionSet, ObjectAnnotation
+from harness.data.image_sets import DetectionImage, DetectionSet, ObjectAnnotation
 
 SPLITS = {"train": "train2017", "val": "val2017", "train2017": "train2017", "val2017": "val2017"}
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from harness.data import layout
 from harness.data.fileio import (MalformedDataError, parse_float, parse_int, read_fields, require_dir,
                                  require_listed_files)
-from harness.data.records import ClassificationSet, MaskSet
+from harness.data.image_sets import ClassificationSet, MaskSet
 
 SPLITS = ("train", "test", "all")
 # ReDO's split file (github.com/mickaelChen/ReDO datasplits/cub/train_val_test_split.txt), placed in

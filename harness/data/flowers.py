@@ -7,7 +7,7 @@ import numpy as np
 
 from harness.data import layout
 from harness.data.fileio import MalformedDataError, require_dir, require_file, require_listed_files
-from harness.data.records import ClassificationSet, MaskSet
+from harness.data.image_sets import ClassificationSet, MaskSet
 
 SPLIT_KEYS = {"train": "trnid", "val": "valid", "test": "tstid"}  # 1,020 / 1,020 / 6,149
 # ReDO (and ContraCAM) evaluate masks on the 1,020 trnid images and train on tstid.

@@ -8,7 +8,7 @@ from pathlib import Path
 from harness.data import layout
 from harness.data.fileio import MalformedDataError, MissingDataError, require_dir, sub_dirs
 from harness.data.images import is_image_name
-from harness.data.records import ClassificationSet
+from harness.data.image_sets import ClassificationSet
 
 COCO_CROP_SPLITS = ("train", "val")
 

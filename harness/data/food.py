@@ -5,7 +5,7 @@ from pathlib import Path
 
 from harness.data import layout
 from harness.data.fileio import MalformedDataError, read_lines, require_dir, require_listed_files
-from harness.data.records import ClassificationSet
+from harness.data.image_sets import ClassificationSet
 
 SPLITS = ("train", "test")  # 75,750 / 25,250
 

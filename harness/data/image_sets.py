@@ -1,4 +1,4 @@
-"""Plain records that every dataset reader returns (no torch, no framework types)."""
+"""Image sets that every dataset reader returns: items with their labels or annotations (no torch)."""
 from __future__ import annotations
 
 import hashlib

@@ -8,6 +8,10 @@ from PIL import Image
 
 from harness.data.fileio import MalformedDataError, require_file
 
+# the per-channel normalisation every backbone here is trained and evaluated with
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)

@@ -23,7 +23,7 @@ from harness.core.dev_run import thin
 from harness.core import paths
 from harness.data import layout
 from harness.data.coco import read_coco
-from harness.data.records import DetectionSet, ObjectAnnotation
+from harness.data.image_sets import DetectionSet, ObjectAnnotation
 from harness.core.atomic import atomic_open, atomic_write_json
 from harness.core.errors import DataError
 from harness.core.hashing import sha256_file

@@ -9,7 +9,7 @@ from harness.data import layout
 from harness.data.fileio import MalformedDataError, read_json, require_dir, sub_dirs
 from harness.data.folders import images_in
 from harness.data.images import load_rgb
-from harness.data.records import ClassificationSet
+from harness.data.image_sets import ClassificationSet
 
 FRAME_PX = 2  # ObjectNet images carry a 2-pixel border that is not part of the photo
 

@@ -16,7 +16,7 @@ from harness.data import layout
 from harness.data.fileio import (MalformedDataError, MissingDataError, iter_csv, parse_float, parse_int,
                                  read_json, require_listed_files)
 from harness.data.images import image_size
-from harness.data.records import DetectionImage, DetectionSet, ObjectAnnotation
+from harness.data.image_sets import DetectionImage, DetectionSet, ObjectAnnotation
 
 SPLITS = ("train", "validation", "test")
 BOX_COLUMNS = ("ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax",

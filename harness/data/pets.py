@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.data import layout
 from harness.data.fileio import MalformedDataError, parse_int, read_lines, require_listed_files
-from harness.data.records import ClassificationSet, MaskSet
+from harness.data.image_sets import ClassificationSet, MaskSet
 
 SPLITS = ("trainval", "test")  # 3,680 / 3,669
 _BREED = re.compile(r"^(.+)_\d+$")

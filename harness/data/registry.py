@@ -2,74 +2,21 @@
 lives under a data root, what ``harness data verify`` checks in it, and how a
 frozen-feature classification task (``linear_probe``, ``knn``) splits it.
 
-The built-in entries are :data:`harness.data.catalog.BUILTIN`; a plugin adds its own with
+The entry types live in :mod:`harness.data.dataset_entry` (importable from here too). The
+built-in entries are :data:`harness.data.catalog.BUILTIN`; a plugin adds its own with
 :func:`register_dataset` (from a module named in ``$HARNESS_PLUGINS``, which every unit
 process imports too). A config may name an entry or one of its ``aliases`` (e.g.
 ``flowers`` for ``flowers102``: the name its probe records carry).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.core.errors import ConfigError
 from harness.core.registry import import_env_plugins, unknown
-from harness.data.records import ArrayClassificationSet, ClassificationSet
-
-ImageSet = ClassificationSet | ArrayClassificationSet
-
-
-@dataclass(frozen=True)
-class StreamCheck:
-    """Result of a check that streams a file instead of building a record set."""
-
-    path: Path
-    rows: int
-    files: tuple[Path, ...] = ()  # a few files the rows name, for the decode sample
-
-
-@dataclass(frozen=True)
-class SplitSpec:
-    """One split ``harness data verify`` reads and counts."""
-
-    name: str
-    load: Callable[[Path], Any]  # data_root -> a record set of harness.data.records, or a StreamCheck
-    probe: tuple[str, ...]  # paths relative to the data root; any existing one means "split present"
-    official: int | None = None  # size of the real release (images, or rows for CSV checks)
-    required: bool = True
-    balanced: str = ""  # non-empty: every class must hold as many images; the text says why when not
-
-
-@dataclass(frozen=True)
-class ProbeSplits:
-    """A classification dataset's protocol splits for frozen-feature tasks."""
-
-    name: str
-    train: ImageSet
-    test: ImageSet
-    val: ImageSet | None  # the official validation split, if the dataset has one
-    metric: str  # top1 | mean_per_class
-    border: int = 0  # pixels to cut from every image side before the transform
-
-
-ProbeLoader = Callable[[Path, dict[str, Any]], ProbeSplits]  # (data_root, task config) -> splits
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Everything the harness knows about one dataset."""
-
-    name: str
-    marker: str  # folder relative to the data root whose existence means "dataset present"
-    description: str
-    splits: tuple[SplitSpec, ...] = ()  # verify's checks; empty for a dataset derived from another's files
-    num_classes: int | None = None  # of the real release
-    probe: ProbeLoader | None = None  # classification protocol splits, for linear_probe / knn
-    aliases: tuple[str, ...] = ()
-    probe_reads: tuple[str, ...] = ()  # what ``probe`` reads, as preflight reads (harness.run.preflight_data)
-
+from harness.data.dataset_entry import (Dataset, ImageSet, ProbeLoader, ProbeSplits, SplitSpec,  # noqa: F401
+                                        StreamCheck)
 
 _ENTRIES: dict[str, Dataset] = {}
 _NAMES: dict[str, str] = {}  # name or alias -> entry name

@@ -7,7 +7,7 @@ from typing import Any
 from harness.data import layout
 from harness.data.fileio import MalformedDataError, iter_csv, parse_float, parse_int, require_dir, sub_dirs
 from harness.data.folders import images_in
-from harness.data.records import ClassificationSet
+from harness.data.image_sets import ClassificationSet
 
 # Factor name -> folder of the released archives (object_size unpacks to "area").
 FACTORS = {"area": "area", "size": "area", "rotation": "rotation", "location": "location20_area02_min0pc",

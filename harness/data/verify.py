@@ -29,7 +29,7 @@ import numpy as np
 from harness.data.fileio import DataFileError, MalformedDataError
 from harness.data.images import check_image, load_label_map
 from harness.data.masks import load_foreground_mask
-from harness.data.records import (ArrayClassificationSet, ClassificationSet, DetectionSet, MaskSet,
+from harness.data.image_sets import (ArrayClassificationSet, ClassificationSet, DetectionSet, MaskSet,
                                   SegmentationSet)
 from harness.data.registry import Dataset, SplitSpec, StreamCheck, datasets, get_dataset
 from harness.core.errors import ConfigError, DataError

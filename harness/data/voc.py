@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.data import layout
 from harness.data.fileio import (MalformedDataError, parse_float, parse_int, read_lines, require_dir,
                                  require_listed_files)
-from harness.data.records import DetectionImage, DetectionSet, ObjectAnnotation, SegmentationSet
+from harness.data.image_sets import DetectionImage, DetectionSet, ObjectAnnotation, SegmentationSet
 
 VOC_DET_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",

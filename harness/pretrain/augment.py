@@ -23,11 +23,10 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from harness.data.images import IMAGENET_MEAN, IMAGENET_STD
 from harness.core.errors import ConfigError
 from harness.pretrain.data import RawBatch, hash_seed
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _CROP_TRIES = 10
 
 

@@ -47,12 +47,11 @@ from typing import Any
 
 import numpy as np
 
+from harness.data.images import IMAGENET_MEAN, IMAGENET_STD
 from harness.api import Task, TaskContext, TaskResult
 from harness.core.errors import ConfigError
 
 LEVELS = {"c4": 16, "c4head": 16, "c5": 32}  # level -> stride of the map RoIAlign samples
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from PIL import Image
 
 from harness.core import vit
 from harness.core.errors import ConfigError, DataError
-from harness.tasks.features import IMAGENET_MEAN, IMAGENET_STD
+from harness.data.images import IMAGENET_MEAN, IMAGENET_STD
 
 T = TypeVar("T")
 STAGES = ("layer1", "layer2", "layer3", "layer4")

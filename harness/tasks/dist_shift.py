@@ -28,7 +28,7 @@ from harness.data.bg_challenge import read_bg_challenge
 from harness.data.fileio import sub_dirs
 from harness.data.folders import read_coco_crop, read_image_folder
 from harness.data.objectnet import FRAME_PX, read_objectnet
-from harness.data.records import ClassificationSet
+from harness.data.image_sets import ClassificationSet
 from harness.data.siscore import FACTORS, read_siscore
 from harness.core.errors import ConfigError, DataError
 from harness.tasks import class_maps, cls_common, logreg

@@ -24,16 +24,14 @@ from typing import Callable
 import torch
 from torch import nn
 
+from harness.data.images import IMAGENET_MEAN, IMAGENET_STD
 from harness.core import paths
 from harness.core.checkpoints import sha256_file
-from harness.data.records import ArrayClassificationSet, ClassificationSet
+from harness.data.image_sets import ArrayClassificationSet, ClassificationSet
 from harness.core.atomic import atomic_open
 from harness.core.errors import DataError
 
 log = logging.getLogger("harness.tasks.features")
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)

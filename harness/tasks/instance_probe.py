@@ -25,7 +25,7 @@ from harness.core.dev_run import thin
 from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.data.coco import read_coco
-from harness.data.records import DetectionSet
+from harness.data.image_sets import DetectionSet
 from harness.data.voc import read_voc_det
 from harness.core.errors import DataError
 from harness.tasks import cls_common, dense_features, logreg

@@ -32,7 +32,7 @@ from harness.core.dev_run import thin
 from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.data.ade20k import read_ade20k
-from harness.data.records import SegmentationSet
+from harness.data.image_sets import SegmentationSet
 from harness.data.voc import read_voc12aug_train, read_voc_seg
 from harness.core.errors import DataError
 from harness.tasks import cls_common, dense_features, logreg

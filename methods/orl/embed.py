@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from harness.core.errors import DataError
-from harness.pretrain.augment import IMAGENET_MEAN, IMAGENET_STD
+from harness.data.images import IMAGENET_MEAN, IMAGENET_STD
 
 
 def read_rgb(path: Path) -> torch.Tensor:

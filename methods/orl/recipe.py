@@ -40,8 +40,5 @@ def heads_cfg(recipe: dict[str, Any]) -> dict[str, int]:
 
 
 def base_momentum(recipe: dict[str, Any]) -> float:
-    given = dict(recipe.get("momentum") or {})
-    if set(given) - {"base"}:
-        raise ConfigError(f"unknown key(s) in recipe section 'momentum': {sorted(set(given) - {'base'})}; "
-                          f"known: ['base'] (the momentum always ends at 1)")
+    given = recipe_section(recipe, "momentum", {"base"})  # the momentum always ends at 1
     return float(given.get("base", 0.99))

@@ -38,10 +38,7 @@ def patch_augs(d: dict[str, Any] | None, patch_size: int) -> tuple[ViewAug, View
 
 def build_model(recipe: dict[str, Any]) -> ORLNet:
     heads = heads_cfg(recipe)
-    weights = dict(recipe.get("loss_weights") or {})
-    if set(weights) - set(BRANCHES):
-        raise ConfigError(f"orl.loss_weights: unknown branch(es) {sorted(set(weights) - set(BRANCHES))}; "
-                          f"known: {list(BRANCHES)}")
+    weights = checked_section(recipe.get("loss_weights"), BRANCHES, "orl.loss_weights")
     return ORLNet(arch=recipe["arch"], proj_hidden=heads["proj_hidden"], out_dim=heads["out_dim"],
                   pred_hidden=heads["pred_hidden"], base_momentum=base_momentum(recipe), weights=weights,
                   zero_init_residual=bool(recipe.get("zero_init_residual", False)))

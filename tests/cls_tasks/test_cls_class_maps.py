@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.data.layout import SYNTHETIC_CLASSES
-from harness.data.records import ClassificationSet
+from harness.data.image_sets import ClassificationSet
 from harness.core.errors import ConfigError, DataError
 from harness.tasks import class_maps
 from harness.tasks.dist_shift import project, restrict

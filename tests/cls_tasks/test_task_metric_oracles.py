@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from harness.core.errors import DataError
-from harness.data.records import SegmentationSet
+from harness.data.image_sets import SegmentationSet
 from harness.results import samples
 from harness.tasks import cam_localization as camloc
 from harness.tasks import logreg, seg_probe
@@ -515,7 +515,7 @@ def test_cam_evaluation_averages_iou_and_pools_box_recall(monkeypatch: pytest.Mo
 
 # ---------------------------------------------------------------- task wiring
 def _class_set(root: Path, labels: list[int], n_classes: int, name: str):
-    from harness.data.records import ClassificationSet
+    from harness.data.image_sets import ClassificationSet
 
     return ClassificationSet(name, root, [f"c{k}" for k in range(n_classes)],
                              [(root / f"c{y}" / f"{i}.png", y) for i, y in enumerate(labels)])

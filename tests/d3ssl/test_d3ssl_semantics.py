@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,13 +31,7 @@ W_DC, W_DP = 0.3, 0.7
 MOMENTUM = 0.9
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Small tensors: one thread avoids oversubscribing a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def model_cfg(level: str = "c4") -> dict[str, Any]:

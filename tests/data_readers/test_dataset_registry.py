@@ -58,7 +58,7 @@ PLUGIN = """
 from pathlib import Path
 
 from harness.data.fileio import MissingDataError
-from harness.data.records import ClassificationSet
+from harness.data.image_sets import ClassificationSet
 from harness.data.registry import Dataset, ProbeSplits, SplitSpec, register_dataset
 
 
@@ -117,4 +117,4 @@ def test_the_cli_verifies_a_plugin_dataset(plugin_root: Path) -> None:
     broken = plugin_root / "shapes" / "square" / "1.png"
     broken.write_bytes(b"not a png")
     bad = subprocess.run(cmd + ["--dataset", "shapes", "--sample", "4"], env=env, capture_output=True, text=True)
-    assert bad.returncode == 1 and "malformed" in bad.stdout and str(broken) in bad.stdout, bad.stdout + bad.stderr
+    assert bad.returncode == 3 and "malformed" in bad.stdout and str(broken) in bad.stdout, bad.stdout + bad.stderr

@@ -3,7 +3,6 @@ correspondence, both InfoNCE terms and their weighting, both queues, the momentu
 encoder, stop-gradient on the keys and the key encoder under Shuffle BN."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,7 @@ TEMP, LAMBDA, MOMENTUM = 0.3, 0.3, 0.9
 PAIRS = (("backbone_k", "backbone"), ("projector_k", "projector"), ("dense_head_k", "dense_head"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Small tensors: one thread avoids oversubscribing a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _unit(x: torch.Tensor, dim: int) -> torch.Tensor:

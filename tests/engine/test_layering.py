@@ -64,3 +64,21 @@ def test_data_layer_imports_only_core_and_itself() -> None:
                                            if m.startswith("harness.") and m.split(".")[1] not in ("core", "data"))
           for p in sources("harness/data")}
     assert not {k: v for k, v in up.items() if v}
+
+
+def test_core_imports_only_core() -> None:
+    """``harness.core`` (registry, config, checkpoints, heads, paths) is the ground floor."""
+    up = {str(p.relative_to(ROOT)): sorted(m for m in imported_modules(p)
+                                           if m.startswith("harness.") and m.split(".")[1] != "core")
+          for p in sources("harness/core")}
+    assert not {k: v for k, v in up.items() if v}
+
+
+def test_no_two_modules_of_the_engine_import_each_other() -> None:
+    """No import cycle of length two between modules of ``harness`` (function-level
+    imports included)."""
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in sources("harness")}
+    edges = {name: {m for m in imported_modules(path) if m in modules and m != name} for name, path in modules.items()}
+    cycles = sorted((a, b) for a, outs in edges.items() for b in outs if a < b and a in edges.get(b, set()))
+    assert not cycles

@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 
 from harness.core.errors import CheckpointError
-from harness.data.records import ArrayClassificationSet
+from harness.data.image_sets import ArrayClassificationSet
 from harness.pretrain import dist, loop
 from harness.tasks.features import FeatureExtractor, TransformSpec, shard
 

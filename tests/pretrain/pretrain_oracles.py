@@ -9,6 +9,7 @@ import copy
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 def params(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -102,3 +103,14 @@ def use_tiny_trunk(model: nn.Module, target: str, out: int = 512) -> nn.Module:
         p.requires_grad_(False)
     setattr(model, target, twin)
     return model
+
+
+def two_views(n: int = 4, seed: int = 1) -> dict[str, torch.Tensor]:
+    """A batch of two random 16 x 16 views of ``n`` images."""
+    g = torch.Generator().manual_seed(seed)
+    return {"view1": torch.randn(n, 3, 16, 16, generator=g), "view2": torch.randn(n, 3, 16, 16, generator=g)}
+
+
+def unit_rows(n: int, d: int, g: torch.Generator) -> torch.Tensor:
+    """``n`` random L2-normalised rows of dimension ``d``."""
+    return F.normalize(torch.randn(n, d, generator=g), dim=1)

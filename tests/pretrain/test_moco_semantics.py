@@ -16,7 +16,7 @@ from harness.core.errors import ConfigError
 from harness.pretrain.augment import StepRNG
 from harness.pretrain.moco import KeyQueue, MoCoV2Model, info_nce
 from pretrain_oracles import (assert_params_equal, buffers, copy_modules, ema, fifo_push, info_nce_ref, params,
-                              perturb_, use_tiny_trunk)
+                              perturb_, two_views, unit_rows, use_tiny_trunk)
 from pretrain_fixtures import small_recipe, stage_context
 
 M, T = 0.9, 0.2
@@ -28,15 +28,6 @@ def _model(tiny: bool = True, **kw: Any) -> MoCoV2Model:
     torch.manual_seed(0)
     model = MoCoV2Model("resnet18", **{"dim": 16, "hidden": 32, "queue": 12, "momentum": M, "temperature": T, **kw})
     return use_tiny_trunk(model, "backbone_k") if tiny else model
-
-
-def _views(n: int = 4, seed: int = 1) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {"view1": torch.randn(n, 3, 16, 16, generator=g), "view2": torch.randn(n, 3, 16, 16, generator=g)}
-
-
-def _unit(n: int, d: int, g: torch.Generator) -> torch.Tensor:
-    return F.normalize(torch.randn(n, d, generator=g), dim=1)
 
 
 # ---------------------------------------------------------------- the queue
@@ -58,7 +49,7 @@ def test_queue_push_is_a_fifo_that_wraps_around() -> None:
     ref, ptr = queue.keys.clone(), 0
     g = torch.Generator().manual_seed(3)
     for n in (3, 3, 3, 1, 7, 14, 2, 6):  # wraps, a whole queue, two whole queues
-        new = _unit(n, 5, g)
+        new = unit_rows(n, 5, g)
         queue.push(new)
         ref, ptr = fifo_push(ref, ptr, new)
         assert int(queue.ptr) == ptr, n
@@ -68,20 +59,20 @@ def test_queue_push_is_a_fifo_that_wraps_around() -> None:
 def test_push_of_more_keys_than_the_queue_holds_the_newest() -> None:
     torch.manual_seed(0)
     queue = KeyQueue(4, 6)
-    queue.push(_unit(2, 4, torch.Generator().manual_seed(0)))
-    new = _unit(9, 4, torch.Generator().manual_seed(1))
+    queue.push(unit_rows(2, 4, torch.Generator().manual_seed(0)))
+    new = unit_rows(9, 4, torch.Generator().manual_seed(1))
     queue.push(new)
     # the newest six, oldest first from the pointer on, and the pointer at the oldest
     assert int(queue.ptr) == 2
     assert torch.equal(queue.keys[:, [2, 3, 4, 5, 0, 1]], new[-6:].t())
-    last = _unit(1, 4, torch.Generator().manual_seed(2))
+    last = unit_rows(1, 4, torch.Generator().manual_seed(2))
     queue.push(last)  # overwrites the oldest key held
     assert torch.equal(queue.keys[:, 2], last[0]) and int(queue.ptr) == 3
 
 
 def test_push_stores_keys_in_the_queue_dtype_without_gradient() -> None:
     queue = KeyQueue(4, 6)
-    new = _unit(3, 4, torch.Generator().manual_seed(0)).double().requires_grad_()
+    new = unit_rows(3, 4, torch.Generator().manual_seed(0)).double().requires_grad_()
     queue.push(new)
     assert queue.keys.dtype == torch.float32 and not queue.keys.requires_grad
     assert torch.allclose(queue.keys[:, :3], new.detach().float().t())
@@ -91,7 +82,7 @@ def test_push_stores_keys_in_the_queue_dtype_without_gradient() -> None:
 @pytest.mark.parametrize("temperature", [0.07, 0.2, 1.0])
 def test_info_nce_matches_a_plain_cross_entropy(temperature: float) -> None:
     g = torch.Generator().manual_seed(0)
-    q, k, queue = _unit(6, 8, g), _unit(6, 8, g), _unit(11, 8, g).t()
+    q, k, queue = unit_rows(6, 8, g), unit_rows(6, 8, g), unit_rows(11, 8, g).t()
     loss, acc = info_nce(q, k, queue, temperature)
     want, want_acc = info_nce_ref(q, k, queue, temperature)
     assert loss.ndim == 0 and loss.item() == pytest.approx(want, rel=1e-5)
@@ -100,7 +91,7 @@ def test_info_nce_matches_a_plain_cross_entropy(temperature: float) -> None:
 
 def test_info_nce_accuracy_counts_rows_whose_positive_wins() -> None:
     g = torch.Generator().manual_seed(1)
-    q, queue = _unit(6, 8, g), _unit(5, 8, g).t()
+    q, queue = unit_rows(6, 8, g), unit_rows(5, 8, g).t()
     k = torch.cat([q[:3], -q[3:]])  # cos 1 (always the top logit) or -1 (always the bottom)
     loss, acc = info_nce(q, k, queue, 0.5)
     assert acc.item() == pytest.approx(50.0)
@@ -109,7 +100,7 @@ def test_info_nce_accuracy_counts_rows_whose_positive_wins() -> None:
 
 def test_info_nce_gradient_is_that_of_the_plain_loss() -> None:
     g = torch.Generator().manual_seed(2)
-    q, k, queue = _unit(5, 8, g), _unit(5, 8, g), _unit(9, 8, g).t()
+    q, k, queue = unit_rows(5, 8, g), unit_rows(5, 8, g), unit_rows(9, 8, g).t()
     q32 = q.clone().requires_grad_()
     info_nce(q32, k, queue, 0.2)[0].backward()
     q64 = q.double().requires_grad_()
@@ -166,7 +157,7 @@ def test_from_cfg_passes_every_moco_key() -> None:
 def test_embed_is_the_normalised_query_projection() -> None:
     model = _model()
     perturb_(model.projector_k, 4)
-    x = _views()["view1"]
+    x = two_views()["view1"]
     bb, proj = copy_modules(model.backbone, model.projector)
     out = model.embed(x)
     assert torch.allclose(out, F.normalize(proj(bb(x)), dim=1), atol=1e-6)
@@ -177,7 +168,7 @@ def test_forward_contrasts_query_of_view1_with_key_of_view2_and_the_old_queue() 
     model = _model()
     perturb_(model.backbone_k, 1)
     perturb_(model.projector_k, 2)
-    batch = _views()
+    batch = two_views()
     bb, proj, bb_k, proj_k = copy_modules(model.backbone, model.projector, model.backbone_k, model.projector_k)
     queue0 = model.queue.keys.clone()
     out = model(dict(batch))
@@ -199,7 +190,7 @@ def test_forward_contrasts_query_of_view1_with_key_of_view2_and_the_old_queue() 
 
 def test_gradients_reach_the_query_encoder_and_never_the_keys() -> None:
     model = _model()
-    out = model(_views())
+    out = model(two_views())
     out["loss"].backward()
     for name, p in model.named_parameters():
         if name.startswith(("backbone_k.", "projector_k.")):
@@ -209,7 +200,7 @@ def test_gradients_reach_the_query_encoder_and_never_the_keys() -> None:
     assert model.backbone.conv.weight.grad.abs().sum() > 0
     assert model.projector[0].weight.grad.abs().sum() > 0 and model.projector[-1].weight.grad.abs().sum() > 0
     assert not model.queue.keys.requires_grad
-    assert not model.embed_key(_views()["view2"]).requires_grad
+    assert not model.embed_key(two_views()["view2"]).requires_grad
 
 
 def test_after_step_moves_every_key_parameter_by_a_constant_momentum() -> None:
@@ -232,7 +223,7 @@ def test_one_training_step_updates_query_by_sgd_then_keys_towards_it() -> None:
     model = _model()
     k0 = {"b": params(model.backbone_k), "p": params(model.projector_k)}
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
-    model(_views())["loss"].backward()
+    model(two_views())["loss"].backward()
     opt.step()
     q1 = {"b": params(model.backbone), "p": params(model.projector)}
     assert not torch.equal(q1["p"]["0.weight"], k0["p"]["0.weight"])
@@ -245,7 +236,7 @@ def test_one_training_step_updates_query_by_sgd_then_keys_towards_it() -> None:
 def test_shuffle_bn_keys_are_encoded_in_shuffled_groups_and_returned_in_order() -> None:
     model = _model(shuffle_bn=True, shuffle_bn_groups=2)
     perturb_(model.backbone_k, 1)
-    batch = _views(n=8)
+    batch = two_views(n=8)
     bb_k, proj_k = copy_modules(model.backbone_k, model.projector_k)
     perm = torch.randperm(8, generator=StepRNG(0, 3).generator)
     assert not torch.equal(perm[perm], torch.arange(8))  # its own inverse would hide a missing un-shuffle

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from harness.pretrain.mocov3 import MoCoV3Model, batch_contrast
 from pretrain_oracles import (assert_params_equal, buffers, contrastive_ce, copy_modules, ema, params, perturb_,
-                              use_tiny_trunk)
+                              two_views, unit_rows, use_tiny_trunk)
 from pretrain_fixtures import small_recipe, stage_context
 
 M, T = 0.9, 0.2
@@ -27,15 +27,6 @@ def _model(tiny: bool = True, **kw: Any) -> MoCoV3Model:
     return use_tiny_trunk(model, "backbone_k") if tiny else model
 
 
-def _views(n: int = 4, seed: int = 1) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {"view1": torch.randn(n, 3, 16, 16, generator=g), "view2": torch.randn(n, 3, 16, 16, generator=g)}
-
-
-def _unit(n: int, d: int, g: torch.Generator) -> torch.Tensor:
-    return F.normalize(torch.randn(n, d, generator=g), dim=1)
-
-
 def _ctr_ref(q: torch.Tensor, k: torch.Tensor, temperature: float) -> float:
     """``2 T`` times the cross-entropy of ``q k^T / T`` with each row's own key as the positive."""
     logits = q.double() @ k.double().t() / temperature
@@ -45,7 +36,7 @@ def _ctr_ref(q: torch.Tensor, k: torch.Tensor, temperature: float) -> float:
 @pytest.mark.parametrize("temperature", [0.1, 1.0])
 def test_batch_contrast_matches_the_plain_loss_at_any_temperature(temperature: float) -> None:
     g = torch.Generator().manual_seed(0)
-    q, k = _unit(7, 8, g), _unit(7, 8, g)
+    q, k = unit_rows(7, 8, g), unit_rows(7, 8, g)
     loss, acc = batch_contrast(q, k, temperature)
     assert loss.ndim == 0 and loss.item() == pytest.approx(_ctr_ref(q, k, temperature), rel=1e-5)
     logits = q @ k.t()
@@ -54,7 +45,7 @@ def test_batch_contrast_matches_the_plain_loss_at_any_temperature(temperature: f
 
 def test_batch_contrast_accuracy_counts_rows_whose_own_key_wins() -> None:
     g = torch.Generator().manual_seed(1)
-    q = _unit(6, 8, g)
+    q = unit_rows(6, 8, g)
     k = torch.cat([q[:3], -q[3:]])  # own key at cos 1 (the top logit) or -1 (the bottom)
     loss, acc = batch_contrast(q, k, 0.5)
     assert acc.item() == pytest.approx(50.0)
@@ -63,7 +54,7 @@ def test_batch_contrast_accuracy_counts_rows_whose_own_key_wins() -> None:
 
 def test_batch_contrast_gradient_reaches_queries_only() -> None:
     g = torch.Generator().manual_seed(2)
-    q0, k = _unit(5, 8, g), _unit(5, 8, g).requires_grad_()
+    q0, k = unit_rows(5, 8, g), unit_rows(5, 8, g).requires_grad_()
     q = q0.clone().requires_grad_()
     batch_contrast(q, k, 0.2)[0].backward()
     assert k.grad is None
@@ -123,7 +114,7 @@ def test_frozen_patch_projection_is_left_out_of_training() -> None:
 
 def test_embed_has_no_predictor_and_query_has_it() -> None:
     model = _model()
-    x = _views()["view1"]
+    x = two_views()["view1"]
     bb, proj, pred = copy_modules(model.backbone, model.projector, model.predictor)
     with torch.no_grad():
         z = proj(bb(x))
@@ -136,7 +127,7 @@ def test_forward_contrasts_each_views_query_with_the_other_views_keys() -> None:
     model = _model()
     perturb_(model.backbone_k, 1)
     perturb_(model.projector_k, 2)
-    batch = _views(n=6)
+    batch = two_views(n=6)
     mods = copy_modules(model.backbone, model.projector, model.predictor, model.backbone_k, model.projector_k)
     bb, proj, pred, bb_k, proj_k = mods
     out = model(dict(batch))
@@ -153,7 +144,7 @@ def test_forward_contrasts_each_views_query_with_the_other_views_keys() -> None:
 
 def test_gradients_reach_the_query_network_and_never_the_keys() -> None:
     model = _model()
-    model(_views())["loss"].backward()
+    model(two_views())["loss"].backward()
     for name, p in model.named_parameters():
         if name.startswith(("backbone_k.", "projector_k.")):
             assert p.grad is None and not p.requires_grad, name
@@ -161,7 +152,7 @@ def test_gradients_reach_the_query_network_and_never_the_keys() -> None:
             assert p.grad is not None and torch.isfinite(p.grad).all(), name
     for layer in (model.backbone.conv, model.projector[0], model.predictor[0], model.predictor[3]):
         assert layer.weight.grad.abs().sum() > 0
-    assert not model.key(_views()["view1"]).requires_grad
+    assert not model.key(two_views()["view1"]).requires_grad
 
 
 def test_after_step_moves_every_key_parameter_by_the_cosine_momentum() -> None:
@@ -186,7 +177,7 @@ def test_one_training_step_updates_queries_by_sgd_then_keys_towards_them() -> No
     model = _model()
     k0 = {"b": params(model.backbone_k), "p": params(model.projector_k)}
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
-    model(_views())["loss"].backward()
+    model(two_views())["loss"].backward()
     opt.step()
     q1 = {"b": params(model.backbone), "p": params(model.projector)}
     assert not torch.equal(q1["b"]["conv.weight"], k0["b"]["conv.weight"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +19,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-from harness.api import StageContext
 from harness.pretrain.augment import TwoViewBatch
 from harness.pretrain.data import SceneImages, list_scene_images
 from harness.pretrain.loop import CHECKPOINT_FILE, LoopConfig, read_checkpoint, train
 from pretrain_fixtures import read_log, small_recipe, stage_context, write_scenes
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def seed_all(seed: int) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.data.fileio import MalformedDataError, read_json
 from harness.data.folders import read_image_folder
-from harness.data.records import ClassificationSet
+from harness.data.image_sets import ClassificationSet
 
 SPLITS = ("train", "val")
 CLASSES_FILE = "classes.json"

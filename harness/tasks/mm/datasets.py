@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from harness.data import layout
-from harness.data.records import DetectionSet, SegmentationSet
+from harness.data.image_sets import DetectionSet, SegmentationSet
 from harness.core.errors import DataError
 
 
