@@ -228,9 +228,9 @@ def _cmd_data_oim(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from harness.core import checkpoints
+    from harness.convert import convert_main
 
-    return checkpoints.convert_main(Path(args.src), Path(args.dst), arch=args.arch)
+    return convert_main(Path(args.src), Path(args.dst), arch=args.arch)
 
 
 def _cmd_tables(args: argparse.Namespace) -> int:
@@ -260,7 +260,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         r.run(runner.plan(cfg), runner.prepare_data(cfg, print))
         records_dir = r.records_dir
     rows = regress.row_records(store.load_records(records_dir), baseline, records_dir)
-    checks = regress.evaluate(rows, baseline, tasks)
+    checks = regress.evaluate(rows, baseline, tasks if tasks is not None else sorted(set(rows["task"])))
     if not checks:
         raise HarnessError(f"{args.baseline}: checks none of the tasks of suite {args.suite!r}")
     print(regress.format_checks(checks))
@@ -412,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     chk = sub.add_parser("check", help="run (or read) a method's records and check them against its baseline")
     chk.add_argument("--baseline", required=True, help="baseline YAML, e.g. results/baselines/mocov2-tiny.yaml")
-    chk.add_argument("--suite", help="the suite to run, and the tasks to check (default with --records: all)")
+    chk.add_argument("--suite", help="the suite to run, and the tasks to check (default with --records: the tasks the records hold)")
     chk.add_argument("--seed", type=_seed, default=0, help="seed of the run (default 0)")
     chk.add_argument("--records", help="read records from here instead of running")
     chk.add_argument("--out", default="runs/check", help="output folder when running (default runs/check)")

@@ -1,7 +1,7 @@
 """Running ContraCAM on image files: model loading, preprocessing, batched masks.
 
 A CAM needs the projection head as well as the backbone. It is read from ``heads.pth``
-(+ ``heads.json``, written by :func:`harness.core.checkpoints.save_heads`) in the same folder
+(+ ``heads.json``, written by :func:`harness.core.heads.save_heads`) in the same folder
 as ``backbone.pth``; the head named ``projector`` is used (for BYOL the projector, not
 the predictor).
 """
@@ -17,13 +17,13 @@ import torch
 from harness.core.errors import CheckpointError
 from harness.data.images import IMAGENET_MEAN, IMAGENET_STD
 from harness.cam.contrastive import ContrastiveCAM
-from harness.core.checkpoint_heads import PROJECTOR
+from harness.convert.projector import PROJECTOR
 
 
 
 def heads_file_for(backbone: Path) -> Path:
     """``heads.pth`` beside a backbone file."""
-    from harness.core.checkpoints import HEADS_FILE
+    from harness.core.heads import HEADS_FILE
 
     return Path(backbone).parent / HEADS_FILE
 
@@ -31,14 +31,15 @@ def heads_file_for(backbone: Path) -> Path:
 def load_cam_model(backbone: Path, expand_res: int = 1, device: str | torch.device = "cpu",
                    numerator: str = "paper") -> ContrastiveCAM:
     """ContraCAM on an exported backbone file and the projector in ``heads.pth`` beside it."""
-    from harness.core.checkpoints import load_backbone, load_heads
+    from harness.core.checkpoints import load_backbone
+    from harness.core.heads import load_heads
 
     heads_path = heads_file_for(backbone)
     if not heads_path.is_file():
         raise CheckpointError(
             f"{heads_path}: not found. ContraCAM needs the projection head of the pretrained model: the "
             f"method that exported {Path(backbone).name} must also write heads.pth/heads.json beside it "
-            f"(harness.core.checkpoints.save_heads) with a head named {PROJECTOR!r}; `harness convert` writes it "
+            f"(harness.core.heads.save_heads) with a head named {PROJECTOR!r}; `harness convert` writes it "
             f"for public MoCo / OpenSelfSup / mmselfsup / BYOL checkpoints that hold their projector")
     heads = load_heads(heads_path)
     if PROJECTOR not in heads:

@@ -1,6 +1,6 @@
 """Projection and prediction heads, described by plain dict *specs* (JSON-serialisable)
 so that an exported ``heads.pth`` can be rebuilt without the method's code (see
-:func:`harness.core.checkpoints.save_heads`):
+:func:`save_heads`):
 
 - ``{"type": "mlp", "dims": [in, hidden, ..., out], "bn": true, "last_bn": false}``:
   ``Linear -> [BN] -> ReLU`` for every hidden layer, then ``Linear`` (+ BN if ``last_bn``).
@@ -10,11 +10,19 @@ so that an exported ``heads.pth`` can be rebuilt without the method's code (see
 """
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import Any, Mapping
 
 import torch.nn as nn
 
-from harness.core.errors import ConfigError
+from harness.core.atomic import atomic_write_json
+from harness.core.checkpoints import atomic_save, cpu_state, read_weights, sidecar_path
+from harness.core.errors import CheckpointError, ConfigError
+from harness.core.hashing import sha256_file
+
+HEADS_FILE = "heads.pth"  # beside backbone.pth: keys <head name>.<module key>
+HEADS_META = "heads.json"  # {"heads": {name: spec}, "sha256": ...}
 
 
 def mlp_spec(dims: list[int], bn: bool = True, last_bn: bool = False) -> dict[str, Any]:
@@ -45,3 +53,39 @@ def build_head(spec: dict[str, Any]) -> nn.Sequential:
     else:
         raise ConfigError(f"unknown head type {kind!r} in {spec!r} (expected 'mlp' or 'conv_mlp')")
     return nn.Sequential(*layers)
+
+
+def save_heads(workdir: Path, heads: Mapping[str, nn.Module], specs: Mapping[str, dict[str, Any]],
+               meta: dict[str, Any] | None = None) -> Path:
+    """Write ``heads.pth`` (keys ``<name>.<module key>``) and ``heads.json`` beside the backbone."""
+    if set(heads) != set(specs):
+        raise CheckpointError(f"save_heads: heads {sorted(heads)} and specs {sorted(specs)} differ")
+    state = {f"{name}.{k}": v for name, mod in heads.items() for k, v in cpu_state(mod).items()}
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / HEADS_FILE
+    atomic_save(state, path)
+    atomic_write_json(sidecar_path(path), {**(meta or {}), "heads": {k: dict(v) for k, v in specs.items()},
+                                           "sha256": sha256_file(path)}, indent=1, sort_keys=True)
+    return path
+
+
+def load_heads(path: Path) -> dict[str, nn.Module]:
+    """Rebuild the heads saved by :func:`save_heads` (``path``: heads.pth or its folder), strict."""
+    path = Path(path)
+    path = path / HEADS_FILE if path.is_dir() else path
+    meta_path = sidecar_path(path)
+    if not meta_path.is_file():
+        raise CheckpointError(f"{meta_path}: heads sidecar not found (expected next to {path.name})")
+    meta = json.loads(meta_path.read_text())
+    state = read_weights(path)
+    out: dict[str, nn.Module] = {}
+    for name, spec in meta["heads"].items():
+        head = build_head(spec)
+        sub = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
+        try:
+            head.load_state_dict(sub, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: head {name!r} does not match its spec {spec}: {exc}") from exc
+        out[name] = head
+    return out

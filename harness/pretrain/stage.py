@@ -10,7 +10,7 @@ Shared recipe keys (every method using this module):
 
 An exportable model has a ``backbone`` attribute (a torchvision ResNet, ``fc`` removed)
 and ``export_heads() -> {name: (module, spec)}`` (heads rebuilt by
-:func:`harness.core.checkpoints.load_heads`).
+:func:`harness.core.heads.load_heads`).
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from typing import Any, Protocol
 import torch.nn as nn
 
 from harness.api import StageContext
-from harness.core.checkpoints import save_backbone, save_heads
+from harness.core.checkpoints import save_backbone
+from harness.core.heads import save_heads
 from harness.core.errors import ConfigError
 from harness.pretrain import dist
 from harness.pretrain.augment import TwoViewBatch

@@ -47,7 +47,8 @@ class Imported(Method):
         a projector (ContraCAM's CAM needs one)."""
         import tempfile
 
-        from harness.core.checkpoints import HEADS_FILE, convert
+        from harness.core.heads import HEADS_FILE
+        from harness.convert import convert
 
         with tempfile.TemporaryDirectory(prefix="harness-import-") as tmp:
             report = convert(checkpoint_path(cfg), Path(tmp), arch=cfg.get("arch"))

@@ -8,7 +8,7 @@ from methods.imported import checkpoint_path
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
-    from harness.core.checkpoints import convert
+    from harness.convert import convert
 
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     report = convert(checkpoint_path(ctx.cfg), ctx.workdir / BACKBONE_FILE, ctx.cfg.get("arch"))

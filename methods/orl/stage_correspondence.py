@@ -16,7 +16,8 @@ from typing import Any
 
 from harness.core.dev_run import head, item_report
 from harness.api import BACKBONE_FILE, BACKBONE_META, StageContext
-from harness.core.checkpoints import load_backbone, load_heads
+from harness.core.checkpoints import load_backbone
+from harness.core.heads import load_heads
 from harness.core.errors import CheckpointError, ConfigError
 from harness.pretrain.data import DataConfig, list_scene_images
 from methods.orl.artifacts import META_FILE

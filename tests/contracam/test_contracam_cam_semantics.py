@@ -439,7 +439,8 @@ def test_cam_batches_cover_the_images_in_order_one_negative_set_per_batch(tmp_pa
 
 def test_load_cam_model_uses_the_saved_projector(tmp_path):
     from harness.cam.infer import heads_file_for, load_cam_model
-    from harness.core.checkpoints import save_backbone, save_heads
+    from harness.core.checkpoints import save_backbone
+    from harness.core.heads import save_heads
     from harness.core.errors import CheckpointError
     from harness.pretrain.models import build_head, build_resnet, mlp_spec
 

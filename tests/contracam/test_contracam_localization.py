@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from harness.api import TaskContext
-from harness.core.checkpoints import save_backbone, save_heads
+from harness.core.checkpoints import save_backbone
+from harness.core.heads import save_heads
 from harness.core.errors import CheckpointError, ConfigError
 from harness.pretrain.models import build_head, build_resnet, mlp_spec
 from harness.tasks.cam_localization import (CamLocalization, LocalizationConfig, box_iou, foreground_box,

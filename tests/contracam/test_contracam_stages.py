@@ -10,7 +10,8 @@ import torch
 import yaml
 
 from harness.api import StageContext
-from harness.core.checkpoints import load_backbone, load_heads
+from harness.core.checkpoints import load_backbone
+from harness.core.heads import load_heads
 from harness.core.errors import ConfigError, DataError
 from methods.contracam import ContraCAM
 from harness.cam.boxes import load_boxes, load_mask, mask_path

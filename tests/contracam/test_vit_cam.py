@@ -10,7 +10,8 @@ import torch
 
 from harness.api import TaskContext
 from harness.cam.contrastive import ContrastiveCAM, ViTTrunk
-from harness.core.checkpoints import save_backbone, save_heads
+from harness.core.checkpoints import save_backbone
+from harness.core.heads import save_heads
 from harness.core.config import read_yaml
 from harness.core.paths import benchmarks_dir
 from harness.core.registry import import_entry

@@ -386,7 +386,8 @@ def test_pretrain_stage_exports_the_student_trunk_and_heads(tmp_path: Path, monk
     the student, and the loop must see the proposal boxes of each image."""
     import harness.pretrain.loop as loop
     from harness.api import StageContext
-    from harness.core.checkpoints import load_backbone, load_heads
+    from harness.core.checkpoints import load_backbone
+    from harness.core.heads import load_heads
     from methods.d3ssl.pretrain import run_pretrain
 
     root = tmp_path / "data"

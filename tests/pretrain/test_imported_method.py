@@ -11,7 +11,8 @@ import torchvision
 from harness.core import config
 from harness.run import runner
 from harness.api import BACKBONE_META, StageContext
-from harness.core.checkpoints import load_backbone, load_heads
+from harness.core.checkpoints import load_backbone
+from harness.core.heads import load_heads
 from harness.core.errors import ConfigError
 from harness.core.registry import import_entry
 

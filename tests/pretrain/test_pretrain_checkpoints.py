@@ -9,8 +9,9 @@ import pytest
 import torch
 import torchvision
 
-from harness.core.checkpoints import (ConversionReport, convert, convert_main, load_backbone, load_heads, save_backbone,
-                                 save_heads, sha256_file)
+from harness.core.checkpoints import load_backbone, save_backbone, sha256_file
+from harness.core.heads import load_heads, save_heads
+from harness.convert import ConversionReport, convert, convert_main
 from harness.core.errors import CheckpointError
 from harness.pretrain.models import build_head, mlp_spec
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-from harness.core.checkpoints import load_backbone, load_heads
+from harness.core.checkpoints import load_backbone
+from harness.core.heads import load_heads
 from harness.pretrain.augment import TwoViewBatch
 from harness.pretrain.data import DataConfig
 from harness.pretrain.loop import LoopConfig

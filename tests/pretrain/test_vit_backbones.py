@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.core.checkpoints import convert, load_backbone, save_backbone
+from harness.core.checkpoints import load_backbone, save_backbone
+from harness.convert import convert
 from harness.core.errors import CheckpointError
 from harness.core.vit import build_vit, infer_vit
 

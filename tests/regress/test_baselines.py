@@ -155,3 +155,16 @@ def test_committed_baselines_hold_for_their_own_records_and_refuse_the_floors() 
             if record_arch(seed_rows.iloc[0].to_dict()) == base["arch"]:
                 as_method = seed_rows.assign(method=base["method"], recipe=base["recipe"])
                 assert any(c.status == "FAIL" for c in regress.evaluate(as_method, base)), (f, recipe, seed)
+
+
+def test_check_reads_the_tasks_the_records_hold_unless_a_suite_is_named(tmp_path: Path) -> None:
+    from harness.results import store
+
+    path = write_baseline(tmp_path / "b.yaml")
+    store.write_record(tmp_path / "records" / "knn.json", {k: v for k, v in rec("mocov2", "tiny", 0, "knn",
+                       {"knn_top1": 71.0}).items() if k not in ("path", "versions", "samples")} |
+                       {"task_version": "1", "unit_key": "k", "config_hash": "h", "higher_is_better": {"knn_top1": True}})
+    ok = harness("check", "--baseline", str(path), "--records", str(tmp_path / "records"))
+    assert ok.returncode == 0 and "0 failed" in ok.stdout, ok.stdout + ok.stderr
+    suite = harness("check", "--baseline", str(path), "--records", str(tmp_path / "records"), "--suite", "smoke")
+    assert suite.returncode == 1 and "missing" in suite.stdout, suite.stdout + suite.stderr
