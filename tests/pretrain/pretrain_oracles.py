@@ -114,3 +114,12 @@ def two_views(n: int = 4, seed: int = 1) -> dict[str, torch.Tensor]:
 def unit_rows(n: int, d: int, g: torch.Generator) -> torch.Tensor:
     """``n`` random L2-normalised rows of dimension ``d``."""
     return F.normalize(torch.randn(n, d, generator=g), dim=1)
+
+
+def assert_frozen_copy(online: nn.Module, key: nn.Module) -> None:
+    """``key`` holds ``online``'s parameters and buffers in its own storage, frozen."""
+    assert_params_equal(params(key), params(online), atol=0)
+    assert_params_equal(buffers(key), buffers(online), atol=0)
+    assert all(p.requires_grad for p in online.parameters())
+    assert not any(p.requires_grad for p in key.parameters())
+    assert not any(a.data_ptr() == b.data_ptr() for a, b in zip(key.parameters(), online.parameters()))

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from harness.core.errors import ConfigError
 from harness.pretrain.augment import StepRNG
 from harness.pretrain.moco import KeyQueue, MoCoV2Model, info_nce
-from pretrain_oracles import (assert_params_equal, buffers, copy_modules, ema, fifo_push, info_nce_ref, params,
-                              perturb_, two_views, unit_rows, use_tiny_trunk)
+from pretrain_oracles import (assert_frozen_copy, assert_params_equal, buffers, copy_modules, ema, fifo_push,
+                              info_nce_ref, params, perturb_, two_views, unit_rows, use_tiny_trunk)
 from pretrain_fixtures import small_recipe, stage_context
 
 M, T = 0.9, 0.2
@@ -113,11 +113,7 @@ def test_info_nce_gradient_is_that_of_the_plain_loss() -> None:
 def test_key_encoder_starts_as_a_frozen_copy_of_the_query_encoder() -> None:
     model = _model(tiny=False)
     for online, key in ((model.backbone, model.backbone_k), (model.projector, model.projector_k)):
-        assert_params_equal(params(key), params(online), atol=0)
-        assert_params_equal(buffers(key), buffers(online), atol=0)
-        assert all(p.requires_grad for p in online.parameters())
-        assert not any(p.requires_grad for p in key.parameters())
-        assert not any(a.data_ptr() == b.data_ptr() for a, b in zip(key.parameters(), online.parameters()))
+        assert_frozen_copy(online, key)
     assert model.queue.keys.shape == (16, 12)
     assert torch.allclose(model.queue.keys.norm(dim=0), torch.ones(12), atol=1e-6)
     heads = model.export_heads()
