@@ -137,11 +137,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         failed += [text for text in [summary.failures(outcomes, r.workdir)] if text]
         failed += [f"not run: {o.unit.label} (an upstream unit failed)" for o in outcomes if o.status == "blocked"]
     if launcher.waits and not dev:
-        method, recipe = cfg0["method"]["name"], runner.recipe_label(cfg0)
+        method, recipe, records_dir = cfg0["method"]["name"], runner.recipe_label(cfg0), r.records_dir
         if len(seeds) > 1:
             print(f"\n{method}:{recipe} over seeds {','.join(map(str, seeds))}:\n"
-                  + summary.metrics_over_seeds(runner.Runner(cfg0, out).records_dir, method, recipe))
-        print(f"\nrecords: {runner.Runner(cfg0, out).records_dir}")
+                  + summary.metrics_over_seeds(records_dir, method, recipe))
+        print(f"\nrecords: {records_dir}")
         if failed:
             print("\n" + "\n".join(failed))
         print("\n" + summary.next_commands(out, method, recipe))
@@ -268,9 +268,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_baselines(args: argparse.Namespace) -> int:
-    from harness.results import baselines
-
     from harness.core import paths
+    from harness.results import baselines
 
     records = [Path(r) for r in args.records] or [paths.results_dir() / "records"]
     cross = [Path(r) for r in args.cross_cpu] or [paths.results_dir() / "cross-cpu"]
@@ -412,7 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     chk = sub.add_parser("check", help="run (or read) a method's records and check them against its baseline")
     chk.add_argument("--baseline", required=True, help="baseline YAML, e.g. results/baselines/mocov2-tiny.yaml")
-    chk.add_argument("--suite", help="the suite to run, and the tasks to check (default with --records: the tasks the records hold)")
+    chk.add_argument("--suite", help="the suite to run, and the tasks to check (default with --records: the "
+                     "tasks the records hold)")
     chk.add_argument("--seed", type=_seed, default=0, help="seed of the run (default 0)")
     chk.add_argument("--records", help="read records from here instead of running")
     chk.add_argument("--out", default="runs/check", help="output folder when running (default runs/check)")

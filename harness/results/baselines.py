@@ -116,7 +116,8 @@ def derive_row(records: pd.DataFrame, method: str, recipe: str,
                 continue
             fmean = float(np.mean(list(fvals[(task, metric)].values())))
             gap = (mean - fmean) if higher else (fmean - mean)
-            if gap <= band or not _significantly_better(rows, floor_recs[floor], task, metric, higher):
+            if gap <= band or not _significantly_better(rows, floor_recs[floor], task, metric, higher,
+                                                        (fvals[(task, metric)], by_seed)):
                 continue
             sign = 1.0 if higher else -1.0
             threshold = fmean + sign * (gap - band) / 2
@@ -132,19 +133,20 @@ def derive_row(records: pd.DataFrame, method: str, recipe: str,
 
 
 def _higher_is_better(rows: pd.DataFrame, task: str, metric: str) -> bool:
-    if metric == "bg_gap":
-        return False
+    """A metric's direction as its records state it (a derived metric: as :func:`derive` does)."""
     for rec in rows[rows["task"] == task].to_dict("records"):
-        return bool((rec.get("higher_is_better") or {}).get(metric, True))
+        derived = derive(rec)
+        return derived[metric][1] if metric in derived else bool((rec.get("higher_is_better") or {}).get(metric, True))
     return True
 
 
-def _significantly_better(rows: pd.DataFrame, floor: pd.DataFrame, task: str, metric: str, higher: bool) -> bool:
+def _significantly_better(rows: pd.DataFrame, floor: pd.DataFrame, task: str, metric: str, higher: bool,
+                          by_seed: tuple[dict[int, float], dict[int, float]]) -> bool:
+    """The row against the floor: paired bootstrap or Welch (:func:`compare.compare_series`);
+    a derived metric, which keeps no per-item values, by Welch on ``by_seed`` (floor, row)."""
     a, b = compare.series(floor, task, metric), compare.series(rows, task, metric)
-    if a is None or b is None:  # derived metrics: Welch on the per-seed values
-        fv = metric_values(floor).get((task, metric), {})
-        rv = metric_values(rows).get((task, metric), {})
-        cmp = stats.welch(list(fv.values()), list(rv.values()))
+    if a is None or b is None:
+        cmp = stats.welch(list(by_seed[0].values()), list(by_seed[1].values()))
     else:
         cmp = compare.compare_series(a, b)
     return cmp.verdict(higher) == "better"

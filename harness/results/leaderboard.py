@@ -70,7 +70,8 @@ def build_tables(records: pd.DataFrame, suite: str | None = None) -> dict[str, t
     for name, lay in layouts().items():
         out[f"paper-{name}"] = tables.build(records, title=lay.get("title", name),
                                             columns=lay["columns"],
-                                            tasks=sorted({c["task"] for c in lay["columns"]}), marks=marks, floor_marks=floors)
+                                            tasks=sorted({c["task"] for c in lay["columns"]}), marks=marks,
+                                            floor_marks=floors)
     comparable = compare.comparable(records)
     for task in sorted(set(comparable["task"]) if len(comparable) else set()):
         out[f"tasks/{task}"] = tables.build(records, tasks=[task], every_metric=True,

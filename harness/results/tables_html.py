@@ -5,6 +5,8 @@ loss curves, the per-paper layouts and the pipeline checks. A chart is drawn onl
 compares at least two rows; a section without content is left out."""
 from __future__ import annotations
 
+import functools
+
 import html
 import math
 from dataclasses import dataclass
@@ -193,11 +195,16 @@ def summary_html(table: Table) -> str:
 def row_links(row: tuple) -> dict[str, str]:
     """Where a row's method and recipe are described: the method's paper and the recipe
     file (relative to the results folder, when the recipe lives in this source tree)."""
+    return dict(_links(str(row[0]), str(row[1]).split(" (")[0]))
+
+
+@functools.lru_cache(maxsize=None)
+def _links(method: str, recipe: str) -> tuple[tuple[str, str], ...]:
+    """Looked up once per (method, recipe): the page lists each row in many tables."""
     from harness.core import paths, registry
 
-    method, recipe = str(row[0]), str(row[1]).split(" (")[0]
     if method not in registry.methods():
-        return {}
+        return ()
     out = {}
     paper = getattr(registry.import_entry(registry.method_entry(method).entry), "paper", None)
     if paper:
@@ -209,7 +216,7 @@ def row_links(row: tuple) -> dict[str, str]:
                 paths.results_dir().resolve().parent).as_posix()
         except ValueError:
             pass
-    return out
+    return tuple(out.items())
 
 
 def _link(text: Any, href: str | None) -> str:

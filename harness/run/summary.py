@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.core import paths
 from harness.core.text_table import text_table
-from harness.results import baselines, stats, store
+from harness.results import baselines, compare, stats, store
 
 
 def metrics_over_seeds(records_dir: Path, method: str, recipe: str) -> str:
@@ -15,8 +15,7 @@ def metrics_over_seeds(records_dir: Path, method: str, recipe: str) -> str:
     recs = store.load_records(records_dir)
     if not len(recs):
         return ""
-    rows = recs[(recs["method"] == method) & (recs["recipe"] == recipe) & (recs["status"] == "ok")]
-    rows = rows[[r.get("role") not in ("plumbing", "dev-run") for r in rows.to_dict("records")]]
+    rows = compare.comparable(recs[(recs["method"] == method) & (recs["recipe"] == recipe)])
     rows_out = []
     for (task, metric), by_seed in sorted(baselines.metric_values(rows).items()):
         iv = stats.seed_interval(list(by_seed.values()))
@@ -30,7 +29,8 @@ def next_commands(out: Path, method: str, recipe: str) -> str:
     baseline = paths.results_dir() / "baselines" / f"{method}-{recipe}.yaml"
     lines = ["next:",
              f"  harness tables --records {out} --out {out / 'tables'}    # leaderboards of this run",
-             f"  harness compare random:tiny {method}:{recipe} --records {out} --records {paths.results_dir() / 'records'}"
+             f"  harness compare random:tiny {method}:{recipe} --records {out} "
+             f"--records {paths.results_dir() / 'records'}"
              " --duplicates first    # against the curated untrained floor",
              f"  harness claims --records {out}"]
     if baseline.is_file():

@@ -241,6 +241,15 @@ def evaluate(model: Any, items: list[GroundTruth], cfg: LocalizationConfig, devi
             "boxes": np.asarray(total, np.int64)}
 
 
+def _require_crf(cfg: LocalizationConfig) -> None:
+    """A config with ``crf: true`` needs pydensecrf."""
+    from harness.cam.boxes import crf_available
+
+    if cfg.crf and not crf_available():
+        raise ConfigError("cam_localization: crf is on but pydensecrf is not installed "
+                          "(`pip install pydensecrf2`, or set crf: false)")
+
+
 class CamLocalization(Task):
     """ContraCAM mask mIoU and box recall on CUB / Flowers / COCO val."""
 
@@ -251,25 +260,17 @@ class CamLocalization(Task):
             raise CheckpointError(f"{ctx.name}: ContraCAM needs the projection head, and the backbone this run "
                                   "exports has none (the imported checkpoint holds no projector); leave the task "
                                   f"out with --skip {ctx.name}")
-        if cfg.crf:
-            from harness.cam.boxes import crf_available
-
-            if not crf_available():
-                raise ConfigError(f"{ctx.name}: crf is on but pydensecrf is not installed "
-                                  "(`pip install pydensecrf2`, or set crf: false)")
+        _require_crf(cfg)
         return []
 
     def run(self, ctx: TaskContext) -> TaskResult:
         import torch
         import torchvision
 
-        from harness.cam.boxes import crf_available
         from harness.cam.infer import load_cam_model
 
         cfg = LocalizationConfig.from_cfg(dict(ctx.cfg))
-        if cfg.crf and not crf_available():
-            raise ConfigError("cam_localization: crf is on but pydensecrf is not installed "
-                              "(`pip install pydensecrf2`, or set crf: false)")
+        _require_crf(cfg)
         model = load_cam_model(Path(ctx.backbone), cfg.expand_res, ctx.device, cfg.numerator)
         metrics: dict[str, float] = {}
         groups: dict[str, samples.Group] = {}

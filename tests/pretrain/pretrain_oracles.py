@@ -123,3 +123,17 @@ def assert_frozen_copy(online: nn.Module, key: nn.Module) -> None:
     assert all(p.requires_grad for p in online.parameters())
     assert not any(p.requires_grad for p in key.parameters())
     assert not any(a.data_ptr() == b.data_ptr() for a, b in zip(key.parameters(), online.parameters()))
+
+
+Snapshots = dict[str, dict[str, torch.Tensor]]  # {"b": trunk parameters, "p": projector parameters}
+
+
+def sgd_step(model: nn.Module, target: str) -> tuple[Snapshots, Snapshots]:
+    """One SGD step (lr 0.5) of a two-view model on :func:`two_views`, before its momentum
+    update: the target trunk and projector (attributes ``backbone<target>``,
+    ``projector<target>``) before the step, and the online ones after it."""
+    before = {"b": params(getattr(model, f"backbone{target}")), "p": params(getattr(model, f"projector{target}"))}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    model(two_views())["loss"].backward()
+    opt.step()
+    return before, {"b": params(model.backbone), "p": params(model.projector)}

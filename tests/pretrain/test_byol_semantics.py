@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from harness.core.errors import ConfigError
 from harness.pretrain.byol import BYOLModel, byol_loss, target_momentum
-from pretrain_oracles import assert_params_equal, buffers, copy_modules, ema, params, perturb_, use_tiny_trunk
+from pretrain_oracles import (assert_params_equal, buffers, copy_modules, ema, params, perturb_, sgd_step, two_views,
+                              use_tiny_trunk)
 from pretrain_fixtures import small_recipe, stage_context
 
 M = 0.9
@@ -25,11 +26,6 @@ def _model(tiny: bool = True, **kw: Any) -> BYOLModel:
     torch.manual_seed(0)
     model = BYOLModel("resnet18", **{"dim": 16, "hidden": 32, "pred_hidden": 24, "momentum": M, **kw})
     return use_tiny_trunk(model, "backbone_t") if tiny else model
-
-
-def _views(n: int = 4, seed: int = 1) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {"view1": torch.randn(n, 3, 16, 16, generator=g), "view2": torch.randn(n, 3, 16, 16, generator=g)}
 
 
 def _loss_ref(p: torch.Tensor, z: torch.Tensor) -> float:
@@ -106,7 +102,7 @@ def test_defaults_and_recipe_keys() -> None:
 def test_project_and_embed_use_the_online_projector_without_predictor() -> None:
     model = _model()
     perturb_(model.projector_t, 3)
-    x = _views()["view1"]
+    x = two_views()["view1"]
     bb, proj = copy_modules(model.backbone, model.projector)
     with torch.no_grad():
         z = proj(bb(x))
@@ -119,7 +115,7 @@ def test_forward_regresses_each_views_prediction_on_the_other_views_target() -> 
     model = _model()
     perturb_(model.backbone_t, 1)
     perturb_(model.projector_t, 2)
-    batch = _views()
+    batch = two_views()
     bb, proj, pred, bb_t, proj_t = copy_modules(model.backbone, model.projector, model.predictor,
                                                 model.backbone_t, model.projector_t)
     out = model(dict(batch))
@@ -136,7 +132,7 @@ def test_forward_regresses_each_views_prediction_on_the_other_views_target() -> 
 
 def test_gradients_reach_the_online_network_and_never_the_target() -> None:
     model = _model()
-    model(_views())["loss"].backward()
+    model(two_views())["loss"].backward()
     for name, p in model.named_parameters():
         if name.startswith(("backbone_t.", "projector_t.")):
             assert p.grad is None and not p.requires_grad, name
@@ -144,7 +140,7 @@ def test_gradients_reach_the_online_network_and_never_the_target() -> None:
             assert p.grad is not None and torch.isfinite(p.grad).all(), name
     for head in (model.backbone.conv, model.projector[0], model.predictor[0], model.predictor[-1]):
         assert head.weight.grad.abs().sum() > 0
-    assert not model.target(_views()["view1"]).requires_grad
+    assert not model.target(two_views()["view1"]).requires_grad
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
@@ -168,11 +164,7 @@ def test_after_step_moves_every_target_parameter_by_the_scheduled_momentum(sched
 
 def test_one_training_step_updates_online_by_sgd_then_target_towards_it() -> None:
     model = _model()
-    t0 = {"b": params(model.backbone_t), "p": params(model.projector_t)}
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
-    model(_views())["loss"].backward()
-    opt.step()
-    o1 = {"b": params(model.backbone), "p": params(model.projector)}
+    t0, o1 = sgd_step(model, "_t")
     assert not torch.equal(o1["b"]["conv.weight"], t0["b"]["conv.weight"])
     model.after_step(0, 1)
     assert_params_equal(params(model.backbone_t), ema(t0["b"], o1["b"], M), what="target trunk")

@@ -16,7 +16,7 @@ from harness.core.errors import ConfigError
 from harness.pretrain.augment import StepRNG
 from harness.pretrain.moco import KeyQueue, MoCoV2Model, info_nce
 from pretrain_oracles import (assert_frozen_copy, assert_params_equal, buffers, copy_modules, ema, fifo_push,
-                              info_nce_ref, params, perturb_, two_views, unit_rows, use_tiny_trunk)
+                              info_nce_ref, params, perturb_, sgd_step, two_views, unit_rows, use_tiny_trunk)
 from pretrain_fixtures import small_recipe, stage_context
 
 M, T = 0.9, 0.2
@@ -217,11 +217,7 @@ def test_after_step_moves_every_key_parameter_by_a_constant_momentum() -> None:
 
 def test_one_training_step_updates_query_by_sgd_then_keys_towards_it() -> None:
     model = _model()
-    k0 = {"b": params(model.backbone_k), "p": params(model.projector_k)}
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
-    model(two_views())["loss"].backward()
-    opt.step()
-    q1 = {"b": params(model.backbone), "p": params(model.projector)}
+    k0, q1 = sgd_step(model, "_k")
     assert not torch.equal(q1["p"]["0.weight"], k0["p"]["0.weight"])
     assert not torch.equal(q1["b"]["conv.weight"], k0["b"]["conv.weight"])
     model.after_step(0, 1)

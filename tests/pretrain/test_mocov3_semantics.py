@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from harness.pretrain.mocov3 import MoCoV3Model, batch_contrast
 from pretrain_oracles import (assert_frozen_copy, assert_params_equal, buffers, contrastive_ce, copy_modules, ema,
-                              params, perturb_, two_views, unit_rows, use_tiny_trunk)
+                              params, perturb_, sgd_step, two_views, unit_rows, use_tiny_trunk)
 from pretrain_fixtures import small_recipe, stage_context
 
 M, T = 0.9, 0.2
@@ -172,11 +172,7 @@ def test_after_step_moves_every_key_parameter_by_the_cosine_momentum() -> None:
 
 def test_one_training_step_updates_queries_by_sgd_then_keys_towards_them() -> None:
     model = _model()
-    k0 = {"b": params(model.backbone_k), "p": params(model.projector_k)}
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
-    model(two_views())["loss"].backward()
-    opt.step()
-    q1 = {"b": params(model.backbone), "p": params(model.projector)}
+    k0, q1 = sgd_step(model, "_k")
     assert not torch.equal(q1["b"]["conv.weight"], k0["b"]["conv.weight"])
     m = model.after_step(0, 4)
     assert m == pytest.approx(1 - (1 - M) * (math.cos(math.pi / 4) + 1) / 2)
