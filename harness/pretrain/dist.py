@@ -86,6 +86,17 @@ def barrier() -> None:
         tdist.barrier()
 
 
+def close() -> None:
+    """Wait for every rank, then tear the process group down (nothing to do in one process).
+
+    A rank that exits while its peer's gloo threads still hold the connection can abort
+    that peer at exit (``terminate called without an active exception``).
+    """
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.barrier()
+        tdist.destroy_process_group()
+
+
 def broadcast_int(value: int, src: int = 0) -> int:
     """Rank ``src``'s ``value`` on every rank."""
     if not is_distributed():

@@ -185,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
             plain = json.loads(json.dumps(out, default=str))  # a task's extra / dataset may hold Paths, numpy scalars
             result = UnitResult.from_dict(plain, str(workdir / "result.json"))
             atomic_write_text(workdir / "result.json", result.to_json())
+        from harness.pretrain.dist import close
+
+        close()  # every rank leaves the group together; not after a failure, where a peer may be stuck
         return 0
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a failure record
         if w["rank"] == 0:

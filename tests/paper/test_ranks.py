@@ -3,16 +3,14 @@ ranks (each does half, both get the one-process features), and a pretraining che
 that refuses a resume on another world size."""
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
 import torch.nn as nn
 
+from gloo_ranks import run_ranks
 from harness.core.errors import CheckpointError
 from harness.data.image_sets import ArrayClassificationSet
 from harness.pretrain import dist, loop
@@ -32,32 +30,16 @@ def _model() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
-def _rank(rank: int, port: int, cache: str, queue) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
-                      LOCAL_RANK=str(rank))
-    try:
-        ex = FeatureExtractor(_model(), "toy-model", SPEC, cache_dir=Path(cache), batch_size=2)
-        feats = ex(_dataset())
-        queue.put((rank, ex.forward_batches, feats.x.numpy().copy(), feats.y.numpy().copy()))
-    finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+def _rank(rank: int, cache: str) -> tuple:
+    ex = FeatureExtractor(_model(), "toy-model", SPEC, cache_dir=Path(cache), batch_size=2)
+    feats = ex(_dataset())
+    return ex.forward_batches, feats.x.numpy().copy(), feats.y.numpy().copy()
 
 
 def test_each_rank_extracts_its_share(tmp_path: Path) -> None:
     alone = FeatureExtractor(_model(), "toy-model", SPEC, cache_dir=tmp_path / "alone", batch_size=2)(_dataset())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_rank, args=(r, port, str(tmp_path / "ranks"), queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    got = {r: (batches, torch.from_numpy(x), torch.from_numpy(y))
-           for r, batches, x, y in (queue.get(timeout=180) for _ in procs)}
-    for p in procs:
-        p.join(60)
+    got = [(batches, torch.from_numpy(x), torch.from_numpy(y))
+           for batches, x, y in run_ranks(_rank, str(tmp_path / "ranks"), timeout=180)]
     assert [shard(21, r, 2) for r in range(2)] == [(0, 10), (10, 21)]
     assert got[0][0] == 5 and got[1][0] == 6  # ceil(10 / 2) and ceil(11 / 2) batches: each rank its share only
     for r in range(2):

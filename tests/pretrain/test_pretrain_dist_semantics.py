@@ -4,15 +4,13 @@ the gathered batch, and Shuffle BN encodes each rank's share of the permuted glo
 and hands every rank its own rows back in order."""
 from __future__ import annotations
 
-import os
-import socket
-from typing import Any
-
-import pytest
 import torch
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from gloo_ranks import run_ranks
+from harness.pretrain.moco import KeyQueue
+from harness.pretrain.mocov3 import batch_contrast
+from harness.pretrain.shuffle_bn import shuffled_forward
 from pretrain_oracles import contrastive_ce, fifo_push
 
 N, T = 3, 0.2
@@ -32,54 +30,22 @@ def _group_stats(t: torch.Tensor) -> torch.Tensor:
     return torch.cat([t, t.mean(0, keepdim=True).expand_as(t)], 1)
 
 
-def _rank(rank: int, port: int, out: Any) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        from harness.pretrain.moco import KeyQueue
-        from harness.pretrain.mocov3 import batch_contrast
-        from harness.pretrain.shuffle_bn import shuffled_forward
-
-        q, k, keys = _inputs()
-        mine = slice(rank * N, (rank + 1) * N)
-        loss, acc = batch_contrast(q[mine], k[mine], T)
-        torch.manual_seed(0)
-        queue = KeyQueue(8, 10)
-        start = queue.keys.clone()
-        queue.push(keys[mine])
-        queue.push(keys[mine].flip(0))
-        x = _shuffle_input()[mine]
-        shuffled = shuffled_forward(_group_stats, x, 1, torch.Generator().manual_seed(11))
-        # plain lists, not shared tensors: this process may end before the parent reads them
-        out.put((rank, loss.item(), acc.item(), start.tolist(), queue.keys.tolist(), int(queue.ptr),
-                 shuffled.tolist()))
-    except Exception as exc:  # report at once instead of leaving the parent waiting
-        out.put((rank, f"rank {rank} failed: {exc!r}"))
-        raise
-    finally:
-        torch.distributed.destroy_process_group()
+def _rank(rank: int) -> tuple:
+    q, k, keys = _inputs()
+    mine = slice(rank * N, (rank + 1) * N)
+    loss, acc = batch_contrast(q[mine], k[mine], T)
+    torch.manual_seed(0)
+    queue = KeyQueue(8, 10)
+    start = queue.keys.clone()
+    queue.push(keys[mine])
+    queue.push(keys[mine].flip(0))
+    x = _shuffle_input()[mine]
+    shuffled = shuffled_forward(_group_stats, x, 1, torch.Generator().manual_seed(11))
+    return loss.item(), acc.item(), start.tolist(), queue.keys.tolist(), int(queue.ptr), shuffled.tolist()
 
 
 def test_two_ranks_gather_keys_in_rank_order() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_rank, args=(r, port, out)) for r in range(2)]
-    for p in procs:
-        p.start()
-    got = {}
-    for _ in procs:
-        rank, *result = out.get(timeout=120)
-        if isinstance(result[0], str):  # one rank failed: the other may wait in a collective
-            for p in procs:
-                p.kill()
-            pytest.fail(result[0])
-        got[rank] = result
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    got = run_ranks(_rank)
     q, k, keys = _inputs()
     for rank in (0, 1):
         loss, acc, start, held, ptr, shuffled = got[rank]

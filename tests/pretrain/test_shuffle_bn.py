@@ -2,14 +2,11 @@
 ranks as in the one-process emulation, and the MoCo v2 / DenseCL key encoders under it."""
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 import torch
-import torch.multiprocessing as mp
 import torch.nn as nn
 
+from gloo_ranks import run_ranks
 from harness.pretrain.augment import StepRNG
 from harness.pretrain.shuffle_bn import shuffled_forward
 from methods.densecl.model import DenseCLModel
@@ -43,34 +40,17 @@ def test_each_group_has_its_own_batch_statistics() -> None:
         shuffled_forward(bn, x[:10], 3, _generator())
 
 
-def _rank(rank: int, port: int, x: torch.Tensor, queue) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        bn = nn.BatchNorm1d(3, affine=False).train()
-        mine = x[rank * 6:(rank + 1) * 6]
-        queue.put((rank, shuffled_forward(bn, mine, 99, _generator(11))))
-    finally:
-        torch.distributed.destroy_process_group()
+def _rank(rank: int, x: torch.Tensor) -> list:
+    bn = nn.BatchNorm1d(3, affine=False).train()
+    return shuffled_forward(bn, x[rank * 6:(rank + 1) * 6], 99, _generator(11)).tolist()
 
 
 def test_two_ranks_shuffle_as_the_one_process_emulation() -> None:
     torch.manual_seed(1)
     x = torch.randn(12, 3) * torch.arange(1, 13.0).view(12, 1)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_rank, args=(r, port, x, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    got = dict(queue.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    got = [torch.tensor(rows) for rows in run_ranks(_rank, x)]
     single = shuffled_forward(nn.BatchNorm1d(3, affine=False).train(), x, 2, _generator(11))
-    assert torch.allclose(torch.cat([got[0], got[1]]), single, atol=1e-5)
+    assert torch.allclose(torch.cat(got), single, atol=1e-5)
 
 
 @pytest.mark.parametrize("model_cls,section", [(MoCoV2Model, "moco"), (DenseCLModel, "densecl")])
