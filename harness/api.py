@@ -56,6 +56,7 @@ class UnitContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("harness.run.unit"))
     world: dict[str, Any] = field(default_factory=dict)
     dev_run: dict[str, int] | None = None  # --fast-dev-run: {"steps": N, "images": K} (harness.run.dev_run)
+    tracking: dict[str, Any] = field(default_factory=dict)  # where curves go (harness.core.tracking)
 
 
 @dataclass

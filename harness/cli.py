@@ -339,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     seed_group.add_argument("--seed", type=_seed, default=0, help="pretraining and task seed (a non-negative integer)")
     seed_group.add_argument("--seeds", help="several seeds in one resumable command: 0,1,2 or 0-4")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a resolved config value by dotted path, e.g. method.epochs=2")
+                     help="override a resolved config value by dotted path, e.g. method.epochs=2 or "
+                          "log.backends=[tensorboard,wandb,mlflow] (experiment tracking)")
     run.add_argument("--only", action="append", default=[], metavar="TASK",
                      help="run only this task instance of the suite (repeatable; the method's stages still run)")
     run.add_argument("--skip", action="append", default=[], metavar="TASK",

@@ -6,12 +6,14 @@ A resolved run configuration is a plain dict::
      "data": {"root": None, "synthetic": {"seed": 0, "size": "default"}},
      "method": {"name": "contracam", "recipe": "tiny", ...recipe keys...},
      "suite": "all",
-     "tasks": {"<instance>": {"task": "<task name>", "version": "1", ...preset keys...}}}
+     "tasks": {"<instance>": {"task": "<task name>", "version": "1", ...preset keys...}},
+     "log": {"backends": ["tensorboard"]}}
 
 Overrides address it by dotted path (``method.epochs=3``,
 ``tasks.knn.k=20``, ``tasks.linear_probe.cub.batch_size=64`` for the task instance
-``linear_probe.cub``, ``data.synthetic.size=tiny``); a path that does not
-exist is an error, so a typo never silently does nothing.
+``linear_probe.cub``, ``data.synthetic.size=tiny``, ``log.backends=[tensorboard,wandb]``);
+a path that does not exist is an error, so a typo never silently does nothing. ``log``
+chooses where training curves go (:mod:`harness.core.tracking`) and is in no unit's key.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from harness.core import paths, registry
+from harness.core import paths, registry, tracking
 from harness.core.yaml_file import read_yaml
 from harness.core.errors import ConfigError
 
@@ -186,9 +188,11 @@ def resolve(method: str, suite: str, preset: str = "tiny", recipe: str | None = 
         "method": {"name": method, "recipe": recipe, **recipe_cfg},
         "suite": suite,
         "tasks": suite_instances(suite_cfg, preset),
+        "log": {"backends": list(tracking.DEFAULT_BACKENDS)},
     }
     for text in overrides or []:
         apply_override(cfg, text)
+    tracking.check_backends(cfg["log"]["backends"])
     if data_root is not None:
         cfg["data"]["root"] = str(Path(data_root).resolve())
     if cfg["data"].get("root") is None and not cfg["data"].get("synthetic"):

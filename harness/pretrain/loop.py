@@ -234,7 +234,7 @@ def train(ctx: StageContext, model: nn.Module, data: Dataset, cfg: LoopConfig, b
                         num_workers=cfg.num_workers, pin_memory=cuda, persistent_workers=False,
                         generator=torch.Generator().manual_seed(ctx.seed),
                         prefetch_factor=prefetch_factor(data, cfg.batch_size // info.world_size, cfg.num_workers))
-    log = TrainLog(workdir if info.is_main else None, start)
+    log = TrainLog(workdir if info.is_main else None, start, ctx.tracking, ctx.name, ctx.cfg)
     first = summary.get("loss_start")
     after_step = getattr(model, "after_step", None)
     net.train()

@@ -1,15 +1,18 @@
 """The pretraining log: windowed means of the step scalars, appended to
-``train_log.jsonl`` and written as TensorBoard events (``tensorboard/``) by rank 0, and
-read back as a short loss curve for the stage's record."""
+``train_log.jsonl`` and sent by rank 0 to the unit's tracking backends (TensorBoard events
+in ``tensorboard/`` by default; W&B and MLflow through :mod:`harness.pretrain.trackers`),
+and read back as a short loss curve for the stage's record."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from harness.core.atomic import atomic_write_text
+from harness.core.tracking import backends_of
 from harness.pretrain import dist
 
 LOG_FILE = "train_log.jsonl"
@@ -19,23 +22,35 @@ CURVE_POINTS = 100
 
 class TrainLog:
     """Averages scalars over a window; :meth:`flush` writes one record (rank 0 only when
-    ``workdir`` is given). On resume, records and events after ``resume_step`` are dropped,
-    so a resumed run logs each step once."""
+    ``workdir`` is given). On resume, records and TensorBoard events after ``resume_step``
+    are dropped, so a resumed run logs each step once there; W&B and MLflow runs start anew.
 
-    def __init__(self, workdir: Path | None, resume_step: int) -> None:
+    ``tracking`` is the unit's (:func:`harness.core.tracking.run_tracking`; TensorBoard
+    alone when empty), ``unit`` and ``config`` name the unit and its recipe to the trackers.
+    """
+
+    def __init__(self, workdir: Path | None, resume_step: int, tracking: Mapping[str, Any] | None = None,
+                 unit: str = "pretrain", config: Mapping[str, Any] | None = None) -> None:
         self.path = workdir / LOG_FILE if workdir is not None else None
         self.sums: dict[str, torch.Tensor] = {}
         self.count = 0
         self.writer = None
+        self.trackers = None
         if self.path is None:
             return
         if self.path.exists():
             keep = [ln for ln in self.path.read_text().splitlines()
                     if ln.strip() and json.loads(ln)["step"] <= resume_step]
             atomic_write_text(self.path, "".join(ln + "\n" for ln in keep))
-        from torch.utils.tensorboard import SummaryWriter
+        if "tensorboard" in backends_of(tracking or {}):
+            from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(workdir / TENSORBOARD_DIR), purge_step=resume_step + 1 if resume_step else None)
+            self.writer = SummaryWriter(str(workdir / TENSORBOARD_DIR),
+                                        purge_step=resume_step + 1 if resume_step else None)
+        if set(backends_of(tracking or {})) - {"tensorboard"}:
+            from harness.pretrain.trackers import Trackers
+
+            self.trackers = Trackers(tracking or {}, unit, workdir, config or {})
 
     def add(self, out: dict[str, Any]) -> None:
         for k, v in out.items():
@@ -54,17 +69,21 @@ class TrainLog:
         if self.path is not None:
             with open(self.path, "a") as f:
                 f.write(json.dumps(record) + "\n")
+        scalars = {f"pretrain/{k}": v for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
         if self.writer is not None:
-            for k, v in record.items():
-                if k != "step" and isinstance(v, (int, float)):
-                    self.writer.add_scalar(f"pretrain/{k}", v, record["step"])
+            for k, v in scalars.items():
+                self.writer.add_scalar(k, v, record["step"])
             self.writer.flush()
+        if self.trackers is not None:
+            self.trackers.add_scalars(scalars, record["step"])
         self.sums, self.count = {}, 0
         return record
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        if self.trackers is not None:
+            self.trackers.close()
 
 
 def loss_curve(workdir: Path, points: int = CURVE_POINTS) -> list[list[float]]:

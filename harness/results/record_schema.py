@@ -104,6 +104,7 @@ class UnitSpec(_Typed):
     task: str = _f("str", "")  # task: its instance name
     backbone: str = _f("str", "")  # task: the backbone file it evaluates
     dev_run: dict[str, int] | None = _f("dict?", None)  # --fast-dev-run: {"steps": N, "images": K}
+    tracking: dict[str, Any] = _f("dict", factory=dict)  # harness.core.tracking.run_tracking
 
     def check(self, source: str) -> None:
         if self.kind not in KINDS:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from harness.core import config as config_mod
 from harness.core.atomic import atomic_write_text
-from harness.core import paths, registry
+from harness.core import paths, registry, tracking
 from harness.results import store
 from harness.api import BACKBONE_FILE
 from harness.core.errors import ConfigError, DataError
@@ -175,6 +175,8 @@ class Runner:
         self.report = report or print_line
         self.records_dir = self.out / "records"
         self.recipe_label = recipe_label(cfg)
+        self.tracking = tracking.run_tracking(cfg, f"{cfg['method']['name']}-{self.recipe_label}-seed{cfg['seed']}",
+                                              self.out)
 
     # -- paths -----------------------------------------------------------------
     def workdir(self, unit: Unit) -> Path:
@@ -268,7 +270,7 @@ class Runner:
                       workdir=str(wd), data_root=str(data_root), seed=self.cfg["seed"], device=self.cfg["device"],
                       preset=self.cfg["preset"], sys_path=list(sys.path), method=self.cfg["method"]["name"],
                       recipe=self.cfg["method"]["recipe"], config_hash=config_mod.config_hash(self.cfg["method"]),
-                      dev_run=self._dev_run(unit))
+                      dev_run=self._dev_run(unit), tracking=self.tracking)
         if unit.kind == "stage":
             return UnitSpec(**common, upstream={u.name: str(self.workdir(u)) for u in unit.upstream})
         return UnitSpec(**common, task=unit.name, backbone=str(self.workdir(unit.upstream[0]) / BACKBONE_FILE))

@@ -22,6 +22,7 @@ from typing import Any
 from harness.api import (BACKBONE_FILE, BACKBONE_META, Progress, Stage, StageContext, Task, TaskContext,
                          TaskResult)
 from harness.core.atomic import atomic_write_bytes, atomic_write_text
+from harness.core.tracking import prepare_environment as prepare_tracking
 from harness.results.record_schema import UnitResult, UnitSpec
 from harness.results.store import SAMPLES_FILE
 
@@ -177,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                       seed=spec["seed"], device=device, preset=spec["preset"],
                       progress=Progress(workdir / "progress.json" if w["rank"] == 0 else None),
                       log=logging.getLogger(f"harness.{spec['kind']}.{spec['name']}"), world=w,
-                      dev_run=spec.get("dev_run"))
+                      dev_run=spec.get("dev_run"), tracking=spec.get("tracking") or {})
+        prepare_tracking(common["tracking"])
         out = run_stage(unit, spec, common) if spec["kind"] == "stage" else run_task(unit, spec, common)
         if w["rank"] == 0:
             out.update(versions=library_versions(), device=device, wall_time_s=time.time() - start,

@@ -12,8 +12,10 @@ from conftest import harness_process
 from harness.core import config
 from harness.results.store import load_records
 from harness.run import dev_run, runner
+from tracking_stores import mlflow_runs, wandb_offline_runs
 
 CPU = ("--set", "device=cpu")
+TRACK_ALL = "log.backends=[tensorboard,wandb,mlflow]"
 SMALL_BATCHES = ("--set", "method.batch_size=16", "--set", "tasks.coco_det.batch_size=2")  # 2-core, 24 GB
 
 
@@ -38,10 +40,13 @@ def test_rescaled_dense_schedule_keeps_its_shape() -> None:
     assert out["iters"] == 9 and out["test_images"] == 4 and paper["iters"] == 90000
 
 
-def test_paper_recipe_and_paper_mmdet_task_one_step_on_cpu(tiny_root: Path, tmp_path: Path) -> None:
+def test_paper_recipe_and_paper_mmdet_task_one_step_on_cpu(tiny_root: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")  # the unit processes inherit it
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     res = harness_process("run", "--method", "mocov2", "--suite", "dense", "--only", "coco_det", "--preset", "paper",
                           "--data-root", str(tiny_root), "--out", str(tmp_path / "runs"), *CPU, *SMALL_BATCHES,
-                          "--fast-dev-run", "1", "--dev-run-images", "2")
+                          "--fast-dev-run", "1", "--dev-run-images", "2", "--set", TRACK_ALL)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "(fast dev run: 1 steps, 2 images)" in res.stdout
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^(stage pretrain|task coco_det)\s+(\S+)", res.stdout, re.M)}
@@ -61,3 +66,17 @@ def test_paper_recipe_and_paper_mmdet_task_one_step_on_cpu(tiny_root: Path, tmp_
     files = sorted(p.name for p in workdir.iterdir())
     assert "checkpoint.pt" in files and "backbone.pth" in files
     assert not (tmp_path / "runs" / "records").exists()  # the real run's folder is untouched
+    _check_tracking(out, f"mocov2-{stage['recipe']}-seed0", workdir, Path(task["workdir"]))
+
+
+def _check_tracking(out: Path, run: str, stage_dir: Path, task_dir: Path) -> None:
+    """Both units reached every backend (one run each): the stage its loss, the mmdet task its losses."""
+    assert list(stage_dir.glob("tensorboard/events.out.tfevents.*"))
+    assert list(task_dir.rglob("vis_data/events.out.tfevents.*"))
+    stage_wandb, task_wandb = wandb_offline_runs(stage_dir), wandb_offline_runs(task_dir)
+    assert stage_wandb[f"{run}/pretrain"]["pretrain/loss"]
+    assert task_wandb[f"{run}/coco_det"]["loss"]
+    mlflow = mlflow_runs((out / "mlruns").resolve().as_uri())
+    assert set(mlflow) == {f"{run}/pretrain", f"{run}/coco_det"}
+    assert [step for step, _ in mlflow[f"{run}/pretrain"]["pretrain/loss"]] == [1]  # the dev run: one step
+    assert mlflow[f"{run}/coco_det"]["loss"]

@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from harness.core import paths
 from harness.core.errors import ConfigError
 from harness.core.distributed import timeout as dist_timeout
+from harness.core.tracking import MLFLOW_BACKEND, WANDB_BACKEND, vis_backend_cfgs
 
 if TYPE_CHECKING:
     from mmengine.config import Config
 
+# tracking backends a config may bring; log.backends alone decides which run
+TRACKING_TYPES = ("TensorboardVisBackend", "WandbVisBackend", WANDB_BACKEND, "MLflowVisBackend", MLFLOW_BACKEND)
 REMOTE = re.compile(r"^(torchvision|open-mmlab|openmmlab|mmcls|mmpretrain|modelzoo|https?|s3)://", re.I)
 
 
@@ -46,8 +49,13 @@ def world_size() -> int:
 
 
 def apply_common(cfg: Config, preset: Mapping[str, Any], *, task: str, workdir: Path, seed: int,
-                 device: str, backbone: Path, init_paths: list[str]) -> None:
+                 device: str, backbone: Path, init_paths: list[str], tracking: Mapping[str, Any] | None = None,
+                 unit: str = "") -> None:
     """Apply the preset's schedule and the run's environment to ``cfg`` in place.
+
+    The visualizer keeps the config's other backends (mmengine's local JSON log) and gets
+    those of ``tracking`` (:func:`harness.core.tracking.vis_backend_cfgs`; TensorBoard
+    alone when empty), named after ``unit`` (default: ``task``).
 
     SyncBN stays only under DDP on GPUs; one process (or CPU processes, where torch has no
     SyncBN) gets plain BN. ``batch_size`` is the total over processes; workers are 0 on CPU.
@@ -62,8 +70,9 @@ def apply_common(cfg: Config, preset: Mapping[str, Any], *, task: str, workdir: 
     cfg.work_dir = str(workdir)
     if "visualizer" in cfg:  # a name of its own: mmengine keeps one visualizer per name per process
         cfg.visualizer.name = f"{task}-{os.getpid()}-{time.time_ns()}"
-        backends = [b for b in cfg.visualizer.get("vis_backends") or [] if b.get("type") != "TensorboardVisBackend"]
-        cfg.visualizer.vis_backends = backends + [dict(type="TensorboardVisBackend")]  # loss and lr as events
+        ours = vis_backend_cfgs(tracking or {}, unit or task)
+        kept = [b for b in cfg.visualizer.get("vis_backends") or [] if b.get("type") not in TRACKING_TYPES]
+        cfg.visualizer.vis_backends = kept + ours
     cfg.resume = True
     cfg.load_from = None
     cfg.launcher = "pytorch" if world > 1 else "none"

@@ -87,7 +87,8 @@ def build_config(ctx: TaskContext, spec: DenseTask, dataset: DenseDataset):
     cfg = mmconfig.load(preset, spec.task)
     mmconfig.apply_common(
         cfg, preset, task=spec.task, workdir=Path(ctx.workdir) / WORK_SUBDIR, seed=ctx.seed,
-        device=ctx.device, backbone=Path(ctx.backbone), init_paths=list(spec.init_paths))
+        device=ctx.device, backbone=Path(ctx.backbone), init_paths=list(spec.init_paths), tracking=ctx.tracking,
+        unit=ctx.name)
     spec.configure(cfg, preset, dataset, arch)
     if preset.get("test_images") is not None:
         limit_test_set(cfg, preset["test_images"], Path(ctx.workdir), spec.task)
@@ -134,6 +135,7 @@ def run_dense(ctx: TaskContext, spec: DenseTask) -> TaskResult:
 
     from mmengine.runner import Runner
 
+    import harness.pretrain.trackers  # noqa: F401 - registers the W&B backend that log.backends may name
     from harness.tasks.mm.hooks import BackboneCheckHook, PreciseBNHook, ProgressHook, WeightsOnlyCheckpointHook
 
     runner = Runner.from_cfg(cfg)
