@@ -124,7 +124,7 @@ def _probe_openimage_mini(root: Path, cfg: dict[str, Any]) -> ProbeSplits:
     from harness.data.openimage_mini.ensure import ensure
     from harness.data.openimage_mini.readers import read_crops
 
-    built = ensure(root, cfg.get("spec"))
+    built = ensure(root, cfg.get("spec"), cfg.get("build_images"))
     return ProbeSplits("openimage_mini", read_crops(built, "train"), read_crops(built, "val"), None, "top1")
 
 

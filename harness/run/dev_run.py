@@ -16,9 +16,13 @@ key (a dev run never shares a unit with a real run) and reaches each unit as
 - a dense (mmdet/mmseg) task trains N iterations with its schedule rescaled, precise BN
   on one batch, and tests on K images (:func:`task_overrides`);
 - a frozen-feature task reads at most K images per split (at least two per class) and
-  searches a 2-value L2 grid.
+  searches a 2-value L2 grid;
+- an OpenImage-MINI task that builds its data from Open Images builds the first K images
+  of each split's selection order (``build_images``,
+  :func:`harness.data.openimage_mini.spec.prefix_spec`): the real classes and filters, a
+  sampled prefix of the real build, in a cache folder of its own.
 
-Tasks whose work :func:`task_overrides` cannot bound yet are listed as not covered and
+A plugin task whose work :func:`task_overrides` cannot bound is listed as not covered and
 not run. Records carry ``role: dev-run``; no comparison reads them.
 """
 from __future__ import annotations
@@ -37,12 +41,7 @@ FROZEN_GRID = {"start": -4, "stop": 0, "num": 2}
 DEV_VAL = 0.25  # validation fraction of a dev run's share of a training split
 # frozen tasks whose data the dev run bounds (each reads ctx.dev_run through harness.core.dev_run.limit_images)
 FROZEN = ("linear_probe", "knn", "bg_shift", "seg_probe", "instance_probe", "cam_localization", "bias_diagnostic",
-          "coco_crop", "dist_shift")
-NOT_COVERED = {
-    "oim_cls": "builds OpenImage-MINI from all of Open Images",
-    "oim_det": "builds OpenImage-MINI from all of Open Images",
-    "oim_seg": "builds OpenImage-MINI from all of Open Images",
-}
+          "coco_crop", "dist_shift", "oim_cls")
 
 
 def parse_steps(text: str) -> int:
@@ -79,17 +78,17 @@ def _values(node: Any, key: str) -> list[Any]:
 
 def covered(task: str, framework: str) -> str | None:
     """None when a dev run can bound the task's work, else why not."""
-    if framework in DENSE and task not in NOT_COVERED:
+    if framework in DENSE or task in FROZEN:
         return None
-    if task in FROZEN:
-        return None
-    return NOT_COVERED.get(task, "its work is not bounded by a dev run yet")
+    return "its work is not bounded by a dev run yet"
 
 
 def task_overrides(task: str, framework: str, cfg: dict[str, Any], dev: dict[str, int]) -> dict[str, Any]:
     """The unit config of a task in a dev run (``cfg`` is not changed)."""
     n, k = dev["steps"], dev["images"]
     out = copy.deepcopy(cfg)
+    if cfg.get("spec"):  # an OpenImage-MINI spec file: build a prefix of K images per split
+        out["build_images"] = k
     if framework in DENSE:
         iters = int(cfg["iters"])
         scale = n / iters

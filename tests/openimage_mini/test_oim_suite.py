@@ -182,3 +182,48 @@ def test_oim_seg_tiny(oi_root: Path, tmp_path: Path, cache: Path, backbone: Path
     assert result.framework["name"] == "mmseg" and result.dataset["classes"] == N_CLASSES + 1
     assert result.extra["backbone_verified"] is True
     assert result.metrics["aAcc"] > result.metrics["mIoU"]  # background dominates the pixels
+
+
+def test_a_prefix_build_is_the_head_of_the_full_builds_selection(oi_root: Path, cache: Path) -> None:
+    from harness.data.openimage_mini import readers, spec as spec_mod
+    from harness.data.openimage_mini.ensure import built, ensure
+
+    spec_file = "benchmarks/openimage_mini/spec-tiny.yaml"
+    full = readers.read_manifest(ensure(oi_root, spec_file))
+    assert not built(oi_root, spec_file, 3)
+    prefix_root = ensure(oi_root, spec_file, 3)
+    prefix = readers.read_manifest(prefix_root)
+    assert built(oi_root, spec_file, 3) and prefix_root != ensure(oi_root, spec_file)
+    assert prefix["classes"] == full["classes"] and readers.read_classes(prefix_root) == \
+        [c["name"] for c in json.loads((prefix_root / readers.CLASSES_FILE).read_text())]
+    for split in readers.SPLITS:
+        assert len(full["selected"][split]) > 3 and prefix["selected"][split] == full["selected"][split][:3]
+        assert sorted(p.stem for p in readers.image_dir(prefix_root, split).iterdir()) == \
+            sorted(prefix["selected"][split])
+    assert prefix["spec"]["prefix_of"] == full["spec_hash"] == spec_mod.spec_hash(
+        spec_mod.load_spec(REPO / spec_file))
+    with pytest.raises(ConfigError, match="at least one image"):
+        spec_mod.prefix_spec(full["spec"], 0)
+
+
+def test_fast_dev_run_builds_a_prefix_and_runs_every_oim_task(oi_root: Path, cache: Path, tmp_path: Path) -> None:
+    """The suite in a fast dev run: no task is left out, each builds (or reuses) the
+    4-image prefix, trains one step and tests on the dev-run images."""
+    import subprocess
+    import sys
+
+    from harness.results.store import load_records
+
+    out = tmp_path / "runs"
+    res = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--method", "random", "--suite", "openimage-mini",
+                          "--data-root", str(oi_root), "--out", str(out), "--fast-dev-run", "1",
+                          "--dev-run-images", "4"], capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "not run in a fast dev run" not in res.stdout
+    records = load_records(out / "dev-run" / "records", kind="task")
+    assert sorted(records["task"]) == sorted(TASKS) and set(records["status"]) == {"ok"}
+    det = records[records["task"] == "oim_det"].iloc[0]
+    assert det["extra"]["iters"] == 1 and det["dataset"]["size"] == {"train": 4, "val": 4}
+    build = Path(det["dataset"]["root"])
+    assert build.parent == cache / "openimage_mini"
+    assert yaml.safe_load((build / "spec.yaml").read_text())["splits"]["train"]["size"] == 4

@@ -29,7 +29,8 @@ def test_dev_units_never_share_a_key_with_the_real_run() -> None:
     assert coco.role == "dev-run" and cfg["tasks"]["coco_det"]["iters"] == 90000
     probe = next(u for u in dev_units if u.name == "seg_probe.voc")
     assert probe.cfg["l2_grid"]["num"] == 2 and not probe.not_covered
-    assert dev_run.covered("dist_shift", "torch") is None and dev_run.covered("oim_det", "mmdet")
+    assert dev_run.covered("dist_shift", "torch") is None and dev_run.covered("oim_det", "mmdet") is None
+    assert dev_run.covered("oim_cls", "torch") is None and dev_run.covered("plugin_task", "torch")
 
 
 def test_rescaled_dense_schedule_keeps_its_shape() -> None:

@@ -1,6 +1,7 @@
 """The OpenImage-MINI spec file: validation and its hash."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +40,20 @@ def load_spec(path: Path) -> dict[str, Any]:
 
 def spec_hash(spec: dict[str, Any]) -> str:
     return config_hash(spec)
+
+
+def prefix_spec(spec: dict[str, Any], images: int) -> dict[str, Any]:
+    """The spec of the first ``images`` images of every split's selection order.
+
+    Classes, filters and outputs are the full spec's (the classes are still chosen on all
+    the train boxes), so a build of it is a prefix of the full build's image lists: the
+    selection walks a seeded hash order and stops ``images`` in. ``prefix_of`` records
+    the full spec's hash (and keeps the two builds apart).
+    """
+    if images < 1:
+        raise ConfigError(f"an OpenImage-MINI prefix needs at least one image per split, got {images}")
+    out = copy.deepcopy(spec)
+    for split in out["splits"].values():
+        split["size"] = min(int(split["size"]), int(images))
+    out["prefix_of"] = spec_hash(spec)
+    return out

@@ -28,10 +28,11 @@ def _spec_name(root: Path) -> str:
     return str((readers.read_manifest(root).get("spec") or {}).get("name") or "OpenImage-MINI")
 
 
-def check_oim_instances(data_root: Path, spec_file: str | None = None) -> DenseDataset:
+def check_oim_instances(data_root: Path, spec_file: str | None = None, images: int | None = None) -> DenseDataset:
     """Both COCO-format files valid (the COCO reader's full checks, image files included),
-    with images and objects, and exactly the categories of ``classes.json`` (ids 1..C)."""
-    root = ensure(Path(data_root), spec_file)
+    with images and objects, and exactly the categories of ``classes.json`` (ids 1..C).
+    ``images``: a build of that many images per split when one is made (a fast dev run)."""
+    root = ensure(Path(data_root), spec_file, images)
     classes = readers.read_classes(root)
     expected = [(i, name) for i, name in enumerate(classes, start=1)]
     sizes: dict[str, int] = {}
@@ -52,10 +53,10 @@ def check_oim_instances(data_root: Path, spec_file: str | None = None) -> DenseD
                         fingerprint=fingerprint("openimage-mini-instances", files, root))
 
 
-def check_oim_semantic(data_root: Path, spec_file: str | None = None) -> DenseDataset:
+def check_oim_semantic(data_root: Path, spec_file: str | None = None, images: int | None = None) -> DenseDataset:
     """Every image of both splits has its semantic map ``seg/<split>/<ImageID>.png``; the
     classes are background (0) and the C classes of ``classes.json`` (255 is ignored)."""
-    root = ensure(Path(data_root), spec_file)
+    root = ensure(Path(data_root), spec_file, images)
     classes = (BACKGROUND, *readers.read_classes(root))
     sizes: dict[str, int] = {}
     files = [root / readers.CLASSES_FILE]
@@ -78,10 +79,11 @@ def check_oim_semantic(data_root: Path, spec_file: str | None = None) -> DenseDa
 
 class OimTaskRunner(DenseTaskRunner):
     """An OpenImage-MINI dense task: its data check reads the build's spec file named in
-    the unit's options."""
+    the unit's options (``spec``), and builds ``build_images`` images per split when set."""
 
     def spec_for(self, ctx: TaskContext) -> DenseTask:
-        check = functools.partial(self.spec.check_data, spec_file=ctx.cfg.get("spec"))
+        check = functools.partial(self.spec.check_data, spec_file=ctx.cfg.get("spec"),
+                                  images=ctx.cfg.get("build_images"))
         return dataclasses.replace(self.spec, check_data=check)
 
     def preflight(self, ctx: TaskContext) -> list[str]:
@@ -89,7 +91,7 @@ class OimTaskRunner(DenseTaskRunner):
         (the Open Images files it is built from) are what can be checked."""
         from harness.data.openimage_mini.ensure import built
 
-        if not built(Path(ctx.data_root), ctx.cfg.get("spec")):
+        if not built(Path(ctx.data_root), ctx.cfg.get("spec"), ctx.cfg.get("build_images")):
             return ["OpenImage-MINI is built from the Open Images files when the task starts; its annotations "
                     "and config are checked then"]
         return super().preflight(ctx)
