@@ -176,7 +176,7 @@ def tables_main(records: list[Path] | None, suite: str | None, fmt: str | None, 
             diff = list(difflib.unified_diff(old, files[name].splitlines(), f"{target / name} (committed)",
                                              f"{name} (from records)", lineterm="", n=1))
             print(f"stale: {target / name}" + ("" if old else " (missing)"))
-            print("\n".join(diff[:20]))
+            print("\n".join(line[:240] + (" ..." if len(line) > 240 else "") for line in diff[:20]))
         if stale:
             print(f"{len(stale)} table file(s) out of date; run `harness tables --out {target}`")
             return 1

@@ -175,22 +175,29 @@ class SampleTable:
         return [spec["group"]]
 
 
+def _draw_counts(rows: np.ndarray, n: int) -> np.ndarray:
+    """(b, n) draws of item indices -> (b, n) how often each item was drawn."""
+    flat = rows + n * np.arange(len(rows))[:, None]
+    return np.bincount(flat.ravel(), minlength=len(rows) * n).reshape(len(rows), n).astype(np.float64)
+
+
 def _mean_per_class(values: np.ndarray, onehot: np.ndarray, idx: np.ndarray, chunk: int = 64) -> np.ndarray:
     """(N,) values, (N, C) class indicators, (B, N) draws -> (B,) mean over present classes."""
-    out = []
+    weighted, out = values[:, None] * onehot, []
     for i in range(0, len(idx), chunk):
-        rows = idx[i:i + chunk]
-        counts, sums = onehot[rows].sum(axis=1), (values[rows][..., None] * onehot[rows]).sum(axis=1)  # (b, C)
+        drawn = _draw_counts(idx[i:i + chunk], len(values))
+        counts, sums = drawn @ onehot, drawn @ weighted  # (b, C)
         with np.errstate(invalid="ignore", divide="ignore"):
             out.append(100.0 * np.nanmean(np.where(counts > 0, sums / np.maximum(counts, 1), np.nan), axis=1))
     return np.concatenate(out)
 
 
 def _iou(inter: np.ndarray, union: np.ndarray, idx: np.ndarray, chunk: int = 64) -> np.ndarray:
+    """(N, C) per-item intersections and unions, (B, N) draws -> (B,) mean IoU over classes present."""
     out = []
     for i in range(0, len(idx), chunk):
-        rows = idx[i:i + chunk]
-        si, su = inter[rows].sum(axis=1), union[rows].sum(axis=1)  # (b, C)
+        drawn = _draw_counts(idx[i:i + chunk], len(inter))
+        si, su = drawn @ inter, drawn @ union  # (b, C)
         with np.errstate(invalid="ignore", divide="ignore"):
             out.append(100.0 * np.nanmean(np.where(su > 0, si / np.maximum(su, 1e-12), np.nan), axis=1))
     return np.concatenate(out)

@@ -2,7 +2,9 @@
 published rows, the stale check, regression checks, run comparison, the HTML page."""
 from __future__ import annotations
 
+import html
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -248,31 +250,45 @@ def test_html_page_in_headless_browser(records: Path, tmp_path: Path) -> None:
     empty = tables.build(df, tasks=["nothing"], title="an empty layout")
     page = tmp_path / "leaderboard.html"
     page.write_text(tables_html.page(t, layouts=[empty], robustness=[robust], verdicts=_verdicts(), curves=curves))
-    probe = ("<script>window.onload=function(){var t=document.getElementById('t-main');"
+    probe = ("<script>window.onload=function(){setTimeout(function(){"
+             "var t=document.getElementById('t-main');"
              "var q=function(s){return document.querySelectorAll(s).length;};"
              "var rows=t.tBodies[0].rows.length;"
-             "var charts=Array.prototype.map.call(document.querySelectorAll('div.chart.bars h4'),"
-             "function(h){return h.textContent;});"
-             "var lower=Array.prototype.some.call(document.querySelectorAll('div.chart.bars text'),"
-             "function(x){return x.textContent.indexOf('lower is better')>=0;});"
+             "var menu=document.querySelector('#chart-metrics select');"
+             "var metrics=Array.prototype.map.call(menu.options,function(o){return o.textContent;});"
+             "var bars=q('#chart-metrics .mark-rect.layer_0_marks path');"
              "var empty=Array.prototype.filter.call(document.querySelectorAll('section'),"
              "function(s){return s.textContent.trim().length<20;}).length;"
              "var ids=Array.prototype.map.call(document.querySelectorAll('section'),function(s){return s.id;});"
              "var wide=getComputedStyle(t.parentNode).overflowX;"
              "t.tHead.rows[0].cells[0].click();var first=t.tBodies[0].rows[0].cells[0].textContent;"
-             "document.title=JSON.stringify({rows:rows,bars:q('rect.bar'),err:q('g.err'),ticks:q('line.tick'),"
-             "pts:q('circle.pt'),effects:q('circle.effect'),curves:q('polyline.curve'),charts:charts,"
-             "lower:lower,empty:empty,ids:ids,wide:wide,first:first});};</script>")
-    page.write_text(page.read_text().replace("</body>", probe + "</body>"))
+             "var pick=function(word){menu.selectedIndex=metrics.findIndex(function(m){return m.indexOf(word)>=0;});"
+             "menu.dispatchEvent(new Event('change'));};"
+             "pick('knn_top1');setTimeout(function(){"
+             "var whiskers=q('#chart-metrics .mark-rule.role-mark > *');pick('lower is better');"
+             "setTimeout(function(){document.title=JSON.stringify({rows:rows,metrics:metrics,bars:bars,"
+             "lowerBars:q('#chart-metrics .mark-rect.layer_0_marks path'),whiskers:whiskers,"
+             "pts:q('#chart-robustness .mark-symbol.role-mark path'),effects:q('#chart-claims .mark-symbol.role-mark path'),"
+             "spans:q('#chart-claims .mark-rule.role-mark > *'),curves:q('#chart-loss0 .mark-line path'),"
+             "svgs:q('div.chart svg'),failed:Array.prototype.filter.call(document.querySelectorAll('div.chart'),"
+             "function(d){return d.textContent.indexOf('chart failed')==0;}).length,"
+             "requests:performance.getEntriesByType('resource').length,"
+             "empty:empty,ids:ids,wide:wide,first:first});},500);},500);},500);};</script>")
+    markup = re.sub(r"(<script>).*?(</script>)", r"\1\2", page.read_text(), flags=re.S)  # the tags, not the code
+    assert "<script>" in markup and not re.search(r"<(script|link|img|iframe)[^>]*\b(src|href)=", markup)
+    head, tail = page.read_text().rsplit("</body>", 1)  # the chart bundle holds the text "</body>" too
+    page.write_text(head + probe + "</body>" + tail)
     flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}"]
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
+             "--virtual-time-budget=20000"]
     res = subprocess.run(flags + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-    info = json.loads(res.stdout.split("<title>")[1].split("</title>")[0].replace("&quot;", '"'))
-    assert info["rows"] == len(t.rows) == 2
-    # knn (2 rows) and the bg_shift main metrics get charts; coco_det (one row with a value) does not
-    assert len(info["charts"]) == 4 and not any("coco_det" in c for c in info["charts"])
-    assert info["bars"] == 8 and info["err"] >= 2 and info["ticks"] > 20 and info["lower"]  # bg_gap
-    assert info["pts"] == 4 and info["effects"] == 2 and info["curves"] == 4
+    info = json.loads(html.unescape(res.stdout.split("<title>")[1].split("</title>")[0]))
+    assert info["rows"] == len(t.rows) == 2, info
+    # one chart, its menu: knn (2 rows) and the bg_shift main metrics; coco_det (one row with a value) is left out
+    assert len(info["metrics"]) == 4 and not any("coco_det" in m for m in info["metrics"])
+    assert info["bars"] == 2 and info["lowerBars"] == 2 and info["whiskers"] >= 2  # bg_gap: lower is better
+    assert info["pts"] == 4 and info["effects"] == 2 and info["spans"] >= 2 and info["curves"] == 4
+    assert info["svgs"] == 4 and not info["failed"] and info["requests"] == 0  # drawn offline, nothing fetched
     assert info["empty"] == 0 and len(info["ids"]) == len(set(info["ids"])) and "layout0" not in info["ids"]
     assert info["wide"] == "auto" and info["first"] == "contracam"  # sorted ascending by method after the click
     shot = tmp_path / "page.png"
