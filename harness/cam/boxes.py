@@ -21,7 +21,7 @@ Boxes: JSON ``{"format": "contracam-boxes", "version": 1, "box_format": "xyxy",
 "normalized": true, "boxes": {"<image file name>": [[x1, y1, x2, y2], ...], ...}}``;
 coordinates are fractions of the image width/height in [0, 1]; an image with no box
 has an empty list (its object-aware crop is the full image). Keys are image file paths
-relative to the dataset's image folder (e.g. ``000000000009.jpg``).
+relative to the data root, POSIX style (e.g. ``coco/train2017/000000000009.jpg``).
 
 Masks: one 8-bit grey PNG per image, ``masks/<key with suffix .png>`` (CAM value x 255),
 at the CAM resolution ``S x S`` of the image resized without keeping its aspect, so

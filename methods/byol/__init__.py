@@ -1,4 +1,5 @@
-"""BYOL (Grill et al. 2020), in the SGD variant ContraCAM pretrains: one stage.
+"""BYOL (Grill et al. 2020): one stage. ``paper`` is the BYOL paper's LARS recipe,
+``paper-contracam`` the SGD variant ContraCAM pretrains; ``tiny`` follows the latter.
 
 Light module (no torch): planning imports it. The model is the engine's BYOL core
 :mod:`harness.pretrain.byol` (shared with ORL and ContraCAM), the stage is in

@@ -12,8 +12,9 @@ the soft CAM of the whole image). On top of the shared two-view augmentation:
 - Mixup / CutMix: view 1 is mixed within the batch; the partner and weight are passed
   to the model as ``mix_partner`` / ``mix_lam``.
 
-Randomness comes from the step's :class:`StepRNG`, so a step is reproducible, except
-that the background FIFO queue is process state: after a resume it starts empty.
+Randomness comes from the step's :class:`StepRNG`, so a step is reproducible; the
+background FIFO queue is saved with each checkpoint (:meth:`ObjectAwareBatch.state_dict`)
+and restored on resume.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """An external SSL checkpoint (a public MoCo / OpenSelfSup / mmselfsup / BYOL / Lightning /
-torchvision file), evaluated as it is: one stage imports it as ``harness convert`` does
+torchvision ResNet file, or a MoCo v3, DINO, iBOT or MAE ViT), evaluated as it is: one stage imports it as ``harness convert`` does
 (backbone, and the projector where the file holds one) and exports it; nothing is trained.
 
     harness run --method imported --set method.checkpoint=moco_v2_800ep.pth.tar \\
