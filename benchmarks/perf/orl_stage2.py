@@ -9,7 +9,7 @@ stated as such.
 
 Part 2: RoI-pair retrieval, side by side on the same proposals and model:
 - ours: every image's RoIs embedded once into the chunked store, then batched top-k over
-  padded (image, neighbour) similarity blocks (:func:`methods.orl.correspondence.roi_pairs`);
+  padded (image, neighbour) similarity blocks (:func:`harness_methods.orl.correspondence.roi_pairs`);
 - brute force (the reference's procedure): for every image, embed its RoIs and again the
   RoIs of each of its K neighbours, then one similarity matrix and top-k per neighbour.
 It checks that both return the same pairs and prints the time ratio; the matching step
@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from harness.data.synthetic.plan import render_scene, sample_scene  # noqa: E402
 from harness.pretrain.models import build_resnet  # noqa: E402
-from methods.orl.boxes import filter_proposals  # noqa: E402
-from methods.orl.correspondence import roi_pairs  # noqa: E402
-from methods.orl.embed import roi_embeddings  # noqa: E402
-from methods.orl.retrieval import pair_count  # noqa: E402
-from methods.orl.roi_store import RoIEmbeddingStore  # noqa: E402
+from harness_methods.orl.boxes import filter_proposals  # noqa: E402
+from harness_methods.orl.correspondence import roi_pairs  # noqa: E402
+from harness_methods.orl.embed import roi_embeddings  # noqa: E402
+from harness_methods.orl.retrieval import pair_count  # noqa: E402
+from harness_methods.orl.roi_store import RoIEmbeddingStore  # noqa: E402
 from harness.pretrain.selective_search import read_bgr, selective_search  # noqa: E402
 
 COCO_TRAIN = 118_287

@@ -1,5 +1,5 @@
 """Background mixup and the Mixup and CutMix baselines, on tensors (the object-aware
-crop is a crop region of the shared augmentation: :mod:`methods.contracam.batches`).
+crop is a crop region of the shared augmentation: :mod:`harness_methods.contracam.batches`).
 
 All randomness comes from an optional ``torch.Generator`` (the global torch RNG when
 ``None``), so a seeded run is reproducible.

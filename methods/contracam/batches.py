@@ -25,7 +25,7 @@ import torch
 
 from harness.pretrain.augment import StepRNG, TwoViewBatch, render_crops
 from harness.pretrain.data import RawBatch
-from methods.contracam.augment import BackgroundMixup, cutmix, mixup
+from harness_methods.contracam.augment import BackgroundMixup, cutmix, mixup
 
 
 def meta_reader(keys: dict[Path, str], boxes: dict[str, list[Any]] | None,

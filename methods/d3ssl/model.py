@@ -7,7 +7,7 @@ average pooling, as in a Faster R-CNN C4 head; with ``level="c5"`` RoIAlign samp
 ``layer4`` map (stride 32) and pools it. A view down-scaled by ``s`` uses a RoIAlign
 output of ``round(roi_size * s)`` cells (SoCo's small view: 7 instead of 14).
 
-``D3SSLModel.forward(batch)`` consumes what :class:`methods.d3ssl.views.D3SSLBatch`
+``D3SSLModel.forward(batch)`` consumes what :class:`harness_methods.d3ssl.views.D3SSLBatch`
 produces: the teacher encodes the two views ``x1``, ``x2``; the student encodes
 ``x1``/``x2`` for the base loss (student(x1) -> teacher(x2) and student(x2) ->
 teacher(x1)) and every extra view of the de-coupling / de-positioning modules, each
@@ -24,8 +24,8 @@ from torchvision.ops import roi_align
 
 from harness.core.errors import ConfigError
 from harness.pretrain.models import build_head, build_resnet, ema_update, feature_dim, frozen_copy, mlp_spec
-from methods.d3ssl.losses import combine, roi_byol_loss
-from methods.d3ssl.recipe import section
+from harness_methods.d3ssl.losses import combine, roi_byol_loss
+from harness_methods.d3ssl.recipe import section
 
 LEVEL_STRIDE = {"c4": 16, "c5": 32}
 

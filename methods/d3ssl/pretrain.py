@@ -19,9 +19,9 @@ def run_pretrain(ctx: StageContext) -> dict[str, Any]:
     from harness.pretrain.data import DataConfig, SceneImages
     from harness.pretrain.loop import LoopConfig, train
     from harness.pretrain.stage import save_model_heads
-    from methods.d3ssl.model import D3SSLModel
-    from methods.d3ssl.proposals import PROPOSALS_FILE, ProposalMeta, load_proposals_file
-    from methods.d3ssl.views import D3SSLBatch, module_cfgs
+    from harness_methods.d3ssl.model import D3SSLModel
+    from harness_methods.d3ssl.proposals import PROPOSALS_FILE, ProposalMeta, load_proposals_file
+    from harness_methods.d3ssl.views import D3SSLBatch, module_cfgs
 
     cfg = ctx.cfg
     boxes = load_proposals_file(Path(ctx.upstream[PROPOSALS_STAGE]) / PROPOSALS_FILE)

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from harness.core.errors import ConfigError
 from harness.pretrain.augment import StepRNG, TwoViewBatch
 from harness.pretrain.data import RawBatch, hash_seed
-from methods.d3ssl.recipe import section
-from methods.d3ssl.region_aug import background_replace, downscale_reposition, region_cutout
+from harness_methods.d3ssl.recipe import section
+from harness_methods.d3ssl.region_aug import background_replace, downscale_reposition, region_cutout
 
 MODULES = ("decoupling", "depositioning")
 VIEW_KEYS = {"source", "cutout", "background", "small", "targets"}

@@ -5,7 +5,7 @@ from typing import Any
 
 from harness.api import StageContext
 from harness.pretrain.stage import pretrain
-from methods.densecl.model import DenseCLModel
+from harness_methods.densecl.model import DenseCLModel
 
 
 def run(ctx: StageContext) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.api import BACKBONE_FILE, StageContext
-from methods.imported import checkpoint_path
+from harness_methods.imported import checkpoint_path
 
 
 def run(ctx: StageContext) -> dict[str, Any]:

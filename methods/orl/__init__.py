@@ -8,7 +8,7 @@
 
 Recipes: ``tiny`` (CPU, synthetic data), ``paper`` (COCO train2017) and
 ``paper-cocoplus`` (COCO train2017 + unlabeled2017). Each stage reads only its part of the
-recipe (see :mod:`methods.orl.recipe`), so changing stage 3 reuses stages 1 and 2. This
+recipe (see :mod:`harness_methods.orl.recipe`), so changing stage 3 reuses stages 1 and 2. This
 module imports nothing heavy.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.api import Method, Stage
-from methods.orl.recipe import SHARED_KEYS
+from harness_methods.orl.recipe import SHARED_KEYS
 
 
 class ORL(Method):
@@ -25,9 +25,9 @@ class ORL(Method):
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         return [
-            Stage("byol", run="methods.orl.stage_byol:run", version="1", reads=SHARED_KEYS + ("byol",)),
-            Stage("correspondence", run="methods.orl.stage_correspondence:run", version="1",
+            Stage("byol", run="harness_methods.orl.stage_byol:run", version="1", reads=SHARED_KEYS + ("byol",)),
+            Stage("correspondence", run="harness_methods.orl.stage_correspondence:run", version="1",
                   reads=("data", "correspondence")),
-            Stage("orl", run="methods.orl.stage_orl:run", version="1", exports_backbone=True,
+            Stage("orl", run="harness_methods.orl.stage_orl:run", version="1", exports_backbone=True,
                   reads=SHARED_KEYS + ("orl",)),
         ]

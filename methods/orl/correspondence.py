@@ -27,11 +27,11 @@ from torch import nn
 from harness.core.config_section import checked_section, field_names
 from harness.core.errors import ConfigError
 from harness.core.atomic import atomic_savez
-from methods.orl.artifacts import KNN_FILE, Correspondence
-from methods.orl.boxes import filter_proposals
-from methods.orl.embed import image_embeddings, roi_embeddings
-from methods.orl.retrieval import knn_search, top_pairs
-from methods.orl.roi_store import RoIEmbeddingStore
+from harness_methods.orl.artifacts import KNN_FILE, Correspondence
+from harness_methods.orl.boxes import filter_proposals
+from harness_methods.orl.embed import image_embeddings, roi_embeddings
+from harness_methods.orl.retrieval import knn_search, top_pairs
+from harness_methods.orl.roi_store import RoIEmbeddingStore
 from harness.pretrain.selective_search import compute_proposals, iter_proposals
 
 PhaseProgress = Callable[[str, int, int], None]

@@ -14,7 +14,7 @@ from typing import Any
 from harness.api import StageContext
 from harness.pretrain.stage import pretrain
 from harness.pretrain.byol import BYOLModel
-from methods.orl.recipe import base_momentum, heads_cfg, stage_recipe
+from harness_methods.orl.recipe import base_momentum, heads_cfg, stage_recipe
 
 
 def build_model(recipe: dict[str, Any]) -> BYOLModel:

@@ -1,8 +1,8 @@
-"""ORL stage 2 (``correspondence``): the stage entry around :mod:`methods.orl.correspondence`.
+"""ORL stage 2 (``correspondence``): the stage entry around :mod:`harness_methods.orl.correspondence`.
 
 Loads the stage-1 model from ``ctx.upstream["byol"]`` (``backbone.pth`` + the
 ``projector`` of ``heads.pth``), lists the training images (recipe ``data.dirs``) and
-builds the correspondence files (schema: :mod:`methods.orl.artifacts`, ``SCHEMA.md``).
+builds the correspondence files (schema: :mod:`harness_methods.orl.artifacts`, ``SCHEMA.md``).
 Under torchrun only rank 0 works (selective search uses a process pool of its own);
 other ranks return at once.
 """
@@ -20,8 +20,8 @@ from harness.core.checkpoints import load_backbone
 from harness.core.heads import load_heads
 from harness.core.errors import CheckpointError, ConfigError
 from harness.pretrain.data import DataConfig, list_scene_images
-from methods.orl.artifacts import META_FILE
-from methods.orl.correspondence import CorrespondenceConfig, build_correspondence
+from harness_methods.orl.artifacts import META_FILE
+from harness_methods.orl.correspondence import CorrespondenceConfig, build_correspondence
 
 
 # Share of the stage's progress bar per phase (selective search dominates on CPU).

@@ -1,7 +1,7 @@
 """ORL stage 3 (``orl``): object-level BYOL from random initialisation; exports the backbone.
 
 Reads the correspondence of stage 2 (``ctx.upstream["correspondence"]``), trains
-:class:`methods.orl.model.ORLNet` on batches of :class:`methods.orl.views.ORLBatch`
+:class:`harness_methods.orl.model.ORLNet` on batches of :class:`harness_methods.orl.views.ORLBatch`
 through the shared loop (checkpoint/resume, DDP), then writes ``backbone.pth`` /
 ``backbone.json`` and the heads (projector + three predictors) into the workdir.
 """
@@ -17,10 +17,10 @@ from harness.pretrain.augment import TwoViewBatch, ViewAug
 from harness.pretrain.data import DataConfig, SceneImages
 from harness.pretrain.loop import LoopConfig, train
 from harness.pretrain.stage import export
-from methods.orl.artifacts import Correspondence
-from methods.orl.model import BRANCHES, ORLNet
-from methods.orl.recipe import ORL_KEYS, base_momentum, heads_cfg, stage_recipe
-from methods.orl.views import JitterConfig, ORLBatch
+from harness_methods.orl.artifacts import Correspondence
+from harness_methods.orl.model import BRANCHES, ORLNet
+from harness_methods.orl.recipe import ORL_KEYS, base_momentum, heads_cfg, stage_recipe
+from harness_methods.orl.views import JitterConfig, ORLBatch
 
 
 def jitter_cfg(d: dict[str, Any] | None) -> JitterConfig:

@@ -5,7 +5,7 @@ batch is a pure function of ``(seed, step)``):
 
 - image views: the usual two-view BYOL augmentation of the whole image;
 - intra-RoI pair: one of the image's filtered proposals, chosen uniformly, and a jittered
-  copy of it (:func:`methods.orl.boxes.jitter_box`);
+  copy of it (:func:`harness_methods.orl.boxes.jitter_box`);
 - inter-RoI pair: one of the image's ``K`` neighbours, chosen uniformly, and one of the
   stored RoI pairs with that neighbour, chosen uniformly: the query box in this image,
   the key box in the neighbour image.
@@ -26,8 +26,8 @@ import torch
 
 from harness.pretrain.augment import StepRNG, ViewAug, color_augment, make_view, normalize, render_crops
 from harness.pretrain.data import RawBatch, SceneImages, collate
-from methods.orl.artifacts import Correspondence
-from methods.orl.boxes import jitter_box
+from harness_methods.orl.artifacts import Correspondence
+from harness_methods.orl.boxes import jitter_box
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from methods.contracam.augment import BackgroundMixup, background_image, cutmix, mask_rectangle, mixup
+from harness_methods.contracam.augment import BackgroundMixup, background_image, cutmix, mask_rectangle, mixup
 
 
 def test_mask_rectangle():

@@ -5,8 +5,8 @@ import torch
 
 from harness.pretrain.augment import StepRNG, TwoViewBatch, ViewAug
 from harness.pretrain.data import RawBatch
-from methods.contracam.augment import BackgroundMixup
-from methods.contracam.batches import ObjectAwareBatch, object_regions, view_masks
+from harness_methods.contracam.augment import BackgroundMixup
+from harness_methods.contracam.batches import ObjectAwareBatch, object_regions, view_masks
 
 PLAIN = dict(size=16, jitter_p=0.0, gray_p=0.0, blur_p=0.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 

@@ -17,7 +17,7 @@ import yaml
 
 from harness.api import StageContext, TaskContext
 from harness.core.registry import import_entry, task_entry
-from methods.contracam import ContraCAM
+from harness_methods.contracam import ContraCAM
 
 RECIPE = Path(__file__).resolve().parents[2] / "methods" / "contracam" / "recipes" / "tiny-bgmix.yaml"
 SEEDS = (0, 1, 2)

@@ -13,7 +13,7 @@ from harness.api import StageContext
 from harness.core.checkpoints import load_backbone
 from harness.core.heads import load_heads
 from harness.core.errors import ConfigError, DataError
-from methods.contracam import ContraCAM
+from harness_methods.contracam import ContraCAM
 from harness.cam.boxes import load_boxes, load_mask, mask_path
 
 RECIPES = Path(__file__).resolve().parents[2] / "methods" / "contracam" / "recipes"
@@ -133,7 +133,7 @@ def test_mixing_baselines_train(contracam_root, tmp_path, variant, base):
 
 
 def test_base_recipe_strips_method_keys_and_merges_second_stage_overrides():
-    from methods.contracam.config import base_recipe
+    from harness_methods.contracam.config import base_recipe
 
     cfg = {**toy_recipe(), "objaware": {"epochs": 3, "data": {"short_side": 40}}, "vanilla": {"epochs": 2}}
     first, second = base_recipe(cfg), base_recipe(cfg, second_stage=True)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from harness.api import StageContext
 from harness.core.registry import import_entry
-from methods.contracam import ContraCAM
+from harness_methods.contracam import ContraCAM
 from harness.cam.infer import cam_batches, load_cam_model
 
 RECIPE = Path(__file__).resolve().parents[2] / "methods" / "contracam" / "recipes" / "tiny.yaml"

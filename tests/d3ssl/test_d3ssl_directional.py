@@ -14,9 +14,9 @@ from harness.api import StageContext, TaskContext
 from harness.data.synthetic.coco import write_coco
 from harness.data.synthetic.sizes import DEFAULT
 from harness.tasks.bias_diagnostic import BiasDiagnostic
-from methods.d3ssl import D3SSL
-from methods.d3ssl.pretrain import run_pretrain
-from methods.d3ssl.proposals import run_proposals
+from harness_methods.d3ssl import D3SSL
+from harness_methods.d3ssl.pretrain import run_pretrain
+from harness_methods.d3ssl.proposals import run_proposals
 
 RECIPES = Path(__file__).resolve().parents[2] / "methods" / "d3ssl" / "recipes"
 SEEDS = (0, 1, 2)

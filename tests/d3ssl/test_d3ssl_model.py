@@ -9,10 +9,10 @@ import yaml
 
 from d3ssl_helpers import raw_batch, small_cfg
 from harness.pretrain.augment import StepRNG
-from methods.d3ssl import D3SSL
-from methods.d3ssl.losses import combine, roi_byol_loss
-from methods.d3ssl.model import D3SSLModel, RoIEncoder, cosine_momentum
-from methods.d3ssl.views import D3SSLBatch
+from harness_methods.d3ssl import D3SSL
+from harness_methods.d3ssl.losses import combine, roi_byol_loss
+from harness_methods.d3ssl.model import D3SSLModel, RoIEncoder, cosine_momentum
+from harness_methods.d3ssl.views import D3SSLBatch
 
 RECIPES = Path(__file__).resolve().parents[2] / "methods" / "d3ssl" / "recipes"
 

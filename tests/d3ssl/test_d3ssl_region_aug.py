@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from methods.d3ssl.region_aug import (background_replace, downscale_reposition, grid_pseudo_boxes, rcc_mask,
+from harness_methods.d3ssl.region_aug import (background_replace, downscale_reposition, grid_pseudo_boxes, rcc_mask,
                                       rect_mask, region_cutout)
 
 H = W = 40

@@ -20,9 +20,9 @@ from torchvision.ops import roi_align
 
 from d3ssl_helpers import raw_batch
 from harness.pretrain.augment import StepRNG
-from methods.d3ssl.losses import combine, roi_byol_loss
-from methods.d3ssl.model import D3SSLModel, RoIEncoder, cosine_momentum, rois_from_boxes
-from methods.d3ssl.views import D3SSLBatch, module_cfgs
+from harness_methods.d3ssl.losses import combine, roi_byol_loss
+from harness_methods.d3ssl.model import D3SSLModel, RoIEncoder, cosine_momentum, rois_from_boxes
+from harness_methods.d3ssl.views import D3SSLBatch, module_cfgs
 
 RECIPES = Path(__file__).resolve().parents[2] / "methods" / "d3ssl" / "recipes"
 S = 64  # view side: a 4x4 C4 map, a 2x2 C5 map
@@ -388,7 +388,7 @@ def test_pretrain_stage_exports_the_student_trunk_and_heads(tmp_path: Path, monk
     from harness.api import StageContext
     from harness.core.checkpoints import load_backbone
     from harness.core.heads import load_heads
-    from methods.d3ssl.pretrain import run_pretrain
+    from harness_methods.d3ssl.pretrain import run_pretrain
 
     root = tmp_path / "data"
     folder = root / "coco" / "train2017"

@@ -9,7 +9,7 @@ import torch
 from d3ssl_helpers import SIZE, raw_batch, small_cfg
 from harness.core.errors import ConfigError
 from harness.pretrain.augment import StepRNG
-from methods.d3ssl.views import D3SSLBatch, derangement, module_cfgs, select_rois
+from harness_methods.d3ssl.views import D3SSLBatch, derangement, module_cfgs, select_rois
 
 
 def test_select_rois_maps_boxes_into_both_views_and_mirrors_flips():

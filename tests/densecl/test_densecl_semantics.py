@@ -14,7 +14,7 @@ import yaml
 
 from harness.core.errors import ConfigError
 from harness.pretrain.augment import StepRNG
-from methods.densecl.model import DenseCLModel, dense_positive_index
+from harness_methods.densecl.model import DenseCLModel, dense_positive_index
 
 RECIPES = Path(__file__).resolve().parents[2] / "methods" / "densecl" / "recipes"
 IMG = 96  # a 3x3 C5 grid for ResNet-18
@@ -390,7 +390,7 @@ def test_export_heads_are_the_query_heads(base_model: DenseCLModel) -> None:
 def test_stage_trains_the_recipe_model_with_the_default_views(monkeypatch: pytest.MonkeyPatch) -> None:
     """The stage hands :func:`pretrain` a DenseCL model built from its recipe, with the
     shared two-view batches and the export on."""
-    import methods.densecl.train as train
+    import harness_methods.densecl.train as train
     from harness.api import StageContext
 
     seen: dict[str, Any] = {}

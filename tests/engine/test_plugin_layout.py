@@ -16,7 +16,7 @@ def test_every_registered_builtin_has_a_plugin_folder() -> None:
     from harness.core import registry
 
     entries = {registry.method_entry(name).entry.split(":")[0] for name in registry.methods()}
-    builtin = {e.split(".")[1] for e in entries if e.startswith("methods.")}
+    builtin = {e.split(".")[1] for e in entries if e.startswith("harness_methods.")}
     assert builtin == set(PLUGINS)
 
 

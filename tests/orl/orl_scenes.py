@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from methods.orl.artifacts import Correspondence
+from harness_methods.orl.artifacts import Correspondence
 
 CLASSES = ("disc", "square", "bar")
 _COLOURS = ((220, 40, 40), (40, 200, 60), (40, 70, 230))

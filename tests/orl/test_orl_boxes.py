@@ -5,7 +5,7 @@ import random
 
 import numpy as np
 
-from methods.orl.boxes import filter_proposals, iou_one_to_many, iou_pairwise, jitter_box
+from harness_methods.orl.boxes import filter_proposals, iou_one_to_many, iou_pairwise, jitter_box
 
 
 def test_iou_known_values():

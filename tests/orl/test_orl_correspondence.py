@@ -9,10 +9,10 @@ import torch
 
 from harness.pretrain.data import list_scene_images
 from harness.pretrain.models import build_head, build_resnet, mlp_spec
-from methods.orl.artifacts import Correspondence
-from methods.orl.boxes import iou_pairwise
-from methods.orl import correspondence
-from methods.orl.correspondence import CorrespondenceConfig, build_correspondence
+from harness_methods.orl.artifacts import Correspondence
+from harness_methods.orl.boxes import iou_pairwise
+from harness_methods.orl import correspondence
+from harness_methods.orl.correspondence import CorrespondenceConfig, build_correspondence
 from orl_scenes import make_scenes
 
 CFG = CorrespondenceConfig(k=3, knn_resize=72, knn_crop=64, knn_batch_size=16, ss_chunk_size=8, ss_workers=1,

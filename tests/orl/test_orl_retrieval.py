@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.orl.retrieval import knn_search, pair_count, top_pairs
+from harness_methods.orl.retrieval import knn_search, pair_count, top_pairs
 
 
 @pytest.mark.parametrize("max_elements", [1 << 26, 37 * 5])  # one block / many small chunks

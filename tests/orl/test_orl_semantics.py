@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from methods.orl import correspondence
-from methods.orl.artifacts import Correspondence
-from methods.orl.boxes import filter_proposals, iou_one_to_many, iou_pairwise, jitter_box
-from methods.orl.correspondence import CorrespondenceConfig, build_correspondence, nearest_images, roi_pairs
-from methods.orl.retrieval import knn_search, pair_count, top_pairs
-from methods.orl.roi_store import RoIEmbeddingStore
+from harness_methods.orl import correspondence
+from harness_methods.orl.artifacts import Correspondence
+from harness_methods.orl.boxes import filter_proposals, iou_one_to_many, iou_pairwise, jitter_box
+from harness_methods.orl.correspondence import CorrespondenceConfig, build_correspondence, nearest_images, roi_pairs
+from harness_methods.orl.retrieval import knn_search, pair_count, top_pairs
+from harness_methods.orl.roi_store import RoIEmbeddingStore
 
 torch.set_num_threads(2)
 
@@ -456,14 +456,14 @@ def test_correspondence_defaults_are_the_published_settings():
     assert (cfg.k, cfg.knn_resize, cfg.knn_crop) == (10, 256, 224)
     assert (cfg.min_size, cfg.max_aspect, cfg.iou_thr, cfg.top_n) == (96, 3.0, 0.5, 100)
     assert (cfg.roi_size, cfg.pair_ratio) == (224, 0.1)
-    from methods.orl.views import JitterConfig
+    from harness_methods.orl.views import JitterConfig
 
     assert JitterConfig() == JitterConfig(shift=(-0.5, 0.5), scale=(0.5, 2.0), ratio=(0.5, 2.0), iou_thr=0.5)
 
 
 # ---------------------------------------------------------------- embeddings
 def test_resize_center_crop_keeps_the_centre_of_non_square_images():
-    from methods.orl.embed import resize_center_crop
+    from harness_methods.orl.embed import resize_center_crop
 
     for h, w in ((40, 80), (90, 30)):
         img = torch.randint(0, 256, (3, h, w), generator=torch.Generator().manual_seed(h), dtype=torch.uint8)
@@ -478,7 +478,7 @@ def test_resize_center_crop_keeps_the_centre_of_non_square_images():
 
 
 def test_crop_boxes_reads_x_y_w_h():
-    from methods.orl.embed import crop_boxes
+    from harness_methods.orl.embed import crop_boxes
 
     h, w = 40, 60
     img = torch.zeros(3, h, w, dtype=torch.uint8)
@@ -506,7 +506,7 @@ def _images(folder: Path, shapes: list[tuple[int, int]]) -> list[Path]:
 
 
 def test_image_and_roi_embeddings_are_unit_vectors_of_the_right_network(tmp_path):
-    from methods.orl.embed import crop_boxes, image_embeddings, normalize, read_rgb, resize_center_crop, roi_embeddings
+    from harness_methods.orl.embed import crop_boxes, image_embeddings, normalize, read_rgb, resize_center_crop, roi_embeddings
 
     torch.manual_seed(0)
     backbone = nn.Sequential(nn.Conv2d(3, 6, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -529,7 +529,7 @@ def test_image_and_roi_embeddings_are_unit_vectors_of_the_right_network(tmp_path
 
 
 def test_normalize_is_imagenet_normalisation_of_0_255_values():
-    from methods.orl.embed import normalize
+    from harness_methods.orl.embed import normalize
 
     x = torch.tensor([0.0, 127.5, 255.0]).view(3, 1, 1).expand(3, 2, 2)
     want = (torch.tensor([0.0, 0.5, 1.0]) - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
@@ -540,7 +540,7 @@ def test_a_finished_stage_is_reused_only_for_the_same_images_settings_and_model(
     import dataclasses
     import json
 
-    from methods.orl.stage_correspondence import finished_summary, image_names
+    from harness_methods.orl.stage_correspondence import finished_summary, image_names
 
     names = image_names([tmp_path / "coco" / "a.png", tmp_path / "coco" / "b.png"], tmp_path)
     assert names == ["coco/a.png", "coco/b.png"]

@@ -17,9 +17,9 @@ from torch import nn
 
 from harness.pretrain.augment import StepRNG, ViewAug
 from harness.pretrain.data import SceneImages, collate
-from methods.orl.artifacts import Correspondence
-from methods.orl.boxes import iou_one_to_many
-from methods.orl.views import JitterConfig, ORLBatch, xywh_to_xyxy_scaled
+from harness_methods.orl.artifacts import Correspondence
+from harness_methods.orl.boxes import iou_one_to_many
+from harness_methods.orl.views import JitterConfig, ORLBatch, xywh_to_xyxy_scaled
 
 torch.set_num_threads(2)
 
@@ -204,7 +204,7 @@ def test_patch_augmentation_uses_the_patch_settings(scene):
 
 # ---------------------------------------------------------------- the loss
 def _tiny_orl(weights: dict[str, float] | None = None):
-    from methods.orl.model import ORLNet
+    from harness_methods.orl.model import ORLNet
     from harness.pretrain.models import frozen_copy
 
     torch.manual_seed(0)
@@ -264,8 +264,8 @@ def test_orl_target_follows_the_online_network_on_a_cosine_momentum():
 
 def test_stage_settings_reach_the_model_and_the_patches():
     from harness.core.errors import ConfigError
-    from methods.orl.recipe import stage_recipe
-    from methods.orl.stage_orl import build_model, jitter_cfg, patch_augs
+    from harness_methods.orl.recipe import stage_recipe
+    from harness_methods.orl.stage_orl import build_model, jitter_cfg, patch_augs
 
     a, b = patch_augs({"blur_p": 0.3, "view1": {"flip_p": 0.0}, "view2": {"solarize_p": 0.2}}, 24)
     assert (a.size, b.size, a.blur_p, b.blur_p, a.flip_p, b.flip_p, a.solarize_p, b.solarize_p) == (
@@ -285,8 +285,8 @@ def test_stage_settings_reach_the_model_and_the_patches():
 
 
 def test_stage1_byol_follows_the_orl_recipe():
-    from methods.orl.recipe import stage_recipe
-    from methods.orl.stage_byol import build_model as byol_model
+    from harness_methods.orl.recipe import stage_recipe
+    from harness_methods.orl.stage_byol import build_model as byol_model
 
     cfg = {"pretrain_data": "x", "epochs": 3, "batch_size": 4, "arch": "resnet18", "momentum": {"base": 0.97},
            "heads": {"proj_hidden": 16, "out_dim": 8, "pred_hidden": 12}, "byol": {"epochs": 5}}
@@ -298,8 +298,8 @@ def test_stage1_byol_follows_the_orl_recipe():
 
 
 def test_each_orl_stage_reads_its_part_of_the_recipe():
-    from methods.orl import ORL
-    from methods.orl.recipe import SHARED_KEYS
+    from harness_methods.orl import ORL
+    from harness_methods.orl.recipe import SHARED_KEYS
 
     stages = ORL().stages({})
     assert [s.name for s in stages] == ["byol", "correspondence", "orl"]
@@ -309,7 +309,7 @@ def test_each_orl_stage_reads_its_part_of_the_recipe():
 
 
 def test_orl_recipe_defaults_are_the_published_heads_and_momentum():
-    from methods.orl.recipe import base_momentum, heads_cfg
+    from harness_methods.orl.recipe import base_momentum, heads_cfg
 
     assert heads_cfg({}) == {"proj_hidden": 4096, "out_dim": 256, "pred_hidden": 4096}
     assert heads_cfg({"heads": {"out_dim": 128}})["out_dim"] == 128

@@ -14,11 +14,11 @@ from harness.api import BACKBONE_FILE, StageContext
 from harness.core.checkpoints import load_backbone
 from harness.pretrain.loop import LoopConfig, train
 from harness.core.registry import import_entry
-from methods.orl import ORL
-from methods.orl.artifacts import Correspondence
-from methods.orl.model import ORLNet
-from methods.orl.stage_orl import patch_augs, training_images
-from methods.orl.views import JitterConfig, ORLBatch
+from harness_methods.orl import ORL
+from harness_methods.orl.artifacts import Correspondence
+from harness_methods.orl.model import ORLNet
+from harness_methods.orl.stage_orl import patch_augs, training_images
+from harness_methods.orl.views import JitterConfig, ORLBatch
 from harness.pretrain.augment import TwoViewBatch
 from orl_scenes import hand_correspondence, make_scenes
 
@@ -44,10 +44,10 @@ def _ctx(cfg, root, work, name, upstream=None) -> StageContext:
 
 @pytest.mark.parametrize("recipe", ["tiny", "paper", "paper-cocoplus"])
 def test_recipes_parse(recipe):
-    from methods.orl.correspondence import CorrespondenceConfig
-    from methods.orl.recipe import stage_recipe
-    from methods.orl.stage_byol import build_model as byol_model
-    from methods.orl.stage_orl import build_model as orl_model, jitter_cfg
+    from harness_methods.orl.correspondence import CorrespondenceConfig
+    from harness_methods.orl.recipe import stage_recipe
+    from harness_methods.orl.stage_byol import build_model as byol_model
+    from harness_methods.orl.stage_orl import build_model as orl_model, jitter_cfg
 
     cfg = yaml.safe_load((RECIPES / f"{recipe}.yaml").read_text())
     assert isinstance(cfg["pretrain_data"], str) and isinstance(cfg["epochs"], int)

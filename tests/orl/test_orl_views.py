@@ -6,8 +6,8 @@ import torch
 
 from harness.pretrain.augment import StepRNG, ViewAug
 from harness.pretrain.data import SceneImages, collate
-from methods.orl.boxes import iou_one_to_many
-from methods.orl.views import JitterConfig, ORLBatch
+from harness_methods.orl.boxes import iou_one_to_many
+from harness_methods.orl.views import JitterConfig, ORLBatch
 from orl_scenes import hand_correspondence, make_scenes
 
 

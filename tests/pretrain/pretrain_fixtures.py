@@ -66,7 +66,7 @@ def stage_context(workdir: Path, data_root: Path, cfg: dict[str, Any], method: s
 
 def run_stage_process(method: str, data_root: Path, workdir: Path, cfg: dict[str, Any], hang_at: int | None = None,
                       nproc: int = 1, wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
-    """Run ``methods.<method>.train:run`` in a child process (``torchrun`` when ``nproc > 1``)."""
+    """Run ``harness_methods.<method>.train:run`` in a child process (``torchrun`` when ``nproc > 1``)."""
     args = [str(RUNNER), method, str(data_root), str(workdir), json.dumps(cfg)]
     if hang_at is not None:
         args += ["--hang-at", str(hang_at)]

@@ -53,7 +53,7 @@ def test_stage_exports_the_backbone_and_the_projector(tmp_path: Path) -> None:
     path = tmp_path / "ckpt.pth"
     source = _moco_file(path, seed=0)
     cfg = config.resolve("imported", "smoke", preset="tiny", overrides=[f"method.checkpoint={path}"])
-    stage = import_entry("methods.imported:Imported")().stages(cfg["method"])[0]
+    stage = import_entry("harness_methods.imported:Imported")().stages(cfg["method"])[0]
     ctx = StageContext(name=stage.name, cfg=stage.view(cfg["method"]), workdir=tmp_path / "work", data_root=tmp_path,
                        seed=0, device="cpu", preset="tiny", method="imported", recipe="tiny", config_hash="x")
     summary = import_entry(stage.run)(ctx)

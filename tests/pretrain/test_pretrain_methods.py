@@ -17,9 +17,9 @@ from harness.pretrain.loop import LoopConfig
 from harness.core.registry import import_entry
 from pretrain_fixtures import REPO, read_log, small_recipe, stage_context, write_scenes
 
-METHODS = {"mocov2": ("methods.mocov2:MoCoV2", "harness.pretrain.moco:MoCoV2Model"),
-           "byol": ("methods.byol:BYOL", "harness.pretrain.byol:BYOLModel"),
-           "densecl": ("methods.densecl:DenseCL", "methods.densecl.model:DenseCLModel")}
+METHODS = {"mocov2": ("harness_methods.mocov2:MoCoV2", "harness.pretrain.moco:MoCoV2Model"),
+           "byol": ("harness_methods.byol:BYOL", "harness.pretrain.byol:BYOLModel"),
+           "densecl": ("harness_methods.densecl:DenseCL", "harness_methods.densecl.model:DenseCLModel")}
 
 
 PAPER_BATCH = {"paper": {"mocov2": 256, "densecl": 256, "byol": 4096}, "paper-contracam": {"byol": 256}}
@@ -43,7 +43,7 @@ def test_recipes_parse_and_plugin_exports_one_stage(method: str, recipe: str) ->
 
 
 def test_plugin_modules_do_not_import_torch() -> None:
-    code = "import sys, methods.mocov2, methods.byol, methods.densecl; sys.exit('torch' in sys.modules)"
+    code = "import sys, harness_methods.mocov2, harness_methods.byol, harness_methods.densecl; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 

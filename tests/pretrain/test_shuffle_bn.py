@@ -9,7 +9,7 @@ import torch.nn as nn
 from gloo_ranks import run_ranks
 from harness.pretrain.augment import StepRNG
 from harness.pretrain.shuffle_bn import shuffled_forward
-from methods.densecl.model import DenseCLModel
+from harness_methods.densecl.model import DenseCLModel
 from harness.pretrain.moco import MoCoV2Model
 
 

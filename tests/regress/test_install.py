@@ -33,7 +33,9 @@ def test_installed_wheel_runs_from_another_folder(tmp_path: Path) -> None:
     where = subprocess.run([sys.executable, "-c", "import harness.core.paths as p; print(p.benchmarks_dir())"],
                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert Path(where) == target / "harness" / "_benchmarks"
-    assert (target / "bin" / "harness").is_file() and (target / "methods" / "mocov2" / "recipes" / "tiny.yaml").is_file()
+    assert (target / "bin" / "harness").is_file()
+    assert (target / "harness_methods" / "mocov2" / "recipes" / "tiny.yaml").is_file()
+    assert not (target / "methods").exists()  # no top-level package named like other projects' modules
     run = harness("run", "--method", "random", "--suite", "smoke", "--out", "runs")
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     records = sorted(p.name for p in (elsewhere / "runs" / "records").rglob("*.json"))
@@ -41,3 +43,14 @@ def test_installed_wheel_runs_from_another_folder(tmp_path: Path) -> None:
     tables = harness("tables", "--records", "runs/records", "--out", "tables")
     assert tables.returncode == 0, tables.stderr[-2000:]
     assert "random" in (elsewhere / "tables" / "LEADERBOARD.md").read_text()
+
+
+def test_every_package_folder_is_in_the_wheel_list() -> None:
+    import tomllib
+
+    setuptools_cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {str(p.parent.relative_to(ROOT)).replace("/", ".").replace("methods", "harness_methods", 1)
+               if p.parts[len(ROOT.parts)] == "methods" else str(p.parent.relative_to(ROOT)).replace("/", ".")
+               for top in ("harness", "methods") for p in (ROOT / top).rglob("__init__.py")}
+    assert set(setuptools_cfg["packages"]) == folders
+    assert setuptools_cfg["package-dir"] == {"harness_methods": "methods"}
