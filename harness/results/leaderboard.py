@@ -86,13 +86,15 @@ def build_contents(records: list[Path], suite: str | None = None, duplicates: st
     recs = store.load_records(records, kind="task", duplicates=duplicates)
     if not len(recs):
         raise DataError(f"no task records in {', '.join(map(str, records))}; no table written")
+    stages = store.load_records(records, kind="stage", duplicates=duplicates)
+    recs = tables.attach_pretrain_steps(recs, stages)
     reference = tables.load_reference()
     tabs = build_tables(recs, suite)
     if suite is not None:
         return Contents(tabs)
     loaded = claims.load_claims()
     verdicts = claims.verdict_table(claims.evaluate(loaded, recs)) if loaded else None
-    curves = tables_html.curves_from_records(store.load_records(records, kind="stage", duplicates=duplicates))
+    curves = tables_html.curves_from_records(stages)
     return Contents(tabs, verdicts, curves, reference)
 
 
@@ -148,7 +150,7 @@ def summary_text(table: tables.Table) -> str:
             rows.append([f"{row[0]}:{row[1]}", row[2], row[3], row[4], len(cells),
                          sum(row in table.marked(c) for c in cells), sum(table.floor_wins(row, c) for c in cells)])
     head = f"{table.title}: {len(rows)} rows x {len(table.columns)} columns"
-    body = text_table(["row", "backbone", "pretrain data", "epochs", "cells", "best",
+    body = text_table(["row", "backbone", "pretrain data", "schedule", "cells", "best",
                        f"floor not worse ({tables.FLOOR_MARK})"], rows, right=(3, 4, 5, 6))
     return (f"{head}\n{body}\n\nEvery table: `harness tables --out DIR` (Markdown, CSV, LaTeX, HTML); "
             "one suite's: `harness tables --suite NAME`.")

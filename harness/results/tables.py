@@ -1,6 +1,6 @@
 """Leaderboards from result records: Markdown, CSV, LaTeX and a static HTML page.
 
-Rows are (method, recipe, backbone, pretraining data, epochs); columns are (task, metric) under a
+Rows are (method, recipe, backbone, pretraining data, schedule); columns are (task, metric) under a
 group that names the task version and the framework with its version, so numbers from
 different protocols never share a column. A cell is the mean +- std over seeds, the 95 %
 interval (t over seeds; for one seed, the bootstrap of its test items) and n; the best
@@ -26,7 +26,7 @@ from harness.results import compare, stats
 from harness.core import paths, registry
 from harness.core.errors import ConfigError
 
-ROW_KEYS = ("method", "recipe", "backbone", "pretrain_data", "epochs")
+ROW_KEYS = ("method", "recipe", "backbone", "pretrain_data", "schedule")
 BACKBONE = ROW_KEYS.index("backbone")
 MARK_NOTE = ("mean ± std over seeds [95 % CI] n = seeds. Bold: the best row when it is significantly better "
              "than every other (paired bootstrap over seeds and test items, or Welch's t over seeds; p < 0.05), "
@@ -240,13 +240,38 @@ def framework_label(record: dict[str, Any]) -> str:
 
 
 def row_of(record: dict[str, Any]) -> tuple:
-    """A record's row: its ROW_KEYS values (the backbone is the arch its method trained),
-    the recipe followed by the recipe's ``note`` (what a variant is, e.g. "paper (as in
+    """A record's row: its ROW_KEYS values (the backbone is the arch its method trained,
+    the schedule its epochs and the steps of the stage that exported the backbone), the
+    recipe followed by the recipe's ``note`` (what a variant is, e.g. "paper (as in
     ContraCAM)") when it has one."""
     note = record.get("recipe_note")
-    values = {**record, "backbone": record_arch(record)}
+    values = {**record, "backbone": record_arch(record), "schedule": schedule_text(record)}
     return tuple(f"{values.get(k)} ({note})" if k == "recipe" and isinstance(note, str) and note else values.get(k)
                  for k in ROW_KEYS)
+
+
+def schedule_text(record: dict[str, Any]) -> str:
+    """``30 ep, 450 steps``: the recipe's epochs and, where known (``pretrain_steps``, see
+    :func:`attach_pretrain_steps`), the steps its backbone trained; ``-`` without epochs."""
+    def number(v: Any) -> str:
+        return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+    epochs, steps = record.get("epochs"), record.get("pretrain_steps")
+    if epochs is None or (isinstance(epochs, float) and math.isnan(epochs)):
+        return "-"
+    known = isinstance(steps, (int, float)) and not isinstance(steps, bool) and not math.isnan(steps)
+    return f"{number(epochs)} ep" + (f", {number(steps)} steps" if known else "")
+
+
+def attach_pretrain_steps(tasks: pd.DataFrame, stages: pd.DataFrame) -> pd.DataFrame:
+    """``tasks`` with ``pretrain_steps``: the ``steps`` metric of the stage record whose unit
+    produced each task's backbone (its first upstream key); missing when that stage
+    record is not among ``stages`` or reports no steps."""
+    steps = {rec.get("unit_key"): (rec.get("metrics") or {}).get("steps") for rec in stages.to_dict("records")}
+    out = tasks.copy()
+    out["pretrain_steps"] = [steps.get((keys or [None])[0]) if isinstance(keys, list) else None
+                             for keys in (tasks["upstream_keys"] if "upstream_keys" in tasks else [None] * len(tasks))]
+    return out
 
 
 def main_metrics() -> dict[str, list[str] | None]:

@@ -165,9 +165,9 @@ def floor_records(tmp_path: Path, floor_arch: str = "resnet18") -> Path:
 
 def test_cells_a_floor_is_not_worse_than_are_marked(tmp_path: Path) -> None:
     table = tables.build(store.load_records(floor_records(tmp_path)))
-    marked = {c.task for c in table.columns if table.floor_wins(("mocov2", "tiny", "resnet18", "synthetic", 2), c)}
+    marked = {c.task for c in table.columns if table.floor_wins(("mocov2", "tiny", "resnet18", "synthetic", "2 ep"), c)}
     assert marked == {"knn", "linear_probe"}
-    assert not any(table.floor_wins(("random", "tiny", "resnet18", "synthetic", 2), c) for c in table.columns)
+    assert not any(table.floor_wins(("random", "tiny", "resnet18", "synthetic", "2 ep"), c) for c in table.columns)
     md = tables.to_markdown(table)
     assert tables.FLOOR_NOTE in md and md.count(f" {tables.FLOOR_MARK}") == 2
     assert "floor_not_below" in tables.to_csv(table)
@@ -192,7 +192,7 @@ def test_a_recipe_note_labels_its_row(records: Path) -> None:
     store.write_record(records / "byol.json", {**rec("byol", 0, "knn", {"knn_top1": 30.0}), "recipe": "paper-contracam",
                                                "recipe_note": "as in ContraCAM"})
     rows = tables.build(store.load_records(records)).rows
-    assert ("byol", "paper-contracam (as in ContraCAM)", None, "synthetic", 2) in rows
+    assert ("byol", "paper-contracam (as in ContraCAM)", None, "synthetic", "2 ep") in rows
 
 
 def test_tables_main_writes_claims_and_per_task_files(records: Path, tmp_path: Path) -> None:
@@ -322,3 +322,15 @@ def test_summary_view_ranks_rows_per_task_family(tmp_path: Path) -> None:
     byol, mocov2 = sorted(table.rows)
     assert cells[byol]["knn"] == (1.0, 65.0) and cells[mocov2]["linear_probe"] == (1.0, 70.0)
     assert "id='t-summary'" in tables_html.page(table)
+
+
+def test_schedule_names_the_epochs_and_the_steps_the_backbone_trained(tmp_path: Path) -> None:
+    task = {**rec("mocov2", 0, "knn", {"knn_top1": 40.0}), "epochs": 30, "upstream_keys": ["s1"]}
+    stage = {**task, "kind": "stage", "task": "stage.pretrain", "unit_key": "s1", "upstream_keys": [],
+             "metrics": {"loss": 1.0, "steps": 450.0, "epochs": 30.0}}
+    tasks, stages = pd.DataFrame([task]), pd.DataFrame([stage])
+    row = tables.row_of(tables.attach_pretrain_steps(tasks, stages).iloc[0].to_dict())
+    assert row[tables.ROW_KEYS.index("schedule")] == "30 ep, 450 steps"
+    other = tables.attach_pretrain_steps(tasks, pd.DataFrame([{**stage, "unit_key": "s2"}])).iloc[0].to_dict()
+    assert tables.row_of(other)[-1] == "30 ep"  # its stage record is not among the records read
+    assert tables.schedule_text({"epochs": None}) == "-" and tables.schedule_text({"epochs": 2.5}) == "2.5 ep"
