@@ -3,7 +3,7 @@
 
 Light module (no torch): planning imports it. The model is the engine's BYOL core
 :mod:`harness.pretrain.byol` (shared with ORL and ContraCAM), the stage is in
-:mod:`harness_methods.byol.train`.
+:mod:`harness_methods.byol.stages`.
 """
 from __future__ import annotations
 
@@ -19,4 +19,4 @@ class BYOL(Method):
     paper = "https://arxiv.org/abs/2006.07733"
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
-        return [Stage("pretrain", run="harness_methods.byol.train:run", version="1", exports_backbone=True)]
+        return [Stage("pretrain", run="harness_methods.byol.stages:run", version="1", exports_backbone=True)]

@@ -1,6 +1,6 @@
 """ContraCAM (Mo et al., NeurIPS 2021): object-aware contrastive learning.
 
-Stages per ``variant`` (recipe key; see :mod:`harness_methods.contracam.config`):
+Stages per ``variant`` (recipe key; see :mod:`harness_methods.contracam.recipe`):
 
 - ``crop`` / ``bgmix`` / ``crop+bgmix``: ``pretrain`` (vanilla MoCo v2 or BYOL) ->
   ``cam_boxes`` (ContraCAM boxes and masks of every pretraining image) ->
@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.api import Method, Stage
-from harness_methods.contracam.config import CAM_READS, ORACLE_READS, ContraCamRecipe, vanilla_reads
+from harness_methods.contracam.recipe import CAM_READS, ORACLE_READS, ContraCamRecipe, vanilla_reads
 
 
 class ContraCAM(Method):
@@ -32,12 +32,12 @@ class ContraCAM(Method):
         recipe = ContraCamRecipe.from_recipe(cfg)
         stages = []
         if recipe.uses_cam:
-            stages += [Stage("pretrain", run="harness_methods.contracam.stage_pretrain:run", version="1",
+            stages += [Stage("pretrain", run="harness_methods.contracam.stages.pretrain:run", version="1",
                              reads=vanilla_reads(cfg)),
-                       Stage("cam_boxes", run="harness_methods.contracam.stage_cam:run", version="1", reads=CAM_READS)]
+                       Stage("cam_boxes", run="harness_methods.contracam.stages.cam:run", version="1", reads=CAM_READS)]
         elif recipe.variant == "oracle":
-            stages.append(Stage("gt_boxes", run="harness_methods.contracam.stage_oracle:run", version="1",
+            stages.append(Stage("gt_boxes", run="harness_methods.contracam.stages.oracle:run", version="1",
                                 reads=ORACLE_READS))
-        stages.append(Stage("objaware_pretrain", run="harness_methods.contracam.stage_objaware:run", version="1",
+        stages.append(Stage("objaware_pretrain", run="harness_methods.contracam.stages.objaware:run", version="1",
                             exports_backbone=True))
         return stages

@@ -20,7 +20,7 @@ class D3SSL(Method):
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         return [
-            Stage("proposals", run="harness_methods.d3ssl.proposals:run_proposals", version="1",
+            Stage("proposals", run="harness_methods.d3ssl.stages.proposals:run_proposals", version="1",
                   reads=("data", "proposals")),
-            Stage("pretrain", run="harness_methods.d3ssl.pretrain:run_pretrain", version="2", exports_backbone=True),
+            Stage("pretrain", run="harness_methods.d3ssl.stages.pretrain:run_pretrain", version="2", exports_backbone=True),
         ]

@@ -1,7 +1,7 @@
 """DenseCL (Wang et al. 2021): MoCo v2 plus a dense contrastive loss on the C5 grid.
 
 Light module (no torch): planning imports it. The model lives in
-:mod:`harness_methods.densecl.model`, the stage in :mod:`harness_methods.densecl.train`.
+:mod:`harness_methods.densecl.model`, the stage in :mod:`harness_methods.densecl.stages`.
 """
 from __future__ import annotations
 
@@ -17,4 +17,4 @@ class DenseCL(Method):
     paper = "https://arxiv.org/abs/2011.09157"
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
-        return [Stage("pretrain", run="harness_methods.densecl.train:run", version="1", exports_backbone=True)]
+        return [Stage("pretrain", run="harness_methods.densecl.stages:run", version="1", exports_backbone=True)]

@@ -38,7 +38,7 @@ class Imported(Method):
         from harness.core.hashing import sha256_file
 
         path = checkpoint_path(cfg)
-        return [Stage("import", run="harness_methods.imported.stage:run", version="1", exports_backbone=True,
+        return [Stage("import", run="harness_methods.imported.stages:run", version="1", exports_backbone=True,
                       reads=("checkpoint", "arch"), identity={"checkpoint_sha256": sha256_file(path)})]
 
     def preflight(self, cfg: dict[str, Any]) -> dict[str, Any]:

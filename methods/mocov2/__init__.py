@@ -2,7 +2,7 @@
 
 Light module (no torch): planning imports it. The model is the engine's MoCo core
 :mod:`harness.pretrain.moco` (shared with DenseCL and ContraCAM), the stage function is
-in :mod:`harness_methods.mocov2.train`.
+in :mod:`harness_methods.mocov2.stages`.
 """
 from __future__ import annotations
 
@@ -18,4 +18,4 @@ class MoCoV2(Method):
     paper = "https://arxiv.org/abs/2003.04297"
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
-        return [Stage("pretrain", run="harness_methods.mocov2.train:run", version="1", exports_backbone=True)]
+        return [Stage("pretrain", run="harness_methods.mocov2.stages:run", version="1", exports_backbone=True)]

@@ -1,7 +1,7 @@
 """MoCo v3 (Chen, Xie and He, ICCV 2021), the ViT recipe of momentum contrast: one stage.
 
 Light module (no torch): planning imports it. The model is the engine's MoCo v3 core
-:mod:`harness.pretrain.mocov3`; the stage is in :mod:`harness_methods.mocov3.train`.
+:mod:`harness.pretrain.mocov3`; the stage is in :mod:`harness_methods.mocov3.stages`.
 """
 from __future__ import annotations
 
@@ -17,4 +17,4 @@ class MoCoV3(Method):
     paper = "https://arxiv.org/abs/2104.02057"
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
-        return [Stage("pretrain", run="harness_methods.mocov3.train:run", version="1", exports_backbone=True)]
+        return [Stage("pretrain", run="harness_methods.mocov3.stages:run", version="1", exports_backbone=True)]

@@ -25,9 +25,9 @@ class ORL(Method):
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         return [
-            Stage("byol", run="harness_methods.orl.stage_byol:run", version="1", reads=SHARED_KEYS + ("byol",)),
-            Stage("correspondence", run="harness_methods.orl.stage_correspondence:run", version="1",
+            Stage("byol", run="harness_methods.orl.stages.byol:run", version="1", reads=SHARED_KEYS + ("byol",)),
+            Stage("correspondence", run="harness_methods.orl.stages.correspondence:run", version="1",
                   reads=("data", "correspondence")),
-            Stage("orl", run="harness_methods.orl.stage_orl:run", version="1", exports_backbone=True,
+            Stage("orl", run="harness_methods.orl.stages.orl:run", version="1", exports_backbone=True,
                   reads=SHARED_KEYS + ("orl",)),
         ]

@@ -22,6 +22,6 @@ class RandomInit(Method):
     name = "random"
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
-        return [Stage("init", run="harness_methods.random_init.stage:run", version="1", exports_backbone=True,
+        return [Stage("init", run="harness_methods.random_init.stages:run", version="1", exports_backbone=True,
                       reads=("arch", "img_size", "zero_init_residual", "projector", "bn_statistics", "data", "augment",
                              "pretrain_data", "epochs"))]

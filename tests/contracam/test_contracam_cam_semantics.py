@@ -476,8 +476,8 @@ def _pattern() -> np.ndarray:
     dict(binarize="official"),
 ])
 def test_compute_chunk_uses_the_recipe_box_settings_and_saves_masks(tmp_path, settings):
-    from harness_methods.contracam.config import CamConfig
-    from harness_methods.contracam.stage_cam import compute_chunk, image_keys
+    from harness_methods.contracam.recipe import CamConfig
+    from harness_methods.contracam.stages.cam import compute_chunk, image_keys
 
     paths = _write_images(tmp_path / "data" / "coco" / "train2017", 5)
     keys = image_keys(tmp_path / "data", paths)
@@ -498,7 +498,7 @@ def test_compute_chunk_uses_the_recipe_box_settings_and_saves_masks(tmp_path, se
 
 def test_image_keys_reject_images_outside_the_root(tmp_path):
     from harness.core.errors import DataError
-    from harness_methods.contracam.stage_cam import image_keys
+    from harness_methods.contracam.stages.cam import image_keys
 
     with pytest.raises(DataError):
         image_keys(tmp_path / "data", [tmp_path / "elsewhere" / "a.png"])
@@ -530,7 +530,7 @@ def _tiny_coco(root: Path) -> None:
 def test_oracle_boxes_convert_coco_xywh_to_expanded_normalised_xyxy(tmp_path):
     from harness.api import StageContext
     from harness.cam.boxes import load_boxes
-    from harness_methods.contracam.stage_oracle import gt_boxes, run
+    from harness_methods.contracam.stages.oracle import gt_boxes, run
 
     _tiny_coco(tmp_path)
     boxes = gt_boxes(tmp_path, "train", min_area=0.01, margin=0.2)
@@ -562,7 +562,7 @@ def test_cam_stage_boxes_each_image_around_its_own_object_and_resumes(tmp_path, 
     import harness.cam.infer as infer
     from harness.api import StageContext
     from harness.cam.boxes import load_boxes
-    from harness_methods.contracam.stage_cam import run
+    from harness_methods.contracam.stages.cam import run
 
     folder = tmp_path / "data" / "coco" / "train2017"
     folder.mkdir(parents=True)

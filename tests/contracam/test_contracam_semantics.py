@@ -499,7 +499,7 @@ def _linear(d: int, seed: int) -> nn.Linear:
 
 
 def test_mix_mocov2_loss_follows_the_mixed_targets():
-    from harness_methods.contracam.models import MixMoCoV2
+    from harness_methods.contracam.model import MixMoCoV2
 
     d, n, q_size = 6, 5, 4
     model = MixMoCoV2("resnet18", dim=d, hidden=8, queue=q_size, temperature=0.5)
@@ -524,7 +524,7 @@ def test_mix_mocov2_loss_follows_the_mixed_targets():
 
 
 def test_mix_byol_loss_follows_the_mixed_targets():
-    from harness_methods.contracam.models import MixBYOL
+    from harness_methods.contracam.model import MixBYOL
 
     d, n = 6, 5
     model = MixBYOL("resnet18", dim=d, hidden=8, pred_hidden=8)
@@ -554,7 +554,7 @@ def test_defaults_are_the_reference_settings():
     import inspect
 
     from harness.cam.boxes import boxes_from_mask, mask_to_boxes
-    from harness_methods.contracam.config import BgMixConfig, CamConfig, MixConfig, OracleConfig
+    from harness_methods.contracam.recipe import BgMixConfig, CamConfig, MixConfig, OracleConfig
 
     cam = CamConfig()
     assert (cam.threshold, cam.min_area, cam.margin, cam.iterations, cam.numerator) == (0.5, 0.01, 0.2, 10, "paper")
@@ -580,8 +580,8 @@ def test_defaults_are_the_reference_settings():
     ("cutmix", False, False, False, "cam_boxes"),
 ])
 def test_variant_flags(variant, crop, bgmix, cam, boxes_stage):
-    from harness_methods.contracam.config import ContraCamRecipe
-    from harness_methods.contracam.stage_objaware import boxes_stage as stage_of
+    from harness_methods.contracam.recipe import ContraCamRecipe
+    from harness_methods.contracam.stages.objaware import boxes_stage as stage_of
 
     recipe = ContraCamRecipe.from_recipe({"variant": variant, "bgmix": {"aug_prob": 0.7, "cam_thres": 0.3},
                                           "cam": {"iterations": 4, "batch_size": 8, "chunk": 16}})
@@ -602,7 +602,7 @@ def test_objaware_stage_wires_the_variant_into_the_batch_function(tmp_path, monk
     from harness.cam.boxes import mask_path, save_boxes, save_mask
     from harness.pretrain.moco import MoCoV2Model
     from harness_methods.contracam import stage_objaware
-    from harness_methods.contracam.models import MixMoCoV2
+    from harness_methods.contracam.model import MixMoCoV2
 
     root = tmp_path / "data"
     (root / "coco" / "train2017").mkdir(parents=True)
@@ -655,7 +655,7 @@ def test_the_first_stages_read_only_their_part_of_the_recipe():
     import yaml
 
     from harness_methods.contracam import ContraCAM
-    from harness_methods.contracam.config import METHOD_KEYS
+    from harness_methods.contracam.recipe import METHOD_KEYS
 
     cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "methods" / "contracam" / "recipes"
                           / "tiny.yaml").read_text())
@@ -667,7 +667,7 @@ def test_the_first_stages_read_only_their_part_of_the_recipe():
 
 
 def test_stage_overrides_are_merged_over_the_shared_recipe():
-    from harness_methods.contracam.config import base_recipe
+    from harness_methods.contracam.recipe import base_recipe
 
     cfg = {"base": "mocov2", "variant": "crop", "epochs": 10, "data": {"short_side": 96, "cache": True},
            "augment": {"size": 64}, "objaware": {"data": {"short_side": 48}, "epochs": 4},

@@ -133,7 +133,7 @@ def test_mixing_baselines_train(contracam_root, tmp_path, variant, base):
 
 
 def test_base_recipe_strips_method_keys_and_merges_second_stage_overrides():
-    from harness_methods.contracam.config import base_recipe
+    from harness_methods.contracam.recipe import base_recipe
 
     cfg = {**toy_recipe(), "objaware": {"epochs": 3, "data": {"short_side": 40}}, "vanilla": {"epochs": 2}}
     first, second = base_recipe(cfg), base_recipe(cfg, second_stage=True)

@@ -15,8 +15,8 @@ from harness.data.synthetic.coco import write_coco
 from harness.data.synthetic.sizes import DEFAULT
 from harness.tasks.bias_diagnostic import BiasDiagnostic
 from harness_methods.d3ssl import D3SSL
-from harness_methods.d3ssl.pretrain import run_pretrain
-from harness_methods.d3ssl.proposals import run_proposals
+from harness_methods.d3ssl.stages.pretrain import run_pretrain
+from harness_methods.d3ssl.stages.proposals import run_proposals
 
 RECIPES = Path(__file__).resolve().parents[2] / "methods" / "d3ssl" / "recipes"
 SEEDS = (0, 1, 2)

@@ -17,7 +17,7 @@ from PIL import Image
 from d3ssl_helpers import raw_batch
 from harness.pretrain.augment import StepRNG
 from harness.pretrain.data import RawBatch, collate
-from harness_methods.d3ssl.proposals import (PROPOSALS_FILE, ProposalCfg, ProposalMeta, filter_boxes, load_proposals_file,
+from harness_methods.d3ssl.stages.proposals import (PROPOSALS_FILE, ProposalCfg, ProposalMeta, filter_boxes, load_proposals_file,
                                      run_proposals)
 from harness_methods.d3ssl.region_aug import (background_replace, box_cutout_mask, downscale_reposition, grid_pseudo_boxes,
                                       rcc_mask, rect_mask, region_cutout)

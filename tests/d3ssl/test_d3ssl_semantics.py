@@ -388,7 +388,7 @@ def test_pretrain_stage_exports_the_student_trunk_and_heads(tmp_path: Path, monk
     from harness.api import StageContext
     from harness.core.checkpoints import load_backbone
     from harness.core.heads import load_heads
-    from harness_methods.d3ssl.pretrain import run_pretrain
+    from harness_methods.d3ssl.stages.pretrain import run_pretrain
 
     root = tmp_path / "data"
     folder = root / "coco" / "train2017"

@@ -16,8 +16,8 @@ from harness.data.synthetic.sizes import TINY
 from harness.core.errors import DataError
 from harness.tasks.bias_diagnostic import BiasDiagnostic
 from harness_methods.d3ssl import D3SSL
-from harness_methods.d3ssl.pretrain import run_pretrain
-from harness_methods.d3ssl.proposals import PROPOSALS_FILE, filter_boxes, ProposalCfg, run_proposals
+from harness_methods.d3ssl.stages.pretrain import run_pretrain
+from harness_methods.d3ssl.stages.proposals import PROPOSALS_FILE, filter_boxes, ProposalCfg, run_proposals
 
 RECIPES = Path(__file__).resolve().parents[2] / "methods" / "d3ssl" / "recipes"
 

@@ -390,7 +390,7 @@ def test_export_heads_are_the_query_heads(base_model: DenseCLModel) -> None:
 def test_stage_trains_the_recipe_model_with_the_default_views(monkeypatch: pytest.MonkeyPatch) -> None:
     """The stage hands :func:`pretrain` a DenseCL model built from its recipe, with the
     shared two-view batches and the export on."""
-    import harness_methods.densecl.train as train
+    import harness_methods.densecl.stages as train
     from harness.api import StageContext
 
     seen: dict[str, Any] = {}

@@ -1,5 +1,7 @@
-"""Every built-in method plugin documents itself the same way: a README.md with its source,
-algorithm, code locations, recipes and tests, and a recipes/ folder of YAML files."""
+"""Every built-in method plugin has the same layout: its stage functions in ``stages.py`` (or
+``stages/<stage>.py``), a recipes/ folder of YAML files, no module named for another role
+(``train.py``, ``config.py``, ``models.py``, ``stage_*.py``), and a README.md with its source,
+algorithm, code locations, recipes and tests."""
 from __future__ import annotations
 
 import re
@@ -31,3 +33,22 @@ def test_plugin_has_its_readme_sections_and_recipes(plugin: str) -> None:
     text = readme.read_text()
     missing = [r.name for r in recipes if r.name not in text]
     assert not missing, f"{readme}: recipes {missing} are not described"
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_stage_functions_live_in_stages(plugin: str, tmp_path: Path) -> None:
+    from harness.core import registry
+
+    name = next(n for n in registry.methods() if registry.method_entry(n).entry.split(":")[0].split(".")[1] == plugin)
+    method = registry.load_method(name)
+    recipe = registry.load_recipe(name, "tiny")
+    if plugin == "imported":  # its stage names the checkpoint file it imports
+        (tmp_path / "model.pth").write_bytes(b"weights")
+        recipe["checkpoint"] = str(tmp_path / "model.pth")
+    prefix = f"harness_methods.{plugin}.stages"
+    runs = [s.run for s in method.stages({"name": name, "recipe": "tiny", **recipe})]
+    assert runs and all(isinstance(r, str) and (r.startswith(prefix + ":") or r.startswith(prefix + ".")) for r in runs), runs
+    folder = METHODS / plugin
+    odd = sorted(p.name for p in folder.glob("*.py") if p.name in ("train.py", "stage.py", "config.py", "models.py")
+                 or p.name.startswith("stage_"))
+    assert not odd, f"{folder}: {odd} (use stages.py, recipe.py, model.py)"

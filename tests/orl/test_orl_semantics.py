@@ -540,7 +540,7 @@ def test_a_finished_stage_is_reused_only_for_the_same_images_settings_and_model(
     import dataclasses
     import json
 
-    from harness_methods.orl.stage_correspondence import finished_summary, image_names
+    from harness_methods.orl.stages.correspondence import finished_summary, image_names
 
     names = image_names([tmp_path / "coco" / "a.png", tmp_path / "coco" / "b.png"], tmp_path)
     assert names == ["coco/a.png", "coco/b.png"]

@@ -265,7 +265,7 @@ def test_orl_target_follows_the_online_network_on_a_cosine_momentum():
 def test_stage_settings_reach_the_model_and_the_patches():
     from harness.core.errors import ConfigError
     from harness_methods.orl.recipe import stage_recipe
-    from harness_methods.orl.stage_orl import build_model, jitter_cfg, patch_augs
+    from harness_methods.orl.stages.orl import build_model, jitter_cfg, patch_augs
 
     a, b = patch_augs({"blur_p": 0.3, "view1": {"flip_p": 0.0}, "view2": {"solarize_p": 0.2}}, 24)
     assert (a.size, b.size, a.blur_p, b.blur_p, a.flip_p, b.flip_p, a.solarize_p, b.solarize_p) == (
@@ -286,7 +286,7 @@ def test_stage_settings_reach_the_model_and_the_patches():
 
 def test_stage1_byol_follows_the_orl_recipe():
     from harness_methods.orl.recipe import stage_recipe
-    from harness_methods.orl.stage_byol import build_model as byol_model
+    from harness_methods.orl.stages.byol import build_model as byol_model
 
     cfg = {"pretrain_data": "x", "epochs": 3, "batch_size": 4, "arch": "resnet18", "momentum": {"base": 0.97},
            "heads": {"proj_hidden": 16, "out_dim": 8, "pred_hidden": 12}, "byol": {"epochs": 5}}

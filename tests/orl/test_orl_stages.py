@@ -17,7 +17,7 @@ from harness.core.registry import import_entry
 from harness_methods.orl import ORL
 from harness_methods.orl.artifacts import Correspondence
 from harness_methods.orl.model import ORLNet
-from harness_methods.orl.stage_orl import patch_augs, training_images
+from harness_methods.orl.stages.orl import patch_augs, training_images
 from harness_methods.orl.views import JitterConfig, ORLBatch
 from harness.pretrain.augment import TwoViewBatch
 from orl_scenes import hand_correspondence, make_scenes
@@ -46,8 +46,8 @@ def _ctx(cfg, root, work, name, upstream=None) -> StageContext:
 def test_recipes_parse(recipe):
     from harness_methods.orl.correspondence import CorrespondenceConfig
     from harness_methods.orl.recipe import stage_recipe
-    from harness_methods.orl.stage_byol import build_model as byol_model
-    from harness_methods.orl.stage_orl import build_model as orl_model, jitter_cfg
+    from harness_methods.orl.stages.byol import build_model as byol_model
+    from harness_methods.orl.stages.orl import build_model as orl_model, jitter_cfg
 
     cfg = yaml.safe_load((RECIPES / f"{recipe}.yaml").read_text())
     assert isinstance(cfg["pretrain_data"], str) and isinstance(cfg["epochs"], int)

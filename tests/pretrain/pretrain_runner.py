@@ -45,7 +45,7 @@ def main() -> None:
                        device="cpu", preset="tiny", progress=progress, method=a.method, recipe="test",
                        config_hash="test", world={"rank": rank, "world_size": int(os.environ.get("WORLD_SIZE", 1)),
                                                   "local_rank": int(os.environ.get("LOCAL_RANK", 0))})
-    out = import_entry(f"harness_methods.{a.method}.train:run")(ctx)
+    out = import_entry(f"harness_methods.{a.method}.stages:run")(ctx)
     if rank == 0:
         (workdir / "summary.json").write_text(json.dumps(out))
 

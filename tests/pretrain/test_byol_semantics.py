@@ -173,7 +173,7 @@ def test_one_training_step_updates_online_by_sgd_then_target_towards_it() -> Non
 
 def test_byol_stage_trains_a_byol_model_built_from_the_recipe(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness_methods.byol.train as stage
+    import harness_methods.byol.stages as stage
     from harness_methods.byol import BYOL
 
     seen = {}
@@ -186,4 +186,4 @@ def test_byol_stage_trains_a_byol_model_built_from_the_recipe(tmp_path: Path,
     assert type(model) is BYOLModel and seen["ctx"] is ctx
     assert (model.momentum, model.momentum_schedule, model.predictor_spec["dims"]) == (0.97, "cosine", [8, 12, 8])
     [only] = BYOL().stages(cfg)
-    assert (only.name, only.run, only.exports_backbone) == ("pretrain", "harness_methods.byol.train:run", True)
+    assert (only.name, only.run, only.exports_backbone) == ("pretrain", "harness_methods.byol.stages:run", True)

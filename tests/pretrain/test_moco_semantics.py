@@ -247,7 +247,7 @@ def test_shuffle_bn_keys_are_encoded_in_shuffled_groups_and_returned_in_order() 
 # ---------------------------------------------------------------- the stage
 def test_mocov2_stage_trains_a_moco_v2_model_built_from_the_recipe(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness_methods.mocov2.train as stage
+    import harness_methods.mocov2.stages as stage
     from harness_methods.mocov2 import MoCoV2
 
     seen = {}
@@ -264,7 +264,7 @@ def test_mocov2_stage_trains_a_moco_v2_model_built_from_the_recipe(tmp_path: Pat
     assert type(model) is MoCoV2Model and seen["ctx"] is ctx
     assert (model.momentum, model.temperature, model.queue.keys.shape) == (0.97, 0.1, (8, 24))
     [only] = MoCoV2().stages(cfg)
-    assert (only.name, only.run, only.exports_backbone) == ("pretrain", "harness_methods.mocov2.train:run", True)
+    assert (only.name, only.run, only.exports_backbone) == ("pretrain", "harness_methods.mocov2.stages:run", True)
 
 
 def test_paper_recipe_has_the_moco_v2_hyperparameters() -> None:

@@ -182,7 +182,7 @@ def test_one_training_step_updates_queries_by_sgd_then_keys_towards_them() -> No
 
 def test_mocov3_stage_trains_a_mocov3_model_built_from_the_recipe(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness_methods.mocov3.train as stage
+    import harness_methods.mocov3.stages as stage
     from harness_methods.mocov3 import MoCoV3
 
     seen = {}
@@ -194,4 +194,4 @@ def test_mocov3_stage_trains_a_mocov3_model_built_from_the_recipe(tmp_path: Path
     assert type(model) is MoCoV3Model and seen["ctx"] is ctx
     assert (model.momentum, model.temperature, model.predictor_spec["dims"]) == (0.97, 0.3, [8, 16, 8])
     [only] = MoCoV3().stages(cfg)
-    assert (only.name, only.run, only.exports_backbone) == ("pretrain", "harness_methods.mocov3.train:run", True)
+    assert (only.name, only.run, only.exports_backbone) == ("pretrain", "harness_methods.mocov3.stages:run", True)

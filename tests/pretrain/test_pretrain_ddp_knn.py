@@ -70,7 +70,7 @@ def test_knn_on_synthetic_crops_is_above_chance_after_tiny_recipe(tmp_path: Path
     root = ensure(Path(os.environ.get("HARNESS_TEST_CACHE", tmp_path)) / "synthetic", 0, "default")
     cfg = yaml.safe_load((REPO / "methods" / "mocov2" / "recipes" / "tiny.yaml").read_text())
     torch.manual_seed(0)
-    import_entry("harness_methods.mocov2.train:run")(stage_context(tmp_path / "work", root, cfg))
+    import_entry("harness_methods.mocov2.stages:run")(stage_context(tmp_path / "work", root, cfg))
     acc = knn_top1(load_backbone(tmp_path / "work" / "backbone.pth"), root, cfg["augment"]["size"])
     chance = 100 / len(SYNTHETIC_CLASSES)
     print(f"kNN top-1 {acc:.1f}% (chance {chance:.1f}%)")

@@ -59,7 +59,7 @@ def test_loss_decreases_on_a_short_run(tmp_path: Path, method: str, epochs: int,
     cfg = small_recipe(epochs=epochs, optimizer={"lr": 3.0}, augment=EASY, loop={"checkpoint_every": 0, "log_every": 2})
     torch.manual_seed(0)
     work = tmp_path / "work"
-    out = import_entry(f"harness_methods.{method}.train:run")(stage_context(work, root, cfg, method=method))
+    out = import_entry(f"harness_methods.{method}.stages:run")(stage_context(work, root, cfg, method=method))
     losses = [r["loss"] for r in read_log(work)]
     start = sum(losses[skip:skip + 3]) / 3
     end = sum(losses[-4:]) / 4

@@ -57,7 +57,7 @@ CONTRACAM_CAM = {  # the box pipeline of the object-aware crop, as the official 
 
 
 def test_contracam_paper_boxes_follow_the_official_code() -> None:
-    from harness_methods.contracam.config import CamConfig
+    from harness_methods.contracam.recipe import CamConfig
 
     cam = CamConfig(**registry.load_recipe("contracam", "paper")["cam"]).check()
     resolved = {k: getattr(cam, k) for k in CONTRACAM_CAM}

@@ -23,7 +23,7 @@ from typing import Any
 from harness.core.dev_run import head, item_report
 from harness.api import StageContext
 from harness.core.errors import DataError
-from harness_methods.contracam.config import CamConfig, cam_config
+from harness_methods.contracam.recipe import CamConfig, cam_config
 
 BOXES_FILE = "boxes.json"
 MASK_DIR = "masks"
@@ -67,7 +67,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
     from harness.pretrain import dist
     from harness.pretrain.data import DataConfig, list_scene_images
     from harness.cam.boxes import load_boxes, save_boxes
-    from harness_methods.contracam.config import base_recipe
+    from harness_methods.contracam.recipe import base_recipe
     from harness.cam.infer import load_cam_model
 
     cam = cam_config(ctx.cfg)

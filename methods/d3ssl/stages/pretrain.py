@@ -20,7 +20,7 @@ def run_pretrain(ctx: StageContext) -> dict[str, Any]:
     from harness.pretrain.loop import LoopConfig, train
     from harness.pretrain.stage import save_model_heads
     from harness_methods.d3ssl.model import D3SSLModel
-    from harness_methods.d3ssl.proposals import PROPOSALS_FILE, ProposalMeta, load_proposals_file
+    from harness_methods.d3ssl.stages.proposals import PROPOSALS_FILE, ProposalMeta, load_proposals_file
     from harness_methods.d3ssl.views import D3SSLBatch, module_cfgs
 
     cfg = ctx.cfg

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import StageContext
-from harness_methods.contracam.config import oracle_config
-from harness_methods.contracam.stage_cam import BOXES_FILE
+from harness_methods.contracam.recipe import oracle_config
+from harness_methods.contracam.stages.cam import BOXES_FILE
 
 
 def gt_boxes(data_root: Path, split: str, min_area: float, margin: float) -> dict[str, list[tuple[float, ...]]]:

@@ -17,7 +17,7 @@ from typing import Any
 from harness.core.dev_run import head
 from harness.api import StageContext
 from harness.core.errors import DataError
-from harness_methods.contracam.config import ContraCamRecipe, base_recipe
+from harness_methods.contracam.recipe import ContraCamRecipe, base_recipe
 
 
 def boxes_stage(recipe: ContraCamRecipe) -> str:
@@ -32,8 +32,8 @@ def run(ctx: StageContext) -> dict[str, Any]:
     from harness_methods.contracam.augment import BackgroundMixup
     from harness_methods.contracam.batches import ObjectAwareBatch, meta_reader, object_regions
     from harness.cam.boxes import load_boxes
-    from harness_methods.contracam.models import build_model
-    from harness_methods.contracam.stage_cam import BOXES_FILE, MASK_DIR, image_keys
+    from harness_methods.contracam.model import build_model
+    from harness_methods.contracam.stages.cam import BOXES_FILE, MASK_DIR, image_keys
 
     recipe = ContraCamRecipe.from_recipe(ctx.cfg)
     cfg = base_recipe(ctx.cfg, second_stage=True)

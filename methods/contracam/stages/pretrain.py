@@ -9,12 +9,12 @@ import dataclasses
 from typing import Any
 
 from harness.api import StageContext
-from harness_methods.contracam.config import base_name, base_recipe
+from harness_methods.contracam.recipe import base_name, base_recipe
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
     from harness.pretrain.stage import pretrain
-    from harness_methods.contracam.models import build_model
+    from harness_methods.contracam.model import build_model
 
     cfg = base_recipe(ctx.cfg)
     return pretrain(dataclasses.replace(ctx, cfg=cfg), build_model(base_name(ctx.cfg), cfg))

@@ -1,0 +1,1 @@
+"""The contracam stages, one module per stage."""

@@ -1,0 +1,1 @@
+"""The d3ssl stages, one module per stage."""

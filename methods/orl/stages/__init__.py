@@ -1,0 +1,1 @@
+"""The orl stages, one module per stage."""
