@@ -69,7 +69,7 @@ def test_random_init_bn_statistics_measured(synthetic_root: Path, tmp_path: Path
     """tiny-bnstats replaces the initial BN statistics (0 / 1) by measured ones and trains
     no weight; the same seed gives the same backbone."""
     from harness.api import StageContext
-    from harness_methods.random_init import stage
+    from harness_methods.random_init import stages as stage
 
     recipe = read_yaml(Path(stage.__file__).parent / "recipes" / "tiny-bnstats.yaml")
     recipe["bn_statistics"] = {"batches": 2, "batch_size": 8}

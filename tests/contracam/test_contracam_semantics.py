@@ -601,7 +601,7 @@ def test_objaware_stage_wires_the_variant_into_the_batch_function(tmp_path, monk
     from harness.api import StageContext
     from harness.cam.boxes import mask_path, save_boxes, save_mask
     from harness.pretrain.moco import MoCoV2Model
-    from harness_methods.contracam import stage_objaware
+    from harness_methods.contracam.stages import objaware as stage_objaware
     from harness_methods.contracam.model import MixMoCoV2
 
     root = tmp_path / "data"
