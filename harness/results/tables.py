@@ -268,9 +268,9 @@ def attach_pretrain_steps(tasks: pd.DataFrame, stages: pd.DataFrame) -> pd.DataF
     produced each task's backbone (its first upstream key); missing when that stage
     record is not among ``stages`` or reports no steps."""
     steps = {rec.get("unit_key"): (rec.get("metrics") or {}).get("steps") for rec in stages.to_dict("records")}
+    upstream = tasks["upstream_keys"] if "upstream_keys" in tasks else [None] * len(tasks)
     out = tasks.copy()
-    out["pretrain_steps"] = [steps.get((keys or [None])[0]) if isinstance(keys, list) else None
-                             for keys in (tasks["upstream_keys"] if "upstream_keys" in tasks else [None] * len(tasks))]
+    out["pretrain_steps"] = [steps.get(keys[0]) if isinstance(keys, list) and keys else None for keys in upstream]
     return out
 
 

@@ -34,8 +34,8 @@ def ensure(data_root: Path, spec_file: str | None = None, images: int | None = N
     spec = spec_mod.load_spec(spec_path)
     prebuilt = Path(data_root) / layout.OPENIMAGE_MINI
     if (prebuilt / "manifest.json").is_file():
-        built_from, digest = json.loads((prebuilt / "manifest.json").read_text()).get("spec_hash", ""), \
-            spec_mod.spec_hash(spec)
+        built_from = json.loads((prebuilt / "manifest.json").read_text()).get("spec_hash", "")
+        digest = spec_mod.spec_hash(spec)
         if spec_file and built_from != digest:
             raise MalformedDataError(prebuilt / "manifest.json", f"built from spec {built_from[:12]}, but this run "
                                      f"asks for {spec_path} (spec {digest[:12]}); rebuild it with that spec")
