@@ -259,10 +259,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
         r = runner.Runner(cfg, out)
         r.run(runner.plan(cfg), runner.prepare_data(cfg, print))
         records_dir = r.records_dir
-    rows = regress.row_records(store.load_records(records_dir), baseline, records_dir)
+    rows = regress.row_records(store.load_records(records_dir, kind=None), baseline, records_dir)
     checks = regress.evaluate(rows, baseline, tasks if tasks is not None else sorted(set(rows["task"])))
     if not checks:
         raise HarnessError(f"{args.baseline}: checks none of the tasks of suite {args.suite!r}")
+    checks += regress.signature_checks(rows)
     print(regress.format_checks(checks))
     return 0 if all(c.status == "pass" for c in checks) else 1
 
@@ -410,7 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     _duplicates_option(tab)
     tab.set_defaults(func=_cmd_tables)
 
-    chk = sub.add_parser("check", help="run (or read) a method's records and check them against its baseline")
+    chk = sub.add_parser("check", help="run (or read) a method's records and check them against its baseline "
+                         "and each pretraining stage's signature against its untrained value")
     chk.add_argument("--baseline", required=True, help="baseline YAML, e.g. results/baselines/mocov2-tiny.yaml")
     chk.add_argument("--suite", help="the suite to run, and the tasks to check (default with --records: the "
                      "tasks the records hold)")

@@ -8,6 +8,9 @@ import yaml
 
 from harness.core.errors import ConfigError
 
+# libyaml's parser where PyYAML was built with it (the same safe schema, ~10x faster)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file; a syntax error names the file, line and column."""
@@ -16,7 +19,7 @@ def read_yaml(path: Path) -> Any:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""

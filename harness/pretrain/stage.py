@@ -27,6 +27,7 @@ from harness.pretrain import dist
 from harness.pretrain.augment import TwoViewBatch
 from harness.pretrain.data import DataConfig, MetaFn, SceneImages
 from harness.pretrain.loop import BatchFn, LoopConfig, train
+from harness.pretrain.signature import Signature
 
 
 class HeadExporter(Protocol):
@@ -76,12 +77,16 @@ def pretrain(ctx: StageContext, model: nn.Module, batch_fn: BatchFn | None = Non
     """Train ``model`` with the recipe in ``ctx.cfg`` and (if ``exports``) export it.
 
     ``batch_fn`` defaults to :class:`TwoViewBatch` built from ``ctx.cfg["augment"]``.
-    Returns the loop's summary.
+    Returns the loop's summary and the stage's signature (:class:`Signature`).
     """
     require(ctx.cfg, "arch", "epochs", "batch_size", "pretrain_data")
     data = scene_dataset(ctx, meta)
     fn = batch_fn or TwoViewBatch.from_cfg(ctx.cfg.get("augment"))
+    probe = Signature.for_stage(ctx, model.backbone, data, ctx.cfg.get("augment"))  # type: ignore[arg-type]
+    probe.start()
     summary = train(ctx, model, data, LoopConfig.from_recipe(ctx.cfg), fn)
+    summary.update(probe.finish())
     if exports:
         export(ctx, model)  # type: ignore[arg-type]
     return summary
+

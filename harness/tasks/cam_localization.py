@@ -44,6 +44,7 @@ import numpy as np
 from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.core.errors import CheckpointError, ConfigError, DataError
+from harness.data.image_sets import DetectionImage
 
 DATASETS = ("cub", "flowers", "coco")
 ORDERS = ("reader", "official")
@@ -149,6 +150,18 @@ def mask_set_truth(mask_set: Any) -> list[GroundTruth]:
     return out
 
 
+def object_boxes(image: DetectionImage, min_area: float) -> list[tuple[float, float, float, float]]:
+    """Normalised ``xyxy`` boxes of the image's non-crowd objects larger than ``min_area`` of it."""
+    h, w = image.height, image.width
+    out = []
+    for obj in image.objects:
+        area = obj.area if obj.area is not None else obj.bbox[2] * obj.bbox[3]
+        if not obj.iscrowd and area > min_area * h * w:
+            x, y, bw, bh = obj.bbox
+            out.append((x / w, y / h, (x + bw) / w, (y + bh) / h))
+    return out
+
+
 def coco_truth(data_root: Path, gt_min_area: float, limit: int | None) -> list[GroundTruth]:
     """COCO val2017: union of all instance masks; boxes of non-crowd instances > ``gt_min_area``."""
     try:
@@ -162,7 +175,6 @@ def coco_truth(data_root: Path, gt_min_area: float, limit: int | None) -> list[G
     for image in coco.images[:limit]:
         h, w = image.height, image.width
         union = np.zeros((h, w), dtype=bool)
-        boxes = []
         for obj in image.objects:
             seg = obj.segmentation
             if isinstance(seg, list):
@@ -173,11 +185,7 @@ def coco_truth(data_root: Path, gt_min_area: float, limit: int | None) -> list[G
             else:
                 rle = seg
             union |= mask_utils.decode(rle).astype(bool)
-            area = obj.area if obj.area is not None else obj.bbox[2] * obj.bbox[3]
-            if not obj.iscrowd and area > gt_min_area * h * w:
-                x, y, bw, bh = obj.bbox
-                boxes.append((x / w, y / h, (x + bw) / w, (y + bh) / h))
-        out.append(GroundTruth(image.path, union, boxes))
+        out.append(GroundTruth(image.path, union, object_boxes(image, gt_min_area)))
     return out
 
 

@@ -33,3 +33,6 @@ def test_check_suite_within_its_baseline(tmp_path: Path) -> None:
     summary = res.stdout.strip().splitlines()[-1]
     assert " 0 failed" in summary, res.stdout
     assert int(re.search(r"\((\d+) directional", summary).group(1)) >= 3, summary
+    # the pretraining stage's own signature, checked against its untrained value
+    assert re.search(r"stage\.pretrain\s+signature_alignment\s+0\s+above signature_alignment_init .* pass",
+                     res.stdout), res.stdout

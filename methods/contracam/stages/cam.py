@@ -12,6 +12,14 @@ Artifacts (schemas in :mod:`harness.cam.boxes`):
   root (e.g. ``coco/train2017/000000000009.jpg``);
 - ``masks/<same path>.png``: the soft CAM, 8-bit, ``cam.image_size`` square;
 - ``cam_summary.json``: counts and settings.
+
+Where the images are a COCO split with its annotations (COCO itself, the synthetic
+benchmark), the summary also holds the stage's signature: ``signature_box_recall``, the %
+of ground-truth objects (non-crowd, larger than ``cam.min_area`` of the image) that a CAM
+box overlaps with IoU >= 0.5, and ``signature_box_recall_whole_image``, the same for one
+whole-image box per image (the region an object-unaware crop draws from). Every summary
+holds ``box_area_mean``, the mean fraction of an image its boxes cover (union; 1 for an
+image without box, whose crop falls back to the whole image).
 """
 from __future__ import annotations
 
@@ -60,6 +68,49 @@ def compute_chunk(model: Any, paths: list[Path], keys: list[str], cam: CamConfig
     return boxes
 
 
+def box_area(boxes: list[Any], grid: int = 64) -> float:
+    """The fraction of the image the union of normalised ``xyxy`` boxes covers (on a
+    ``grid`` x ``grid`` raster); 1 without boxes (the crop then uses the whole image)."""
+    import numpy as np
+
+    if not boxes:
+        return 1.0
+    covered = np.zeros((grid, grid), dtype=bool)
+    for x0, y0, x1, y1 in boxes:
+        covered[int(np.floor(y0 * grid)):int(np.ceil(y1 * grid)), int(np.floor(x0 * grid)):int(np.ceil(x1 * grid))] = True
+    return float(covered.mean())
+
+
+def annotated_split(data_root: Path, keys: list[str]) -> str | None:
+    """The COCO split (``train2017``...) all ``keys`` lie in, if its annotation file exists."""
+    folders = {tuple(k.split("/")[:2]) for k in keys}
+    if len(folders) != 1:
+        return None
+    top, split = next(iter(folders))
+    ann = Path(data_root) / top / "annotations" / f"instances_{split}.json"
+    return split if top == "coco" and ann.is_file() else None
+
+
+def box_signature(data_root: Path, split: str, boxes: dict[str, list[Any]], min_area: float) -> dict[str, float]:
+    """Recall (%) of the split's ground-truth objects by ``boxes`` and by the whole image."""
+    from harness.data.coco import read_coco
+    from harness.tasks.cam_localization import found_boxes, object_boxes
+
+    root = Path(data_root).resolve()
+    found, whole, total = 0, 0, 0
+    for image in read_coco(data_root, split).images:
+        key = Path(image.path).resolve().relative_to(root).as_posix()
+        if key not in boxes:
+            continue
+        gt = object_boxes(image, min_area)
+        found += found_boxes(gt, boxes[key], 0.5)
+        whole += found_boxes(gt, [(0.0, 0.0, 1.0, 1.0)], 0.5)
+        total += len(gt)
+    if not total:
+        return {}
+    return {"signature_box_recall": 100.0 * found / total, "signature_box_recall_whole_image": 100.0 * whole / total}
+
+
 def run(ctx: StageContext) -> dict[str, Any]:
     """Compute (or resume) the boxes and masks; returns summary metrics."""
     import torch
@@ -105,9 +156,13 @@ def run(ctx: StageContext) -> dict[str, Any]:
     save_boxes(workdir / BOXES_FILE, {k: merged[k] for k in keys})
     counts = [len(merged[k]) for k in keys]
     summary = {"images": len(keys), "boxes_per_image": sum(counts) / len(counts),
+               "box_area_mean": sum(box_area(merged[k]) for k in keys) / len(keys),
                "images_without_box": sum(c == 0 for c in counts) / len(counts),
                "images_per_s": computed / elapsed if computed and elapsed > 0 else 0.0,
                "device": str(device), "torch_threads": torch.get_num_threads()}
+    split = annotated_split(ctx.data_root, keys)
+    if split is not None:
+        summary.update(box_signature(ctx.data_root, split, merged, cam.min_area))
     (workdir / SUMMARY_FILE).write_text(json.dumps({**summary, "cam": cam.__dict__}, indent=1, sort_keys=True))
     ctx.progress(n_chunks, n_chunks)
     if ctx.dev_run:

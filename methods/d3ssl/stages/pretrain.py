@@ -18,6 +18,7 @@ def run_pretrain(ctx: StageContext) -> dict[str, Any]:
     from harness.core.checkpoints import save_backbone
     from harness.pretrain.data import DataConfig, SceneImages
     from harness.pretrain.loop import LoopConfig, train
+    from harness.pretrain.signature import Signature
     from harness.pretrain.stage import save_model_heads
     from harness_methods.d3ssl.model import D3SSLModel
     from harness_methods.d3ssl.stages.proposals import PROPOSALS_FILE, ProposalMeta, load_proposals_file
@@ -28,7 +29,10 @@ def run_pretrain(ctx: StageContext) -> dict[str, Any]:
     data = SceneImages.from_root(ctx.data_root, DataConfig.from_cfg(cfg.get("data")),
                                  meta=ProposalMeta(boxes, ctx.data_root))
     model = D3SSLModel(cfg)
+    probe = Signature.for_stage(ctx, model.backbone(), data, cfg.get("augment"))
+    probe.start()
     summary = train(ctx, model, data, LoopConfig.from_recipe(cfg), D3SSLBatch(cfg))
+    summary.update(probe.finish())
     if ctx.world.get("rank", 0) == 0:
         save_backbone(model.backbone(), ctx.workdir,
                       {"arch": str(cfg["model"]["arch"]), "method": ctx.method, "recipe": ctx.recipe,

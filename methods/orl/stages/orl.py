@@ -16,6 +16,7 @@ from harness.core.errors import ConfigError, DataError
 from harness.pretrain.augment import TwoViewBatch, ViewAug
 from harness.pretrain.data import DataConfig, SceneImages
 from harness.pretrain.loop import LoopConfig, train
+from harness.pretrain.signature import Signature
 from harness.pretrain.stage import export
 from harness_methods.orl.artifacts import Correspondence
 from harness_methods.orl.model import BRANCHES, ORLNet
@@ -67,6 +68,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
                         jitter_cfg(recipe.get("jitter")), decode_threads=int(recipe.get("decode_threads", 4)))
     model = build_model(recipe)
     stage_ctx = replace(ctx, cfg=recipe)
+    probe = Signature.for_stage(ctx, model.backbone, images, recipe.get("augment"))
+    probe.start()
     summary = train(stage_ctx, model, images, LoopConfig.from_recipe(recipe), batch_fn)
+    summary.update(probe.finish())
     export(stage_ctx, model)
     return summary
