@@ -33,10 +33,15 @@ class DistInfo:
         return self.world_size > 1
 
 
+def info_from_env() -> DistInfo:
+    """This process's rank, world size and local rank, as the launcher's environment sets them."""
+    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                    int(os.environ.get("LOCAL_RANK", 0)))
+
+
 def init_from_env(device: str) -> DistInfo:
     """Initialise the default process group if the environment asks for more than one rank."""
-    info = DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                    int(os.environ.get("LOCAL_RANK", 0)))
+    info = info_from_env()
     if info.distributed and not tdist.is_initialized():
         backend = "nccl" if device.startswith("cuda") else "gloo"
         if backend == "nccl":

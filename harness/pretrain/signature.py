@@ -40,7 +40,6 @@ from harness.pretrain.data import collate
 SIGNATURE_FILE = "signature.json"
 PROBE_IMAGES = 64
 PROBE_SEED = 0x516  # the probe's views do not depend on the run's seed
-METRICS = ("signature_retrieval", "signature_alignment")
 
 
 def probe_views(data: Dataset, views: TwoViewBatch, n: int = PROBE_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,7 +121,7 @@ class Signature:
                   augment: dict[str, Any] | None) -> "Signature":
         """The probe of stage ``ctx`` with the recipe section ``augment``; measured on rank 0,
         on its training device (before training the model itself is still on the CPU)."""
-        device = dist.device_for(dist.init_from_env(ctx.device), ctx.device)
+        device = dist.device_for(dist.info_from_env(), ctx.device)
         return cls(ctx.workdir, backbone, data, TwoViewBatch.from_cfg(augment),
                    enabled=ctx.world.get("rank", 0) == 0, device=device)
 
@@ -139,5 +138,5 @@ class Signature:
             return {}
         init = json.loads(self.path.read_text()).get("init", {}) if self.path.exists() else {}
         out = measure(self.backbone, *self.views, self.device)
-        out.update({f"{k}_init": v for k, v in init.items() if k in METRICS})
+        out.update({f"{k}_init": v for k, v in init.items()})
         return out
