@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from harness.core.errors import ConfigError
@@ -32,3 +33,20 @@ def recipe_section(recipe: Mapping[str, Any], name: str, known: Iterable[str]) -
 def field_names(cls: type) -> set[str]:
     """The field names of a dataclass (the keys its section may hold)."""
     return set(cls.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """What sizes a one-network method's model: the backbone and the method's own section."""
+
+    arch: str
+    zero_init_residual: bool
+    img_size: int | None  # a ViT's input side
+    section: dict[str, Any]
+
+
+def model_recipe(cfg: Mapping[str, Any], name: str, known: Iterable[str], zero_init_residual: bool) -> ModelRecipe:
+    """``arch``, ``zero_init_residual`` (default as given), ``img_size`` and the section
+    ``name`` of recipe ``cfg``, its keys checked against ``known``."""
+    return ModelRecipe(cfg["arch"], bool(cfg.get("zero_init_residual", zero_init_residual)), cfg.get("img_size"),
+                       recipe_section(cfg, name, known))

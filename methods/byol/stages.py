@@ -5,8 +5,9 @@ from typing import Any
 
 from harness.api import StageContext
 from harness.pretrain.stage import pretrain
-from harness.pretrain.byol import BYOLModel
+from harness_methods.byol.model import build_model
+from harness_methods.byol.recipe import parse
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
-    return pretrain(ctx, BYOLModel.from_cfg(ctx.cfg))
+    return pretrain(ctx, build_model(parse(ctx.cfg)))

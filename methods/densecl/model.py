@@ -16,12 +16,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from harness.core.config_section import recipe_section
 from harness.core.errors import ConfigError
 from harness.pretrain.models import (build_head, build_resnet, conv_mlp_spec, ema_update, feature_dim, frozen_copy,
                                      mlp_spec, resnet_c5)
 from harness.pretrain.shuffle_bn import shuffled_forward, step_generator
 from harness.pretrain.moco import KeyQueue, info_nce
+from harness_methods.densecl.recipe import parse
 
 
 def dense_positive_index(q_feat: torch.Tensor, k_feat: torch.Tensor) -> torch.Tensor:
@@ -58,12 +58,9 @@ class DenseCLModel(nn.Module):
 
     @classmethod
     def from_cfg(cls, cfg: dict[str, Any]) -> "DenseCLModel":
-        """From a recipe: ``arch``, ``zero_init_residual`` and the ``densecl`` section
-        (``dim``, ``hidden``, ``queue``, ``momentum``, ``temperature``, ``loss_lambda``,
-        ``shuffle_bn``, ``shuffle_bn_groups``)."""
-        sec = recipe_section(cfg, "densecl", {"dim", "hidden", "queue", "momentum", "temperature", "loss_lambda",
-                                              "shuffle_bn", "shuffle_bn_groups"})
-        return cls(cfg["arch"], zero_init_residual=bool(cfg.get("zero_init_residual", False)), **sec)
+        """From a recipe, as :func:`harness_methods.densecl.recipe.parse` reads it."""
+        recipe = parse(cfg)
+        return cls(recipe.arch, zero_init_residual=recipe.zero_init_residual, **recipe.section)
 
     @staticmethod
     def _encode(backbone: nn.Module, projector: nn.Module, dense_head: nn.Module, x: torch.Tensor

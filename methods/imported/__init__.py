@@ -8,6 +8,8 @@ torchvision ResNet file, or a MoCo v3, DINO, iBOT or MAE ViT), evaluated as it i
 The checkpoint's sha256 is part of the stage's unit key, so another file at the same path
 is imported again; ``label``, ``pretrain_data`` and ``epochs`` only name the records
 (``label``: the row in tables), so changing them reruns nothing. Light module (no torch): planning imports it.
+Its fields are read in :mod:`harness_methods.imported.recipe`, the checkpoint converted in
+:mod:`harness_methods.imported.model`.
 """
 from __future__ import annotations
 
@@ -15,18 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import Method, Stage
-from harness.core.errors import ConfigError
-
-
-def checkpoint_path(cfg: dict[str, Any]) -> Path:
-    """The recipe's ``checkpoint`` file (an error names what to set when it is missing)."""
-    given = cfg.get("checkpoint")
-    if not given:
-        raise ConfigError("method 'imported': give the checkpoint file with --set method.checkpoint=PATH")
-    path = Path(str(given)).expanduser().resolve()
-    if not path.is_file():
-        raise ConfigError(f"method 'imported': checkpoint {path} not found (method.checkpoint)")
-    return path
+from harness_methods.imported.recipe import STAGE_KEYS, parse
 
 
 class Imported(Method):
@@ -37,9 +28,9 @@ class Imported(Method):
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         from harness.core.hashing import sha256_file
 
-        path = checkpoint_path(cfg)
+        path = parse(cfg).checkpoint
         return [Stage("import", run="harness_methods.imported.stages:run", version="1", exports_backbone=True,
-                      reads=("checkpoint", "arch"), identity={"checkpoint_sha256": sha256_file(path)})]
+                      reads=STAGE_KEYS, identity={"checkpoint_sha256": sha256_file(path)})]
 
     def preflight(self, cfg: dict[str, Any]) -> dict[str, Any]:
         """Import the checkpoint into a scratch folder now, as the stage will: a file that
@@ -48,8 +39,8 @@ class Imported(Method):
         import tempfile
 
         from harness.core.heads import HEADS_FILE
-        from harness.convert import convert
+        from harness_methods.imported.model import import_backbone
 
         with tempfile.TemporaryDirectory(prefix="harness-import-") as tmp:
-            report = convert(checkpoint_path(cfg), Path(tmp), arch=cfg.get("arch"))
+            report = import_backbone(parse(cfg), Path(tmp))
             return {"arch": report.arch, "heads": (Path(tmp) / HEADS_FILE).is_file()}

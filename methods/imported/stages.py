@@ -3,15 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.api import BACKBONE_FILE, StageContext
-from harness_methods.imported import checkpoint_path
+from harness.api import StageContext
+from harness_methods.imported.recipe import parse
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
-    from harness.convert import convert
+    from harness_methods.imported.model import import_backbone
 
-    ctx.workdir.mkdir(parents=True, exist_ok=True)
-    report = convert(checkpoint_path(ctx.cfg), ctx.workdir / BACKBONE_FILE, ctx.cfg.get("arch"))
+    report = import_backbone(parse(ctx.cfg), ctx.workdir)
     ctx.log.info("%s", report.summary())
     ctx.progress(1, 1)
     return {"backbone_keys": report.kept, "layout": report.layout, "arch": report.arch, "heads": report.heads,

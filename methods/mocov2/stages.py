@@ -5,8 +5,9 @@ from typing import Any
 
 from harness.api import StageContext
 from harness.pretrain.stage import pretrain
-from harness.pretrain.moco import MoCoV2Model
+from harness_methods.mocov2.model import build_model
+from harness_methods.mocov2.recipe import parse
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
-    return pretrain(ctx, MoCoV2Model.from_cfg(ctx.cfg))
+    return pretrain(ctx, build_model(parse(ctx.cfg)))

@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from harness.api import StageContext
-from harness.pretrain.mocov3 import MoCoV3Model
 from harness.pretrain.stage import pretrain
+from harness_methods.mocov3.model import build_model
+from harness_methods.mocov3.recipe import parse
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
-    return pretrain(ctx, MoCoV3Model.from_cfg(ctx.cfg))
+    return pretrain(ctx, build_model(parse(ctx.cfg)))

@@ -8,12 +8,15 @@ localization) run on it too. BatchNorm keeps its initial statistics (mean 0, var
 so the network is exactly what training starts from, unless the recipe has a
 ``bn_statistics`` section (``tiny-bnstats``): the running statistics are then measured
 on augmented pretraining images, still without any weight update. Light module (no torch).
+Its fields are read in :mod:`harness_methods.random_init.recipe`, the network built in
+:mod:`harness_methods.random_init.model`.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from harness.api import Method, Stage
+from harness_methods.random_init.recipe import STAGE_KEYS
 
 
 class RandomInit(Method):
@@ -23,5 +26,4 @@ class RandomInit(Method):
 
     def stages(self, cfg: dict[str, Any]) -> list[Stage]:
         return [Stage("init", run="harness_methods.random_init.stages:run", version="1", exports_backbone=True,
-                      reads=("arch", "img_size", "zero_init_residual", "projector", "bn_statistics", "data", "augment",
-                             "pretrain_data", "epochs"))]
+                      reads=STAGE_KEYS)]

@@ -10,35 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 import torch.nn as nn
 
-from harness.core.batchnorm import averaged_bn_statistics
-from harness.core.config_section import recipe_section
 from harness.api import StageContext
+from harness.core.batchnorm import averaged_bn_statistics
 from harness.pretrain.augment import StepRNG, TwoViewBatch
 from harness.pretrain.data import StepSampler, collate
-from harness.pretrain.models import build_backbone, build_head, feature_dim, mlp_spec
 from harness.pretrain.stage import export, scene_dataset
-
-
-class RandomModel(nn.Module):
-    """The backbone and projector at their initialisation."""
-
-    def __init__(self, arch: str, zero_init_residual: bool, hidden: int | None, dim: int, bn: bool,
-                 img_size: int | None = None) -> None:
-        super().__init__()
-        d = feature_dim(arch)
-        self.backbone = build_backbone(arch, zero_init_residual, img_size)
-        self.projector_spec = mlp_spec([d, hidden or d, dim], bn=bn)
-        self.projector = build_head(self.projector_spec)
-
-    def export_heads(self) -> dict[str, tuple[nn.Module, dict[str, Any]]]:
-        return {"projector": (self.projector, self.projector_spec)}
-
-
-def _section(cfg: dict[str, Any], name: str, known: set[str]) -> dict[str, Any]:
-    return recipe_section(cfg, name, known)
+from harness_methods.random_init.model import build_model
+from harness_methods.random_init.recipe import parse
 
 
 def measure_bn_statistics(ctx: StageContext, net: nn.Module, batches: int, batch_size: int) -> int:
@@ -60,12 +40,10 @@ def measure_bn_statistics(ctx: StageContext, net: nn.Module, batches: int, batch
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
-    proj = _section(ctx.cfg, "projector", {"dim", "hidden", "bn"})
-    bn = _section(ctx.cfg, "bn_statistics", {"batches", "batch_size"})
-    torch.manual_seed(ctx.seed)
-    model = RandomModel(ctx.cfg["arch"], bool(ctx.cfg.get("zero_init_residual", False)), proj.get("hidden"),
-                        int(proj.get("dim", 128)), bool(proj.get("bn", True)), ctx.cfg.get("img_size"))
-    seen = measure_bn_statistics(ctx, model.backbone, int(bn["batches"]), int(bn["batch_size"])) if bn else 0
+    recipe = parse(ctx.cfg)
+    model = build_model(recipe, ctx.seed)
+    bn = recipe.bn_statistics
+    seen = measure_bn_statistics(ctx, model.backbone, bn.batches, bn.batch_size) if bn else 0
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     export(ctx, model)
     ctx.progress(1, 1)

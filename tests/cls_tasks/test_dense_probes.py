@@ -70,6 +70,7 @@ def test_random_init_bn_statistics_measured(synthetic_root: Path, tmp_path: Path
     no weight; the same seed gives the same backbone."""
     from harness.api import StageContext
     from harness_methods.random_init import stages as stage
+    from harness_methods.random_init.model import RandomModel
 
     recipe = read_yaml(Path(stage.__file__).parent / "recipes" / "tiny-bnstats.yaml")
     recipe["bn_statistics"] = {"batches": 2, "batch_size": 8}
@@ -84,5 +85,5 @@ def test_random_init_bn_statistics_measured(synthetic_root: Path, tmp_path: Path
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.allclose(a["bn1.running_mean"], torch.zeros_like(a["bn1.running_mean"]))
     torch.manual_seed(3)
-    init = stage.RandomModel("resnet18", True, None, 128, True).backbone.state_dict()
+    init = RandomModel("resnet18", True, None, 128, True).backbone.state_dict()
     assert torch.equal(a["conv1.weight"], init["conv1.weight"])  # no weight trained

@@ -1,9 +1,11 @@
-"""Every built-in method plugin has the same layout: its stage functions in ``stages.py`` (or
-``stages/<stage>.py``), a recipes/ folder of YAML files, no module named for another role
-(``train.py``, ``config.py``, ``models.py``, ``stage_*.py``), and a README.md with its source,
-algorithm, code locations, recipes and tests."""
+"""Every built-in method plugin has the same layout: ``__init__.py`` (registration),
+``recipe.py`` (its recipe read into settings), ``model.py`` (the network it builds or loads),
+its stage functions in ``stages.py`` (or ``stages/<stage>.py``), a recipes/ folder of YAML
+files, no module named for another role (``train.py``, ``config.py``, ``models.py``,
+``stage_*.py``), and a README.md with its source, algorithm, code locations, recipes and tests."""
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -52,3 +54,21 @@ def test_stage_functions_live_in_stages(plugin: str, tmp_path: Path) -> None:
     odd = sorted(p.name for p in folder.glob("*.py") if p.name in ("train.py", "stage.py", "config.py", "models.py")
                  or p.name.startswith("stage_"))
     assert not odd, f"{folder}: {odd} (use stages.py, recipe.py, model.py)"
+
+
+def _imports(path: Path) -> set[str]:
+    """The modules ``path`` imports from (anywhere in the file)."""
+    return {node.module for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)
+            and node.module}
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_plugin_has_its_recipe_and_model_modules(plugin: str) -> None:
+    """``recipe.py`` and ``model.py`` exist and another module of the plugin uses each."""
+    folder = METHODS / plugin
+    assert (folder / "stages.py").is_file() or (folder / "stages" / "__init__.py").is_file(), f"{folder}: no stages"
+    for role in ("recipe", "model"):
+        module = folder / f"{role}.py"
+        assert module.is_file(), f"{module} is missing"
+        users = [p for p in folder.rglob("*.py") if p != module and f"harness_methods.{plugin}.{role}" in _imports(p)]
+        assert users, f"{module}: no module of the plugin imports it"
