@@ -47,7 +47,7 @@ def _comments(cls: type) -> dict[str, str]:
 
 
 def _records() -> str:
-    from harness.results.record_schema import Record
+    from harness.results.record_schema import KINDS, ROLES, STATUSES, Record
 
     notes = _comments(Record)
     rows = ["| field | type | default | meaning |", "|---|---|---|---|"]
@@ -60,6 +60,9 @@ def _records() -> str:
         else:
             default = "required"
         rows.append(f"| `{f.name}` | {kind.replace('?', ' or null')} | {default} | {notes.get(f.name, '')} |")
+    allowed = {"kind": KINDS, "status": STATUSES, "role": ROLES}
+    rows += ["", "Allowed values, checked when a record is read:", ""]
+    rows += [f"- `{name}`: {', '.join(f'`{v}`' for v in values)}" for name, values in allowed.items()]
     return "\n".join(rows)
 
 

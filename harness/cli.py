@@ -10,17 +10,27 @@ from harness.core.errors import CheckpointError, DataError, HarnessError
 
 EXIT_USAGE = 2  # a bad command, option, name or configuration file
 EXIT_DATA = 3   # a dataset or checkpoint file that is missing or not in the expected format
+RECORDS_HELP = ("a records folder, or a run's output folder (its records/ is read); repeatable "
+                "(default: the curated results/records of the source tree)")
 
 
-def _seed(text: str) -> int:
-    """A single non-negative seed (argparse type)."""
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a seed (a non-negative integer)") from None
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: seeds are non-negative")
-    return seed
+def _bounded_int(minimum: int, noun: str, rule: str) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r}: {rule}")
+        return value
+
+    return parse
+
+
+_seed = _bounded_int(0, "a seed (a non-negative integer)", "seeds are non-negative")
+_positive = _bounded_int(1, "a whole number", "must be at least 1")
+_count = _bounded_int(0, "a whole number", "must be at least 0")
 
 
 def _duplicates_option(parser: argparse.ArgumentParser) -> None:
@@ -122,11 +132,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if dev is None:
         _warn_single_process(cfg0, args.launcher)
     failed: list[str] = []
+    task_keys: set[str] = set()
     for cfg, units in zip(cfgs, plans):
         r = runner.Runner(cfg, out, launcher=launcher)
         if len(seeds) > 1:
             print(f"-- seed {cfg['seed']}", flush=True)
         outcomes = r.run(units, data_root)
+        task_keys |= {o.unit.key for o in outcomes if o.unit.kind == "task" and o.status in ("ok", "skipped")}
         if launcher.waits and dev:
             _print_dev_table(outcomes, cfg, worlds)
         elif launcher.waits:
@@ -140,11 +152,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         method, recipe, records_dir = cfg0["method"]["name"], runner.recipe_label(cfg0), r.records_dir
         if len(seeds) > 1:
             print(f"\n{method}:{recipe} over seeds {','.join(map(str, seeds))}:\n"
-                  + summary.metrics_over_seeds(records_dir, method, recipe))
+                  + summary.metrics_over_seeds(records_dir, task_keys))
         print(f"\nrecords: {records_dir}")
         if failed:
             print("\n" + "\n".join(failed))
-        print("\n" + summary.next_commands(out, method, recipe))
+        print("\n" + summary.next_commands(out, cfg0, recipe, len(task_keys)))
     return 1 if failed else 0
 
 
@@ -305,14 +317,16 @@ def _version() -> str:
 
 
 class _HelpWithDefaults(argparse.HelpFormatter):
-    """Help that shows an option's default when it has one and the text does not say it."""
+    """Help that shows every option's default unless its text already says it (required
+    options and flags, which are off unless given, excepted)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        default = action.default
-        if "default" in text or default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+        if ("default" in text or not action.option_strings or action.required or action.nargs == 0
+                or action.default is argparse.SUPPRESS):
             return text
-        return f"{text} (default: %(default)s)"
+        shown = "none" if action.default is None or action.default == [] else "%(default)s"
+        return f"{text} (default: {shown})"
 
 
 def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -338,12 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--recipe", help="method recipe (default: the preset's name)")
     seed_group = run.add_mutually_exclusive_group()
     seed_group.add_argument("--seed", type=_seed, default=0, help="pretraining and task seed (a non-negative integer)")
-    seed_group.add_argument("--seeds", help="several seeds in one resumable command: 0,1,2 or 0-4")
+    seed_group.add_argument("--seeds", help="several seeds in one resumable command: 0,1,2 or 0-4 (default: the one --seed)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a resolved config value by dotted path, e.g. method.epochs=2 or "
                           "log.backends=[tensorboard,wandb,mlflow] (experiment tracking)")
     run.add_argument("--only", action="append", default=[], metavar="TASK",
-                     help="run only this task instance of the suite (repeatable; the method's stages still run)")
+                     help="run only this task instance of the suite (repeatable; the method's stages still run; "
+                          "default: every task of the suite)")
     run.add_argument("--skip", action="append", default=[], metavar="TASK",
                      help="leave this task instance of the suite out (repeatable)")
     run.add_argument("--data-root", help="root of the real datasets (default: the synthetic benchmark)")
@@ -351,14 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--launcher", choices=["local", "torchrun", "slurm"], default="local",
                      help="local: a subprocess per unit; torchrun: a DDP job per unit on this node; "
                      "slurm: one submitit job per unit with dependencies")
-    run.add_argument("--nproc-per-node", type=int, default=1, help="processes per unit under torchrun")
+    run.add_argument("--nproc-per-node", type=_positive, default=1, help="processes per unit under torchrun")
     slurm = run.add_argument_group("slurm")
     slurm.add_argument("--partition", help="SLURM partition (default: the cluster's default)")
-    slurm.add_argument("--nodes", type=int, default=1, help="nodes of each pretraining stage's job")
-    slurm.add_argument("--gpus-per-node", type=int, default=8, help="GPUs (and processes) per node of each job")
-    slurm.add_argument("--cpus-per-task", type=int, default=10, help="CPU cores per process (DataLoader workers)")
-    slurm.add_argument("--mem", help="memory per node, e.g. 256G")
-    slurm.add_argument("--time", type=int, default=72 * 60, help="time limit per job in minutes")
+    slurm.add_argument("--nodes", type=_positive, default=1, help="nodes of each pretraining stage's job")
+    slurm.add_argument("--gpus-per-node", type=_count, default=8, help="GPUs (and processes) per node of each job")
+    slurm.add_argument("--cpus-per-task", type=_positive, default=10, help="CPU cores per process (DataLoader workers)")
+    slurm.add_argument("--mem", help="memory per node, e.g. 256G (default: the cluster's default)")
+    slurm.add_argument("--time", type=_positive, default=72 * 60, help="time limit per job in minutes")
     slurm.add_argument("--account", help="SLURM account to charge (default: yours)")
     slurm.add_argument("--slurm-cluster", choices=["slurm", "local"], default=None,
                        help="submitit executor (default: slurm when sbatch exists); local runs jobs here")
@@ -367,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fast-dev-run", nargs="?", const=str(2), metavar="N",
                      help="run every unit for N steps (default 2) of its real configuration into OUT/dev-run and "
                      "print the measured cost and the projected time of the real run")
-    run.add_argument("--dev-run-images", type=int, default=8, metavar="K",
+    run.add_argument("--dev-run-images", type=_positive, default=8, metavar="K",
                      help="images per split of a fast dev run's tasks and non-training stages (default 8)")
     run.set_defaults(func=_cmd_run)
 
@@ -388,8 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=_cmd_data_synth)
     ver = dsub.add_parser("verify", help="check the datasets under a data root")
     ver.add_argument("--data-root", required=True, help="the folder holding the datasets in their official layouts")
-    ver.add_argument("--dataset", help="check only this dataset")
-    ver.add_argument("--sample", type=int, default=8, help="images decoded per dataset")
+    ver.add_argument("--dataset", help="check only this dataset (default: every dataset found under the root)")
+    ver.add_argument("--sample", type=_positive, default=8, help="images decoded per dataset")
     ver.add_argument("--strict-counts", action="store_true",
                      help="fail when a count differs from the official release (not only report it)")
     ver.add_argument("--suite", help="check exactly what this suite's units read (can this run start here?)")
@@ -401,11 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     ver.set_defaults(func=_cmd_data_verify)
 
     tab = sub.add_parser("tables", help="collate result records into leaderboards")
-    tab.add_argument("--records", action="append", default=[], help="records folder (repeatable; "
-                     "default results/records)")
-    tab.add_argument("--suite", help="only this suite's tasks")
+    tab.add_argument("--records", action="append", default=[], help=RECORDS_HELP)
+    tab.add_argument("--suite", help="only this suite's tasks (default: every task the records hold)")
     tab.add_argument("--format", choices=["md", "csv", "tex", "html"], help="only this format (default all)")
-    tab.add_argument("--out", help="write files here (default: print Markdown)")
+    tab.add_argument("--out", help="write the files here (default: print a summary of the leaderboards)")
     tab.add_argument("--check", action="store_true", help="fail when the files in --out (default results/) "
                      "are stale against the records")
     _duplicates_option(tab)
@@ -417,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--suite", help="the suite to run, and the tasks to check (default with --records: the "
                      "tasks the records hold)")
     chk.add_argument("--seed", type=_seed, default=0, help="seed of the run (default 0)")
-    chk.add_argument("--records", help="read records from here instead of running")
+    chk.add_argument("--records", help="read records from here (a records folder or a run's output folder) instead "
+                     "of running (default: run the suite)")
     chk.add_argument("--out", default="runs/check", help="output folder when running (default runs/check)")
     chk.set_defaults(func=_cmd_check)
 
@@ -433,14 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser("compare", help="B - A per metric with a paired-bootstrap 95 %% CI and p-value")
     cmp_.add_argument("row_a", metavar="A", help="METHOD or METHOD:RECIPE (the recipe label of the records)")
     cmp_.add_argument("row_b", metavar="B", help="METHOD or METHOD:RECIPE")
-    cmp_.add_argument("--records", action="append", default=[], help="records folder (repeatable; "
-                      "default results/records)")
+    cmp_.add_argument("--records", action="append", default=[], help=RECORDS_HELP)
     _duplicates_option(cmp_)
     cmp_.set_defaults(func=_cmd_compare)
 
     clm = sub.add_parser("claims", help="check the published claims (benchmarks/claims/*.yaml) on records")
-    clm.add_argument("--records", action="append", default=[], help="records folder (repeatable; "
-                     "default results/records)")
+    clm.add_argument("--records", action="append", default=[], help=RECORDS_HELP)
     clm.add_argument("--file", action="append", default=[], help="a claims file (repeatable; default all)")
     _duplicates_option(clm)
     clm.set_defaults(func=_cmd_claims)
@@ -450,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     oim.add_argument("--out", required=True, help="the folder to build OpenImage-MINI in")
     oim.add_argument("--spec", help="spec file (default benchmarks/openimage_mini/spec.yaml)")
     oim.add_argument("--tiny", action="store_true", help="use spec-tiny.yaml (the synthetic Open-Images-style files)")
-    oim.add_argument("--workers", type=int, help="image processes (default: all cores)")
+    oim.add_argument("--workers", type=_positive, help="image processes (default: all cores)")
     oim.set_defaults(func=_cmd_data_oim)
 
     conv = sub.add_parser("convert", help="import a public SSL checkpoint as a torchvision backbone file")

@@ -36,8 +36,8 @@ from typing import Any, Mapping
 
 import torch
 
-from harness.core.checkpoints import expected_keys, nearest_arch, read_weights, save_backbone, sidecar_path
-from harness.core.errors import CheckpointError
+from harness.core.checkpoints import ARCHS, expected_keys, nearest_arch, read_weights, save_backbone, sidecar_path
+from harness.core.errors import CheckpointError, HarnessError
 from harness.core.hashing import sha256_file
 from harness.core.heads import HEADS_FILE, save_heads
 from harness.core.paths import BACKBONE_FILE
@@ -148,6 +148,8 @@ def convert(src: Path, dst: Path, arch: str | None = None) -> ConversionReport:
     keys (listed) or wrong shapes. Non-backbone keys (heads, fc, queues, momentum encoders)
     are dropped and reported.
     """
+    if arch is not None and arch not in ARCHS:
+        raise HarnessError(f"--arch {arch!r}: expected one of {', '.join(ARCHS)}")
     src, dst = Path(src), Path(dst)
     state = _flatten(read_weights(src), src)
     if not state:

@@ -182,7 +182,7 @@ def resolve(method: str, suite: str, preset: str = "tiny", recipe: str | None = 
     data = copy.deepcopy(preset_cfg.get("data") or {"root": None})
     cfg: dict[str, Any] = {
         "preset": preset,
-        "seed": int(seed),
+        "seed": seed,
         "device": preset_cfg.get("device", "auto"),
         "data": data,
         "method": {"name": method, "recipe": recipe, **recipe_cfg},
@@ -192,6 +192,8 @@ def resolve(method: str, suite: str, preset: str = "tiny", recipe: str | None = 
     }
     for text in overrides or []:
         apply_override(cfg, text)
+    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
+        raise ConfigError(f"seed {cfg['seed']!r}: seeds are non-negative integers")
     tracking.check_backends(cfg["log"]["backends"])
     if data_root is not None:
         cfg["data"]["root"] = str(Path(data_root).resolve())

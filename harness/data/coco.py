@@ -103,10 +103,10 @@ def parse_coco_instances(data: Any, ann_file: Path, image_dir: Path, name: str, 
             bbox=tuple(float(v) for v in bbox), category_id=cid, iscrowd=bool(ann["iscrowd"]),
             segmentation=ann["segmentation"], area=float(ann["area"]), extra={"id": aid}))
 
-    records = [DetectionImage(image_id=iid, path=image_dir / img["file_name"], width=img["width"],
+    entries = [DetectionImage(image_id=iid, path=image_dir / img["file_name"], width=img["width"],
                               height=img["height"], objects=img["objects"]) for iid, img in images.items()]
-    require_listed_files([r.path for r in records], f"the image file named in {ann_file}")
-    return DetectionSet(name=name, root=root, categories=categories, images=records, ann_file=ann_file)
+    require_listed_files([e.path for e in entries], f"the image file named in {ann_file}")
+    return DetectionSet(name=name, root=root, categories=categories, images=entries, ann_file=ann_file)
 
 
 def _check_segmentation(seg: Any, path: Path, where: str) -> None:

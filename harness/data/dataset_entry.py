@@ -14,7 +14,7 @@ ImageSet = ClassificationSet | ArrayClassificationSet
 
 @dataclass(frozen=True)
 class StreamCheck:
-    """Result of a check that streams a file instead of building a record set."""
+    """Result of a check that streams a file instead of building an image set."""
 
     path: Path
     rows: int
@@ -26,7 +26,7 @@ class SplitSpec:
     """One split ``harness data verify`` reads and counts."""
 
     name: str
-    load: Callable[[Path], Any]  # data_root -> a record set of harness.data.image_sets, or a StreamCheck
+    load: Callable[[Path], Any]  # data_root -> an image set of harness.data.image_sets, or a StreamCheck
     probe: tuple[str, ...]  # paths relative to the data root; any existing one means "split present"
     official: int | None = None  # size of the real release (images, or rows for CSV checks)
     required: bool = True

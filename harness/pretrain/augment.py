@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from harness.data.images import IMAGENET_MEAN, IMAGENET_STD
 from harness.core.errors import ConfigError
+from harness.core.config_section import checked_section, field_names
 from harness.pretrain.data import RawBatch, hash_seed
 
 _CROP_TRIES = 10
@@ -76,11 +77,7 @@ class ViewAug:
     @classmethod
     def from_cfg(cls, d: dict[str, Any] | None, **defaults: Any) -> "ViewAug":
         """Build from a recipe dict; ``defaults`` fill keys the dict does not set."""
-        d = {**defaults, **(d or {})}
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ConfigError(f"unknown augmentation key(s) {sorted(unknown)}; known: {sorted(names)}")
+        d = checked_section({**defaults, **(d or {})}, field_names(cls), "augmentation")
         d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         aug = cls(**d)
         if aug.blur_kernel % 2 != 1:

@@ -15,7 +15,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from harness.results.tables import Table
+from harness.results.tables import Table, metric_bounds
 
 VERDICT_COLOURS = {"holds": "#2ca02c", "contradicted": "#d62728", "not significant": "#7f7f7f"}
 WIDTH = 460
@@ -37,8 +37,9 @@ def _row_colours(labels: Iterable[str]) -> alt.Scale:
 
 
 def metric_bars(table: Table) -> dict[str, Any] | None:
-    """One bar chart of the rows' means with 95 % CI whiskers, for the metric chosen in its
-    menu (every main metric that at least two rows have)."""
+    """One bar chart of the rows' means with 95 % CI whiskers (clipped to the metric's
+    bounds, as in the tables), for the metric chosen in its menu (every main metric that at
+    least two rows have)."""
     points = []
     for col in table.columns:
         mine = []
@@ -46,7 +47,7 @@ def metric_bars(table: Table) -> dict[str, Any] | None:
             cell = table.cells.get((row, col))
             if cell is None or cell.mean is None:
                 continue
-            iv = cell.interval()
+            iv = cell.interval(metric_bounds(col))
             low, high = (iv.low, iv.high) if iv is not None and iv.low is not None else (None, None)
             sense = "higher" if col.higher_is_better else "lower"
             mine.append({"row": row_label(row), "metric": f"{col.group}: {col.header} ({sense} is better)",

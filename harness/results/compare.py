@@ -15,8 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from harness.results import stats, store
 from harness.core.errors import HarnessError
+from harness.core.text_table import text_table
+from harness.results import stats, store
+from harness.results.record_schema import UNRANKED_ROLES
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def comparable(records: pd.DataFrame) -> pd.DataFrame:
     """The ok task records that rank methods (``role`` neither ``plumbing`` nor ``dev-run``)."""
     if not len(records):
         return records
-    keep = [rec["status"] == "ok" and role_of(rec) not in ("plumbing", "dev-run") for rec in records.to_dict("records")]
+    keep = [rec["status"] == "ok" and role_of(rec) not in UNRANKED_ROLES for rec in records.to_dict("records")]
     return records[keep]
 
 
@@ -160,18 +162,19 @@ def compare_rows(records: pd.DataFrame, row_a: RowRef, row_b: RowRef) -> pd.Data
 
 
 def format_comparison(df: pd.DataFrame, row_a: RowRef, row_b: RowRef) -> str:
-    """A fixed-width text table of :func:`compare_rows` (B - A; 'better' is B's verdict)."""
+    """A text table of :func:`compare_rows` (B - A; 'better' is B's verdict), its columns
+    as wide as their widest cell."""
     head = (f"B - A with A = {row_a}, B = {row_b}; 95 % CI; p two-sided; verdict for B "
             "(better / worse: p < 0.05, tie: not significant, untested: fewer than 2 seeds and no per-item values)")
-    lines = [head, f"{'task':<24} {'metric':<30} {'A':>9} {'B':>9} {'B - A':>9} {'95% CI':>21} {'p':>7}  "
-                   f"{'n':>5}  {'test':<16} verdict"]
+    rows = []
     for r in df.to_dict("records"):
         ci = "-" if pd.isna(r["ci_low"]) else f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
         p = "-" if pd.isna(r["p_value"]) else f"{r['p_value']:.4f}"
         arrow = "↑" if r["higher_is_better"] else "↓"
-        lines.append(f"{r['task']:<24} {(r['metric'] + ' ' + arrow):<30} {r['mean_a']:>9.2f} {r['mean_b']:>9.2f} "
-                     f"{r['diff']:>+9.2f} {ci:>21} {p:>7}  {r['n_a']}/{r['n_b']:<3}  {r['test']:<16} {r['verdict']}")
-    return "\n".join(lines)
+        rows.append([r["task"], f"{r['metric']} {arrow}", f"{r['mean_a']:.2f}", f"{r['mean_b']:.2f}",
+                     f"{r['diff']:+.2f}", ci, p, f"{r['n_a']}/{r['n_b']}", r["test"], r["verdict"]])
+    header = ["task", "metric", "A", "B", "B - A", "95% CI", "p", "n", "test", "verdict"]
+    return head + "\n" + text_table(header, rows, right=(2, 3, 4, 5, 6, 7))
 
 
 def compare_main(a: str, b: str, records: list[Path], duplicates: str = "refuse") -> int:

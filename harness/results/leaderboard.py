@@ -1,6 +1,7 @@
 """Writes (or checks) the leaderboard files from the records: the whole-protocol
 LEADERBOARD (main metrics), one file per suite, one per paper layout, one per task (every
-metric), the claims' verdicts, in md / csv / tex and one HTML page."""
+metric), the claims' verdicts, in md / csv / tex, one HTML page and one HTML page per
+row of the main table (``runs/``)."""
 from __future__ import annotations
 
 import difflib
@@ -10,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.core import config as config_mod
-from harness.results import claims, compare, store, tables, tables_html
+from harness.results import claims, compare, run_pages, store, tables, tables_html
 from harness.core import paths
 from harness.core.atomic import atomic_write_text
 from harness.core.text_table import text_table
@@ -38,12 +39,13 @@ def suite_tasks(name: str) -> list[str]:
 @dataclass
 class Contents:
     """Everything the leaderboard files show: the tables by file stem, the claims'
-    verdicts, the loss curves and the published numbers."""
+    verdicts, the loss curves, the published numbers and the task records (for the run pages)."""
 
     tables: dict[str, tables.Table]
     verdicts: pd.DataFrame | None = None
     curves: list[tables_html.Curve] = field(default_factory=list)
     reference: pd.DataFrame | None = None  # published paper-scale numbers, shown apart
+    records: pd.DataFrame | None = None
 
 
 def build_tables(records: pd.DataFrame, suite: str | None = None) -> dict[str, tables.Table]:
@@ -81,7 +83,8 @@ def build_tables(records: pd.DataFrame, suite: str | None = None) -> dict[str, t
 
 def build_contents(records: list[Path], suite: str | None = None, duplicates: str = "refuse") -> Contents:
     """Load the records (task and stage) and the published numbers; build every table and,
-    for the whole leaderboard, the claims' verdicts and the loss curves. ``duplicates``:
+    for the whole leaderboard, the claims' verdicts, the loss curves and the records of the
+    run pages. ``duplicates``:
     see :func:`harness.results.store.load_records`."""
     recs = store.load_records(records, kind="task", duplicates=duplicates)
     if not len(recs):
@@ -95,7 +98,7 @@ def build_contents(records: list[Path], suite: str | None = None, duplicates: st
     loaded = claims.load_claims()
     verdicts = claims.verdict_table(claims.evaluate(loaded, recs)) if loaded else None
     curves = tables_html.curves_from_records(stages)
-    return Contents(tabs, verdicts, curves, reference)
+    return Contents(tabs, verdicts, curves, reference, recs)
 
 
 def reference_markdown(reference: pd.DataFrame) -> str:
@@ -110,9 +113,11 @@ def reference_markdown(reference: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(contents: Contents, formats: tuple[str, ...] = FORMATS) -> dict[str, str]:
+def render(contents: Contents, formats: tuple[str, ...] = FORMATS, folder: Path | None = None) -> dict[str, str]:
     """{file name: text} for every table and format (per-task tables: md and csv), the
-    claims (CLAIMS.md / .csv) and the published numbers (REFERENCE.md)."""
+    claims (CLAIMS.md / .csv), the published numbers (REFERENCE.md) and, in HTML, the
+    leaderboard page with its run pages; ``folder``: where the files go (default: the
+    results folder), which their links start from."""
     files: dict[str, str] = {}
     if contents.reference is not None and len(contents.reference) and "md" in formats:
         files["REFERENCE.md"] = reference_markdown(contents.reference)
@@ -130,13 +135,19 @@ def render(contents: Contents, formats: tuple[str, ...] = FORMATS) -> dict[str, 
         if "csv" in formats:
             files["CLAIMS.csv"] = contents.verdicts.to_csv(index=False, float_format="%.4f", lineterminator="\n")
     if "html" in formats:
+        folder = folder or paths.results_dir()
         tabs = contents.tables
         main = tabs.get("LEADERBOARD") or next(iter(tabs.values()))
+        runs = run_pages.run_records(contents.records, main.rows) if contents.records is not None else {}
+        names = run_pages.page_names(runs)
         files["leaderboard.html"] = tables_html.page(
             main, layouts=[t for k, t in tabs.items() if k.startswith("paper-")], plumbing=tabs.get("plumbing"),
             robustness=[tabs[f"tasks/{t}"] for t in (suite_tasks("robustness") if "robustness" in
                                                     config_mod.suite_names() else []) if f"tasks/{t}" in tabs],
-            verdicts=contents.verdicts, curves=contents.curves, reference=contents.reference)
+            verdicts=contents.verdicts, curves=contents.curves, reference=contents.reference, folder=folder,
+            runs=names)
+        for row, name in names.items():
+            files[name] = run_pages.page(row, runs[row], contents.curves, (folder / name).parent)
     return files
 
 
@@ -168,9 +179,9 @@ def tables_main(records: list[Path] | None, suite: str | None, fmt: str | None, 
     if out is None and not check and suite is None:
         print(summary_text(contents.tables["LEADERBOARD"]))
         return 0
-    files = render(contents, (fmt,) if fmt else FORMATS)
+    target = out or paths.results_dir()
+    files = render(contents, (fmt,) if fmt else FORMATS, target)
     if check:
-        target = out or paths.results_dir()
         stale = [name for name, text in files.items()
                  if not (target / name).is_file() or (target / name).read_text() != text]
         for name in stale:

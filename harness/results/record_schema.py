@@ -20,6 +20,8 @@ SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed")
 KINDS = ("stage", "task")
 ROLES = ("comparison", "plumbing", "stage", "dev-run")
+TASK_ROLES = ROLES[:2]  # the roles a suite may give a task instance
+UNRANKED_ROLES = (ROLES[1], ROLES[3])  # records that never rank methods: plumbing and dev-run
 
 T = TypeVar("T", bound="_Typed")
 
@@ -117,15 +119,15 @@ class UnitSpec(_Typed):
 class _Produced(_Typed):
     """What a unit's process reports besides its metrics (shared by result and record)."""
 
-    dataset: dict[str, Any] = _f("dict", factory=dict)
-    framework: dict[str, Any] = _f("dict", factory=dict)
-    extra: dict[str, Any] = _f("dict", factory=dict)
-    backbone_sha256: str | None = _f("str?", None)
-    samples: dict[str, Any] | None = _f("dict?", None)
-    versions: dict[str, str] = _f("dict", factory=dict)
-    device: str | None = _f("str?", None)
-    world_size: int = _f("int", 1)
-    wall_time_s: float | None = _f("number?", None)
+    dataset: dict[str, Any] = _f("dict", factory=dict)  # the data read: name, split sizes, content fingerprints
+    framework: dict[str, Any] = _f("dict", factory=dict)  # what computed it (torch, mmdet, mmseg) and its versions
+    extra: dict[str, Any] = _f("dict", factory=dict)  # task-specific details (chosen hyperparameters, counts)
+    backbone_sha256: str | None = _f("str?", None)  # sha256 of the backbone file a task evaluated
+    samples: dict[str, Any] | None = _f("dict?", None)  # the per-item values file beside the record and its sha256
+    versions: dict[str, str] = _f("dict", factory=dict)  # Python, library versions and the CPU model (cpu)
+    device: str | None = _f("str?", None)  # the device it ran on (cpu, cuda:0 and its card)
+    world_size: int = _f("int", 1)  # processes of the unit (DDP ranks)
+    wall_time_s: float | None = _f("number?", None)  # the unit's wall time in seconds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,32 +146,32 @@ class Record(_Produced):
     """One result: a task's metrics (or a stage's summary) for one method, recipe and seed,
     with everything that identifies how it was produced."""
 
-    kind: str = _f("str")
-    method: str = _f("str")
+    kind: str = _f("str")  # stage (a method's stage) or task (an evaluation)
+    method: str = _f("str")  # the method's registered name
     recipe: str = _f("str")  # the row label (recipe name, or label, + override hash)
-    seed: int = _f("int")
-    task: str = _f("str")
-    status: str = _f("str")
-    metrics: dict[str, float] = _f("dict")
-    higher_is_better: dict[str, bool] = _f("dict")
-    unit_key: str = _f("str")
-    config_hash: str = _f("str")
-    schema: int = _f("int", SCHEMA_VERSION)
-    recipe_name: str = _f("str", "")
-    recipe_note: str | None = _f("str?", None)
-    task_type: str = _f("str", "")
-    task_version: str = _f("str", "")
-    role: str = _f("str", "comparison")
-    upstream_keys: list[str] = _f("list", factory=list)
-    config: dict[str, Any] = _f("dict", factory=dict)
-    pretrain_data: str = _f("str", "unknown")
-    epochs: int | None = _f("int?", None)
-    preset: str = _f("str", "")
-    harness_git_sha: str = _f("str", "unknown")
-    workdir: str = _f("str", "")
-    created: str = _f("str", "")
-    error: str | None = _f("str?", None)
-    log: str | None = _f("str?", None)
+    seed: int = _f("int")  # the run's seed (pretraining and task)
+    task: str = _f("str")  # the task instance name (a stage record: the stage name)
+    status: str = _f("str")  # ok or failed
+    metrics: dict[str, float] = _f("dict")  # metric name -> value (percentages unless the task says otherwise)
+    higher_is_better: dict[str, bool] = _f("dict")  # metric name -> its direction
+    unit_key: str = _f("str")  # hash of everything that determines the result (reruns with the same key are skipped)
+    config_hash: str = _f("str")  # hash of the whole resolved configuration of the run
+    schema: int = _f("int", SCHEMA_VERSION)  # version of this record format
+    recipe_name: str = _f("str", "")  # the recipe file the run started from
+    recipe_note: str | None = _f("str?", None)  # the recipe's note (e.g. where it departs from the paper)
+    task_type: str = _f("str", "")  # the registered task the instance runs
+    task_version: str = _f("str", "")  # the task's catalog version (a protocol change bumps it)
+    role: str = _f("str", "comparison")  # comparison (ranks methods), plumbing (pipeline check), stage or dev-run
+    upstream_keys: list[str] = _f("list", factory=list)  # unit keys of the units it consumed (the backbone's stage)
+    config: dict[str, Any] = _f("dict", factory=dict)  # the resolved configuration the unit ran with
+    pretrain_data: str = _f("str", "unknown")  # the pretraining images (synthetic, coco, imagenet, ...)
+    epochs: int | None = _f("int?", None)  # the recipe's pretraining epochs
+    preset: str = _f("str", "")  # tiny or paper
+    harness_git_sha: str = _f("str", "unknown")  # the harness commit (-dirty: uncommitted changes)
+    workdir: str = _f("str", "")  # the unit's folder (artifacts, checkpoints, log.txt)
+    created: str = _f("str", "")  # when the record was written (UTC, ISO 8601)
+    error: str | None = _f("str?", None)  # why a failed unit failed
+    log: str | None = _f("str?", None)  # a failed unit's log file
 
     def check(self, source: str) -> None:
         if self.status not in STATUSES:

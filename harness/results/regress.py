@@ -13,6 +13,7 @@ import pandas as pd
 from harness.core.errors import DataError
 from harness.core.text_table import text_table
 from harness.results import baselines, compare
+from harness.results.record_schema import UNRANKED_ROLES
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,7 @@ def row_records(records: pd.DataFrame, baseline: dict[str, Any], source: Path) -
     folder without them is a :class:`DataError` naming it."""
     method, recipe = baseline["method"], baseline["recipe"]
     rows = records[(records["method"] == method) & (records["recipe"] == recipe)] if len(records) else records
-    rows = rows[[compare.role_of(r) not in ("plumbing", "dev-run") for r in rows.to_dict("records")]] if len(rows) \
-        else rows
+    rows = rows[[compare.role_of(r) not in UNRANKED_ROLES for r in rows.to_dict("records")]] if len(rows) else rows
     if not len(rows):
         raise DataError(f"{source}: no records of {method}:{recipe} (the row the baseline checks)")
     return rows

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from harness.core import registry
+from harness.core.text_table import text_table
 from harness.results import compare, stats
 from harness.results.tables import FRACTION_TASKS
-from harness.core import registry
 
 RANGE = (5.0, 95.0)
 
@@ -79,18 +80,19 @@ def format_separation(df: pd.DataFrame, trained: compare.RowRef, floor: compare.
     lines = [f"trained = {trained}, floor = {floor}; gap = trained - floor (sign-adjusted: > 0 is better); "
              f"ratio = gap / pooled seed std; pass: ratio > {criterion.min_ratio:g}, trained mean in "
              f"{criterion.percent_range[0]:g}-{criterion.percent_range[1]:g} % (percentages), both 95 % CI "
-             f"half-widths <= {criterion.max_half_width:g} points (0.03 for fractions)",
-             f"{'task':<24} {'metric':<26} {'trained':>8} {'floor':>8} {'gap':>8} {'pooled':>7} {'ratio':>7} "
-             f"{'hw tr':>6} {'hw fl':>6}  verdict"]
+             f"half-widths <= {criterion.max_half_width:g} points (0.03 for fractions)"]
+    rows = []
     for r in df.to_dict("records"):
         f = lambda v: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"  # noqa: E731
         why = [] if r["passed"] else [w for w, bad in (("gap", not r["ratio"] > criterion.min_ratio),
                                                         ("range", not r["in_range"])) if bad]
         if not r["passed"] and not why:
             why = ["ci"]
-        lines.append(f"{r['task']:<24} {r['metric']:<26} {r['trained']:>8.2f} {r['floor']:>8.2f} {r['gap']:>+8.2f} "
-                     f"{f(r['pooled_std']):>7} {f(r['ratio']):>7} {f(r['half_width_trained']):>6} "
-                     f"{f(r['half_width_floor']):>6}  " + ("PASS" if r["passed"] else "FAIL (" + ", ".join(why) + ")"))
+        rows.append([r["task"], r["metric"], f"{r['trained']:.2f}", f"{r['floor']:.2f}", f"{r['gap']:+.2f}",
+                     f(r["pooled_std"]), f(r["ratio"]), f(r["half_width_trained"]), f(r["half_width_floor"]),
+                     "PASS" if r["passed"] else "FAIL (" + ", ".join(why) + ")"])
+    lines.append(text_table(["task", "metric", "trained", "floor", "gap", "pooled", "ratio", "hw tr", "hw fl",
+                             "verdict"], rows, right=range(2, 9)))
     n = len(df)
     lines.append(f"{int(df['passed'].sum()) if n else 0} of {n} main metrics pass")
     return "\n".join(lines)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from harness.core.text_table import text_table
+
 MEMORY_MARGIN = 0.10  # flag a unit within 10 % of its device's memory
 
 
@@ -86,14 +88,14 @@ def _fmt(value: float | None, spec: str) -> str:
 def table(dev_rows: list[DevRow], device: str) -> str:
     """The dev-run table and the projected totals, as text."""
     hours = "GPU h" if device.startswith("cuda") else "proc h"
-    head = (f"{'unit':<34} {'status':<11} {'s/step':>8} {'img/s':>8} {'wait':>5} {'dev GB':>7} {'RSS GB':>7} "
-            f"{'steps':>8} {'wall h':>8} {hours:>8}  note")
-    lines = [head]
+    rows = []
     for r in dev_rows:
         mem = _fmt(r.device_gb, ".1f") + ("!" if r.near_memory_limit else "")
-        lines.append(f"{r.unit:<34} {r.status:<11} {_fmt(r.s_per_step, '.3f'):>8} {_fmt(r.images_per_s, '.1f'):>8} "
-                     f"{_fmt(r.data_wait, '.0%'):>5} {mem:>7} {_fmt(r.rss_gb, '.1f'):>7} "
-                     f"{r.real_steps or '-':>8} {_fmt(r.wall_h, '.2f'):>8} {_fmt(r.gpu_h, '.1f'):>8}  {r.note}")
+        rows.append([r.unit, r.status, _fmt(r.s_per_step, ".3f"), _fmt(r.images_per_s, ".1f"),
+                     _fmt(r.data_wait, ".0%"), mem, _fmt(r.rss_gb, ".1f"), r.real_steps or "-",
+                     _fmt(r.wall_h, ".2f"), _fmt(r.gpu_h, ".1f"), r.note])
+    lines = [text_table(["unit", "status", "s/step", "img/s", "wait", "dev GB", "RSS GB", "steps", "wall h", hours,
+                         "note"], rows, right=range(2, 10))]
     wall = sum(r.wall_h or 0.0 for r in dev_rows)
     gpu = sum(r.gpu_h or 0.0 for r in dev_rows)
     unmeasured = [r.unit for r in dev_rows if r.wall_h is None]

@@ -25,10 +25,11 @@ from typing import Any, Callable
 from harness.core import config as config_mod
 from harness.core.atomic import atomic_write_text
 from harness.core import paths, registry, tracking
+from harness.core.text_table import text_table
 from harness.results import store
 from harness.api import BACKBONE_FILE
 from harness.core.errors import ConfigError, DataError
-from harness.results.record_schema import ROLES, Record, UnitResult, UnitSpec
+from harness.results.record_schema import TASK_ROLES, Record, UnitResult, UnitSpec
 from harness.run.launch import Launcher, LaunchRequest
 from harness.run.launch.local import LocalLauncher
 from harness.run import dev_run
@@ -122,8 +123,8 @@ def task_role(instance: str, task_cfg: dict[str, Any]) -> str:
     to check that its pipeline works at this scale: its preset says ``role: plumbing``;
     tables and claims leave it out of comparisons). Stage units have the role ``stage``."""
     role = task_cfg.get("role", "comparison")
-    if role not in ROLES[:2]:
-        raise ConfigError(f"task {instance!r}: role {role!r} is not one of {ROLES[:2]}")
+    if role not in TASK_ROLES:
+        raise ConfigError(f"task {instance!r}: role {role!r} is not one of {TASK_ROLES}")
     return role
 
 
@@ -381,7 +382,7 @@ def error_line(record: dict[str, Any] | None) -> str:
 def summary_table(outcomes: list[Outcome], max_metrics: int = 6) -> str:
     """A short text table of each task's status and main metrics."""
     mains = {name: e.main_metrics for name, e in registry.tasks().items()}
-    lines = [f"{'unit':<34} {'status':<8} metrics"]
+    rows = []
     for o in outcomes:
         metrics = (o.record or {}).get("metrics", {}) if o.record else {}
         wanted = mains.get(o.unit.task) or []
@@ -389,5 +390,5 @@ def summary_table(outcomes: list[Outcome], max_metrics: int = 6) -> str:
         shown = ", ".join(f"{k}={v:.2f}" for k, v in list(metrics.items())[:max_metrics])
         if o.record and o.record.get("status") == "failed":
             shown = error_line(o.record)[:100]
-        lines.append(f"{o.unit.label:<34} {o.status:<8} {shown}")
-    return "\n".join(lines)
+        rows.append([o.unit.label, o.status, shown])
+    return text_table(["unit", "status", "metrics"], rows)

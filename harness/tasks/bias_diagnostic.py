@@ -42,7 +42,7 @@ read.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,7 @@ import numpy as np
 from harness.data.images import IMAGENET_MEAN, IMAGENET_STD
 from harness.api import Task, TaskContext, TaskResult
 from harness.core.errors import ConfigError
+from harness.core.config_section import checked_section, field_names
 
 LEVELS = {"c4": 16, "c4head": 16, "c5": 32}  # level -> stride of the map RoIAlign samples
 
@@ -76,10 +77,7 @@ class DiagnosticCfg:
 
     @classmethod
     def from_cfg(cls, d: dict[str, Any] | None) -> "DiagnosticCfg":
-        d = dict(d or {})
-        names = {f.name for f in fields(cls)}
-        if set(d) - names:
-            raise ConfigError(f"bias_diagnostic: unknown preset key(s) {sorted(set(d) - names)}; known: {sorted(names)}")
+        d = checked_section(d, field_names(cls), "bias_diagnostic preset")
         d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         cfg = cls(**d)
         if cfg.level not in LEVELS or any(lv not in LEVELS for lv in cfg.levels):

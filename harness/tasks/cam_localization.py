@@ -35,7 +35,7 @@ Config keys: ``datasets``, ``image_size``, ``batch_size``, ``iterations``,
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -44,6 +44,7 @@ import numpy as np
 from harness.results import samples
 from harness.api import Task, TaskContext, TaskResult
 from harness.core.errors import CheckpointError, ConfigError, DataError
+from harness.core.config_section import checked_section, field_names
 from harness.data.image_sets import DetectionImage
 
 DATASETS = ("cub", "flowers", "coco")
@@ -71,11 +72,7 @@ class LocalizationConfig:
 
     @classmethod
     def from_cfg(cls, d: dict[str, Any]) -> "LocalizationConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ConfigError(f"cam_localization: unknown config key(s) {sorted(unknown)}; known: {sorted(names)}")
-        d = dict(d)
+        d = checked_section(d, field_names(cls), "cam_localization config")
         if "datasets" in d:
             d["datasets"] = tuple([d["datasets"]] if isinstance(d["datasets"], str) else d["datasets"])
             bad = set(d["datasets"]) - set(DATASETS)

@@ -23,6 +23,7 @@ from PIL import Image
 
 from harness.core import vit
 from harness.core.errors import ConfigError, DataError
+from harness.core.config_section import checked_section, field_names
 from harness.data.images import IMAGENET_MEAN, IMAGENET_STD
 
 T = TypeVar("T")
@@ -54,9 +55,8 @@ class DenseProbeConfig:
 def probe_config(cls: type[T], d: dict[str, Any], task: str, datasets: Sequence[str]) -> T:
     """A frozen dense-probe config dataclass from its task config: exactly its fields,
     a known dataset, known backbone stages."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    if set(d) - names or names - set(d):
-        raise ConfigError(f"{task}: config keys {sorted(d)}; expected exactly {sorted(names)}")
+    names = field_names(cls)
+    d = checked_section(d, names, f"{task} config", required=names)
     if d["dataset"] not in datasets:
         raise ConfigError(f"{task}: dataset {d['dataset']!r} is not one of {tuple(datasets)}")
     return cls(**{**d, "levels": tuple(check_stages(d["levels"], task))})

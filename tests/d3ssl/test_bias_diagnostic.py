@@ -55,7 +55,7 @@ def test_scenes_keep_the_object_in_place_and_positions_uniform():
 
 
 def test_preset_errors_are_clear():
-    with pytest.raises(ConfigError, match="unknown preset key"):
+    with pytest.raises(ConfigError, match="unknown key.*bias_diagnostic preset"):
         DiagnosticCfg.from_cfg({"image_sz": 3})
     with pytest.raises(ConfigError, match="levels"):
         DiagnosticCfg.from_cfg({"level": "c3"})

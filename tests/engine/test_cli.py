@@ -88,6 +88,7 @@ def test_a_failed_unit_prints_its_error_line_and_log(bench: Path, tmp_path: Path
     assert lines[failed + 2].strip().startswith("log: ") and lines[failed + 2].strip().endswith("log.txt")
     assert "FAILED stage a: RuntimeError: stage a failed on purpose" in res.stdout
     assert "not run: task toy_score (an upstream unit failed)" in res.stdout
+    assert "next: no task record was written" in res.stdout and "harness tables" not in res.stdout
 
 
 def test_help_lists_commands(bench: Path) -> None:
@@ -138,6 +139,15 @@ def test_seeds_plan_run_and_resume(bench: Path, tmp_path: Path) -> None:
     assert again.returncode == 0, again.stdout + again.stderr
     skipped = [ln for ln in again.stdout.splitlines() if ": skipped" in ln]
     assert len(skipped) == 8 and sum(": ok" in ln for ln in again.stdout.splitlines()) == 4
+    assert _seed_counts(again.stdout) == {3}
+    part = cli(bench, "run", "--method", "toy", "--suite", "toy", "--seeds", "1,2", "--out", str(out))
+    assert _seed_counts(part.stdout) == {2}  # this run's seeds, not all the folder holds
+
+
+def _seed_counts(stdout: str) -> set[int]:
+    """The n column of the table of metrics over seeds that ``harness run --seeds`` prints."""
+    block = stdout.split("95 % CI over seeds")[1].split("\n\n")[0]
+    return {int(line.split()[-1]) for line in block.strip().splitlines()[1:] if line.strip()}
 
 
 def test_version_dry_run_config_and_data_exit_code(bench: Path, tmp_path: Path) -> None:

@@ -25,7 +25,9 @@ def test_docs_build_strict_with_generated_reference(tmp_path: Path) -> None:
     tasks = (tmp_path / "site" / "reference" / "tasks" / "index.html").read_text()
     assert "instance_probe" in tasks and "main metrics" in tasks
     records = (tmp_path / "site" / "reference" / "records" / "index.html").read_text()
-    assert "unit_key" in records and "backbone_sha256" in records
+    assert "unit_key" in records and "backbone_sha256" in records and "dev-run" in records
+    api = (tmp_path / "site" / "reference" / "api" / "index.html").read_text()
+    assert "data_root" in api and "StageContext" in api  # from the docstrings
     guide = (tmp_path / "site" / "guides" / "adding-a-method" / "index.html").read_text()
     assert "SimSiamModel" in guide and "export_heads" in guide  # the plugin file itself, included
 

@@ -45,6 +45,9 @@ CASES = {
     "data verify: unknown suite": (2, ["data", "verify", "--data-root", "{empty}", "--suite", "nope"]),
     "data verify: empty root": (3, ["data", "verify", "--data-root", "{empty}", "--dataset", "coco"]),
     "convert: missing checkpoint": (3, ["convert", "{tmp}/none.pth", "{tmp}/out.pth"]),
+    "convert: unknown arch": (2, ["convert", "{tmp}/none.pth", "{tmp}/out.pth", "--arch", "resnet99"]),
+    "run: no processes per node": (2, ["run", "--method", "mocov2", "--suite", "smoke", "--launcher", "torchrun",
+                                       "--nproc-per-node", "0", "--dry-run"]),
     "tables: no records": (3, ["tables", "--records", "{empty}", "--out", "{tmp}/tables"]),
     "tables: missing folder": (3, ["tables", "--records", "{tmp}/nowhere"]),
     "tables: malformed record": (3, ["tables", "--records", "{malformed}"]),
@@ -52,6 +55,7 @@ CASES = {
     "compare: malformed record": (3, ["compare", "mocov2", "random", "--records", "{malformed}"]),
     "compare: unknown row": (2, ["compare", "mocov9", "random:tiny", "--records", str(ROOT / "results" / "records")]),
     "claims: missing folder": (3, ["claims", "--records", "{tmp}/nowhere"]),
+    "claims: missing claims file": (2, ["claims", "--file", "{tmp}/none.yaml"]),
     "check: missing baseline": (2, ["check", "--baseline", "{tmp}/none.yaml", "--records", "{empty}"]),
     "check: records without the method": (3, ["check", "--baseline", str(ROOT / "results" / "baselines" /
                                                                       "mocov2-tiny.yaml"), "--records", "{empty}"]),
@@ -64,5 +68,7 @@ def test_exit_code(case: str, tmp_path: Path, empty: Path, malformed: Path) -> N
     args = [a.format(tmp=tmp_path, empty=empty, malformed=malformed) for a in args]
     got, err = harness(*args)
     assert got == code, f"{case}: exit {got}, expected {code}\n{err}"
-    if code == 3 and "tables" in case:
+    assert "Traceback" not in err
+    if "tables" in case:
         assert not (tmp_path / "tables").exists()  # nothing written
+    assert not (tmp_path / "out.pth").exists() and not (tmp_path / "out").exists()

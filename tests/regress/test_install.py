@@ -36,6 +36,9 @@ def test_installed_wheel_runs_from_another_folder(tmp_path: Path) -> None:
     assert (target / "bin" / "harness").is_file()
     assert (target / "harness_methods" / "mocov2" / "recipes" / "tiny.yaml").is_file()
     assert not (target / "methods").exists()  # no top-level package named like other projects' modules
+    assert (target / "harness_methods" / "orl" / "README.md").is_file()  # each plugin's documentation
+    assert (target / "harness" / "_benchmarks" / "tasks").is_dir()
+    assert not (target / "harness" / "_benchmarks" / "perf").exists()  # the speed scripts are not protocol
     run = harness("run", "--method", "random", "--suite", "smoke", "--out", "runs")
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     records = sorted(p.name for p in (elsewhere / "runs" / "records").rglob("*.json"))

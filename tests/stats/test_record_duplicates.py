@@ -52,5 +52,8 @@ def test_commands_exit_2_on_conflicting_records(tmp_path: Path, command: list[st
     args = [sys.executable, "-m", "harness.cli", *command, "--records", str(a), "--records", str(b)]
     res = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "--duplicates first" in res.stderr, res.stdout + res.stderr
+    message = " ".join(res.stderr.split())
+    for folder in (a, b):
+        assert str(folder / "mocov2" / "tiny" / "seed0" / "knn.json") in message
     ok = subprocess.run(args + ["--duplicates", "first"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stdout + ok.stderr

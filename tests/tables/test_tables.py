@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.results import leaderboard, regress, store, tables, tables_html
+from harness.results import charts, leaderboard, regress, store, tables, tables_html
 
+ROOT = Path(__file__).resolve().parents[2]
 TORCH = {"name": "torch", "versions": {"torch": "2.14.1"}}
 MMDET = {"name": "mmdet", "versions": {"mmdet": "3.3.0"}}
 
@@ -236,12 +237,31 @@ def _verdicts() -> pd.DataFrame:
                           "ci_low": None, "ci_high": None, "p_value": None, "detail": "no records of x"}])
 
 
-def test_html_page_in_headless_browser(records: Path, tmp_path: Path) -> None:
+def chromium(tmp_path: Path) -> list[str]:
+    """Headless Chromium's command line, offline; skips the test where it is not installed."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it when run as root)")
-    from harness.results import tables_html
+    return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
+            "--virtual-time-budget=20000"]
 
+
+def assert_self_contained(page: Path) -> None:
+    markup = re.sub(r"(<script>).*?(</script>)", r"\1\2", page.read_text(), flags=re.S)  # the tags, not the code
+    assert "<script>" in markup and not re.search(r"<(script|link|img|iframe)[^>]*\b(src|href)=", markup)
+
+
+def probed(flags: list[str], page: Path, probe: str) -> dict:
+    """The JSON that ``probe`` (a script) writes into the title of ``page`` once Chromium has drawn it."""
+    head, tail = page.read_text().rsplit("</body>", 1)  # the chart bundle holds the text "</body>" too
+    page.write_text(head + probe + "</body>" + tail)
+    res = subprocess.run(flags + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    return json.loads(html.unescape(res.stdout.split("<title>")[1].split("</title>")[0]))
+
+
+def test_html_page_in_headless_browser(records: Path, tmp_path: Path) -> None:
+    flags = chromium(tmp_path)
     df = store.load_records(records)
     t = tables.build(df)
     robust = tables.build(df, tasks=["bg_shift"], every_metric=True)
@@ -274,15 +294,8 @@ def test_html_page_in_headless_browser(records: Path, tmp_path: Path) -> None:
              "function(d){return d.textContent.indexOf('chart failed')==0;}).length,"
              "requests:performance.getEntriesByType('resource').length,"
              "empty:empty,ids:ids,wide:wide,first:first});},500);},500);},500);};</script>")
-    markup = re.sub(r"(<script>).*?(</script>)", r"\1\2", page.read_text(), flags=re.S)  # the tags, not the code
-    assert "<script>" in markup and not re.search(r"<(script|link|img|iframe)[^>]*\b(src|href)=", markup)
-    head, tail = page.read_text().rsplit("</body>", 1)  # the chart bundle holds the text "</body>" too
-    page.write_text(head + probe + "</body>" + tail)
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
-             "--virtual-time-budget=20000"]
-    res = subprocess.run(flags + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-    info = json.loads(html.unescape(res.stdout.split("<title>")[1].split("</title>")[0]))
+    assert_self_contained(page)
+    info = probed(flags, page, probe)
     assert info["rows"] == len(t.rows) == 2, info
     # one chart, its menu: knn (2 rows) and the bg_shift main metrics; coco_det (one row with a value) is left out
     assert len(info["metrics"]) == 4 and not any("coco_det" in m for m in info["metrics"])
@@ -295,6 +308,102 @@ def test_html_page_in_headless_browser(records: Path, tmp_path: Path) -> None:
     subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1400,2400", page.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def stage_records(records: Path) -> None:
+    """Pretraining stage records with loss curves, two seeds of each method."""
+    for method in ("mocov2", "contracam"):
+        for seed in (0, 1):
+            r = {**rec(method, seed, "stage.pretrain", {"loss": 3.5, "steps": 30.0}), "kind": "stage", "role": "stage",
+                 "extra": {"loss_curve": [[10, 5.0 - seed], [20, 4.0], [30, 3.5]]}}
+            store.write_record(records / f"{method}-stage{seed}.json", r)
+
+
+def test_run_pages_list_each_rows_records_and_are_linked(records: Path, tmp_path: Path) -> None:
+    store.write_record(records / "cpu.json", {**rec("mocov2", 2, "knn", {"knn_top1": 41.0}),
+                                              "versions": {"cpu": "AMD EPYC 7B13"}})
+    stage_records(records)
+    out = tmp_path / "out"
+    assert leaderboard.tables_main([records], None, None, out, check=False) == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["contracam-tiny.html", "mocov2-tiny.html"]
+    main = (out / "leaderboard.html").read_text()
+    for table_id in ("t-summary", "t-main"):
+        part = main.split(f"id='{table_id}'")[1].split("</table>")[0]
+        assert "<a href='runs/mocov2-tiny.html'>mocov2:tiny</a>" in part and "href='runs/contracam-tiny.html'" in part
+    page = (out / "runs" / "mocov2-tiny.html").read_text()
+    rows = re.findall(r"<tr>(.*?)</tr>", page.split("id='t-records'")[1].split("</table>")[0])[1:]
+    assert len(rows) == 6  # knn_top1, bg_shift's three metrics and bg_gap, coco_det's bbox_AP
+    knn = next(r for r in rows if "knn_top1" in r)
+    assert all(f">{v}</td>" in knn for v in (40, 44, 41)) and "41.67 ± 2.08 [" in knn
+    hrefs = re.findall(r"href='([^']+\.json)'", knn)
+    assert [(out / "runs" / h).resolve() for h in hrefs] == [(records / f).resolve()
+                                                              for f in ("r0.json", "r1.json", "cpu.json")]
+    assert "<th>seeds</th><td class='key'>0, 1, 2</td>" in page and "AMD EPYC 7B13" in page
+    assert "id='chart-loss0'" in page and "href='../leaderboard.html'" in page
+    assert "AMD EPYC" not in (out / "runs" / "contracam-tiny.html").read_text()
+    assert leaderboard.tables_main([records], None, None, out, check=True) == 0
+
+
+def test_run_page_in_headless_browser(records: Path, tmp_path: Path) -> None:
+    flags = chromium(tmp_path)
+    stage_records(records)
+    out = tmp_path / "out"
+    assert leaderboard.tables_main([records], None, None, out, check=False) == 0
+    page = out / "runs" / "mocov2-tiny.html"
+    assert_self_contained(page)
+    probe = ("<script>window.onload=function(){setTimeout(function(){"
+             "var q=function(s){return document.querySelectorAll(s).length;};"
+             "document.title=JSON.stringify({svgs:q('div.chart svg'),curves:q('#chart-loss0 .mark-line path'),"
+             "records:document.getElementById('t-records').tBodies[0].rows.length,"
+             "failed:Array.prototype.filter.call(document.querySelectorAll('div.chart'),"
+             "function(d){return d.textContent.indexOf('chart failed')==0;}).length,"
+             "requests:performance.getEntriesByType('resource').length});},500);};</script>")
+    info = probed(flags, page, probe)
+    assert info == {"svgs": 1, "curves": 2, "records": 6, "failed": 0, "requests": 0}, info
+
+
+def test_recipe_links_start_from_the_output_folder(records: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "elsewhere" / "tables"
+    assert leaderboard.tables_main([records], None, None, out, check=False) == 0
+    recipes = {(ROOT / "methods" / m / "recipes" / "tiny.yaml").resolve() for m in ("mocov2", "contracam")}
+    for page in (out / "leaderboard.html", out / "runs" / "mocov2-tiny.html"):
+        hrefs = set(re.findall(r"href='([^']+/recipes/tiny\.yaml)'", page.read_text()))
+        assert not any(h.startswith(("/", "file:")) for h in hrefs)
+        assert {(page.parent / h).resolve() for h in hrefs} == (recipes if page.name == "leaderboard.html"
+                                                                 else {(ROOT / "methods/mocov2/recipes/tiny.yaml")
+                                                                       .resolve()})
+    row = ("mocov2", "tiny", None, "synthetic", "2 ep")
+    assert tables_html.row_links(row, ROOT / "results")["recipe"] == "../methods/mocov2/recipes/tiny.yaml"
+
+    def no_relative_path(*args: str) -> str:
+        raise ValueError("path is on mount 'D:', start on mount 'C:'")
+
+    monkeypatch.setattr(tables_html.os.path, "relpath", no_relative_path)
+    assert tables_html.relative_href(ROOT / "README.md", tmp_path) == (ROOT / "README.md").resolve().as_uri()
+
+
+def test_chart_whiskers_respect_the_metric_bounds(tmp_path: Path) -> None:
+    for method, values in (("mocov2", [99.0, 100.0, 95.0]), ("contracam", [50.0, 52.0, 51.0])):
+        for seed, v in enumerate(values):
+            store.write_record(tmp_path / "r" / f"{method}{seed}.json", rec(method, seed, "knn", {"knn_top1": v}))
+    spec = charts.metric_bars(tables.build(store.load_records(tmp_path / "r")))
+    points = {p["row"]: p for data in spec["datasets"].values() for p in data}
+    assert points["mocov2 / tiny"]["high"] == 100.0 and points["mocov2 / tiny"]["low"] < 98.0
+
+
+def test_the_summary_marks_a_best_rank_only_where_the_table_ranks(tmp_path: Path) -> None:
+    def bold(values: dict[str, list[float]], folder: str) -> list[str]:
+        for method, vals in values.items():
+            for seed, v in enumerate(vals):
+                r = rec(method, seed, "knn", {"knn_top1": v})
+                store.write_record(tmp_path / folder / f"{method}{seed}.json", r)
+        summary = tables_html.summary_html(tables.build(store.load_records(tmp_path / folder)), tmp_path)
+        return [re.sub(r"<[^>]+>", "", r.split("</td>")[0]) for r in summary.split("<tr>")[2:] if "class='best'" in r]
+
+    assert bold({"mocov2": [60.0, 61.0, 62.0]}, "one-row") == []
+    assert bold({"mocov2": [60.0], "byol": [50.0]}, "one-seed") == []  # one seed each, no per-item values
+    assert bold({"mocov2": [60.0, 61.0, 62.0], "byol": [50.0, 51.0, 50.5]}, "ranked") == ["mocov2"]
 
 
 def test_tables_without_out_prints_a_summary(records: Path, capsys: pytest.CaptureFixture) -> None:
