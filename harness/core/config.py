@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -192,8 +193,9 @@ def resolve(method: str, suite: str, preset: str = "tiny", recipe: str | None = 
     }
     for text in overrides or []:
         apply_override(cfg, text)
-    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
+    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], numbers.Integral) or cfg["seed"] < 0:
         raise ConfigError(f"seed {cfg['seed']!r}: seeds are non-negative integers")
+    cfg["seed"] = int(cfg["seed"])  # a numpy integer from Python callers hashes and serialises as an int
     tracking.check_backends(cfg["log"]["backends"])
     if data_root is not None:
         cfg["data"]["root"] = str(Path(data_root).resolve())
